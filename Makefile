@@ -1,0 +1,27 @@
+# The two commands of this project: `make test` and `make demo`.
+# Each creates .venv on first use (reused afterwards) and installs the project into it.
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: test demo bench clean
+
+$(STAMP): setup.cfg pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest -q -p no:cacheprovider
+
+demo: $(STAMP)
+	$(PY) -m fastast_plugin.demo
+
+bench: $(STAMP)
+	$(PY) -m fastast_plugin.bench
+
+clean:
+	rm -rf $(VENV) *.egg-info
