@@ -8,26 +8,7 @@ Authors
 """
 
 from fastast_plugin.ast import ASTClassifier, ASTEncoder, ASTHead
+from fastast_plugin.checkpoints import from_pretrained
 from fastast_plugin.features import KaldiFbank
 
 __all__ = ["ASTClassifier", "ASTEncoder", "ASTHead", "KaldiFbank", "from_pretrained"]
-
-
-def from_pretrained(source, **overrides):
-    """Load an AST checkpoint of any supported format (see ``checkpoints``).
-
-    Arguments
-    ---------
-    source : str
-        Original AST ``.pth``, Hugging Face AST folder or timm checkpoint.
-    **overrides
-        Options such as ``input_tdim``, ``n_classes`` or ``r``.
-
-    Returns
-    -------
-    ASTClassifier
-        The loaded model.
-    """
-    from fastast_plugin.checkpoints import from_pretrained as load
-
-    return load(source, **overrides)

@@ -1,0 +1,473 @@
+"""Checkpoint loading: Hugging Face and original AST parity, pos-embed
+adaptation, ImageNet initialisation, strict-load and file errors."""
+
+import json
+import logging
+import shutil
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from fastast_plugin.ast import ASTClassifier, ASTEncoder, ASTHead
+from fastast_plugin.checkpoints import (
+    adapt_pos_embed,
+    from_pretrained,
+    load_encoder_weights,
+    read_checkpoint,
+)
+
+HF_SMALL = dict(
+    hidden_size=64,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    intermediate_size=256,
+    max_length=128,
+    num_mel_bins=128,
+    frequency_stride=10,
+    time_stride=10,
+    num_labels=5,
+)
+HF = "audio_spectrogram_transformer."
+QKV_NAMES = ("query", "key", "value")
+
+
+class NotATensor:
+    """A picklable object that torch.load(weights_only=True) must refuse."""
+
+
+# ----------------------------------------------------------------------
+# Builders
+# ----------------------------------------------------------------------
+def hf_model(attn="sdpa", **config):
+    """Random HF ASTForAudioClassification (weights perturbed off init)."""
+    transformers = pytest.importorskip("transformers")
+    torch.manual_seed(0)
+    config = transformers.ASTConfig(**{**HF_SMALL, **config})
+    model = transformers.ASTForAudioClassification._from_config(
+        config, attn_implementation=attn
+    )
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.1)
+    return model.eval()
+
+
+def hf_logits(model, x):
+    with torch.no_grad():
+        return model(x).logits
+
+
+def our_logits(model, x):
+    with torch.no_grad():
+        return model(x)
+
+
+def save_hf(model, folder):
+    """save_pretrained and return the on-disk (hub-named) tensors."""
+    from safetensors.torch import load_file
+
+    model.save_pretrained(folder)
+    return load_file(str(folder / "model.safetensors"))
+
+
+def hf_to_original(hf, depth):
+    """HF hub names -> original AST DataParallel layout (written here, apart
+    from the library, so that the test checks the library's mapping)."""
+    emb = HF + "embeddings."
+    out = {
+        "module.v.cls_token": hf[emb + "cls_token"],
+        "module.v.dist_token": hf[emb + "distillation_token"],
+        "module.v.pos_embed": hf[emb + "position_embeddings"],
+    }
+    for p in ("weight", "bias"):
+        proj = hf[emb + "patch_embeddings.projection." + p]
+        out["module.v.patch_embed.proj." + p] = proj
+        out["module.v.norm." + p] = hf[HF + "layernorm." + p]
+        out["module.mlp_head.0." + p] = hf["classifier.layernorm." + p]
+        out["module.mlp_head.1." + p] = hf["classifier.dense." + p]
+        for i in range(depth):
+            src, dst = f"{HF}encoder.layer.{i}.", f"module.v.blocks.{i}."
+            qkv = [f"{src}attention.attention.{n}.{p}" for n in QKV_NAMES]
+            out[dst + "attn.qkv." + p] = torch.cat([hf[k] for k in qkv])
+            out[dst + "attn.proj." + p] = hf[src + "attention.output.dense." + p]
+            out[dst + "norm1." + p] = hf[src + "layernorm_before." + p]
+            out[dst + "norm2." + p] = hf[src + "layernorm_after." + p]
+            out[dst + "mlp.fc1." + p] = hf[src + "intermediate.dense." + p]
+            out[dst + "mlp.fc2." + p] = hf[src + "output.dense." + p]
+    dim = hf[emb + "cls_token"].shape[-1]
+    for name in ("head", "head_dist"):  # DeiT's ImageNet heads, to be dropped
+        out[f"module.v.{name}.weight"] = torch.randn(1000, dim)
+        out[f"module.v.{name}.bias"] = torch.randn(1000)
+    return out
+
+
+def original_from_encoder(enc, n_classes=527):
+    """Original AST layout from one of our encoders plus a random head."""
+    sd = {"module.v." + k: v for k, v in enc.state_dict().items()}
+    head = ASTHead(enc.embed_dim, n_classes)
+    for p in ("weight", "bias"):
+        sd["module.mlp_head.0." + p] = torch.randn_like(getattr(head.norm, p))
+        sd["module.mlp_head.1." + p] = getattr(head.linear, p).detach()
+    sd["module.v.head.weight"] = torch.randn(1000, enc.embed_dim)
+    sd["module.v.head.bias"] = torch.randn(1000)
+    return sd
+
+
+def grid_of(pos, grid, prefix=2):
+    """[1, prefix + f*t, D] -> [1, D, f, t] as AST lays it out."""
+    f, t = grid
+    return pos[:, prefix:].transpose(1, 2).reshape(1, -1, f, t)
+
+
+@pytest.fixture(scope="module")
+def audioset_file(tmp_path_factory):
+    """An AudioSet-shaped original checkpoint: embed 768, 12x101 grid, depth 1."""
+    torch.manual_seed(0)
+    enc = ASTEncoder("base384", depth=1, input_tdim=1024)
+    path = tmp_path_factory.mktemp("as") / "audioset_10_10_0.4593.pth"
+    sd = original_from_encoder(enc)
+    torch.save(sd, path)
+    return path, sd
+
+
+@pytest.fixture(scope="module")
+def deit_file(tmp_path_factory):
+    """A timm DeiT-tiny-distilled checkpoint at 384 px (24x24 grid), depth 1."""
+    timm = pytest.importorskip("timm")
+    torch.manual_seed(0)
+    model = timm.create_model(
+        "deit_tiny_distilled_patch16_224", pretrained=False, img_size=384, depth=1
+    )
+    sd = {k: v + 0.01 * torch.randn_like(v) for k, v in model.state_dict().items()}
+    path = tmp_path_factory.mktemp("deit") / "deit_tiny_distilled_384.pth"
+    torch.save({"model": sd}, path)  # nested as DeiT's own releases
+    return path, sd
+
+
+# ----------------------------------------------------------------------
+# Hugging Face parity
+# ----------------------------------------------------------------------
+@pytest.mark.parametrize("layout", ["safetensors", "hub_bin", "memory_bin", "eager"])
+def test_hf_folder_matches_transformers(tmp_path, layout):
+    hf = hf_model(attn="eager" if layout == "eager" else "sdpa")
+    hub = save_hf(hf, tmp_path / "saved")
+    folder = tmp_path / "saved"
+    if layout.endswith("_bin"):  # older transformers wrote pytorch_model.bin
+        folder = tmp_path / "bin"
+        folder.mkdir()
+        shutil.copy(tmp_path / "saved" / "config.json", folder)
+        tensors = hub if layout == "hub_bin" else hf.state_dict()
+        torch.save(tensors, folder / "pytorch_model.bin")
+    model = from_pretrained(folder)
+    x = torch.randn(3, 128, 128)
+    assert (our_logits(model, x) - hf_logits(hf, x)).abs().max() <= 1e-4
+    assert model.labels == [f"LABEL_{i}" for i in range(5)]
+    assert model.encoder.norm.eps == model.head.norm.eps == 1e-12
+
+
+def test_hf_labels_and_input_tdim_override(tmp_path):
+    labels = {"id2label": {0: "dog", 1: "cat"}, "label2id": {"dog": 0, "cat": 1}}
+    hf = hf_model(num_labels=2, **labels)
+    save_hf(hf, tmp_path)
+    # The weights file itself works too: config.json is read beside it.
+    model = from_pretrained(tmp_path / "model.safetensors", input_tdim=256)
+    assert model.labels == ["dog", "cat"]
+    assert model.encoder.grid_size == (12, 25)
+    pos = hf.audio_spectrogram_transformer.embeddings.position_embeddings.detach()
+    expected = F.interpolate(grid_of(pos, (12, 12)), size=(12, 25), mode="bilinear")
+    assert torch.allclose(grid_of(model.encoder.pos_embed, (12, 25)), expected)
+
+
+# ----------------------------------------------------------------------
+# Original AST layout parity
+# ----------------------------------------------------------------------
+@pytest.mark.parametrize("stride", [10, 12])
+def test_original_layout_matches_transformers(tmp_path, stride):
+    # Original AST uses timm's LN eps 1e-6 in the blocks and torch's 1e-5 in
+    # mlp_head; give the HF model the same so the comparison is exact.
+    hf = hf_model(layer_norm_eps=1e-6, frequency_stride=stride, time_stride=stride)
+    hf.classifier.layernorm.eps = 1e-5
+    hub = save_hf(hf, tmp_path / "hf")
+    path = tmp_path / f"speechcommands_{stride}_{stride}_0.9812.pth"
+    torch.save(hf_to_original(hub, depth=2), path)
+
+    # Shapes give the head count only for 64-dim heads (DeiT): 64 // 64 = 1
+    # here, so the 4 heads of this small model are an override.
+    model = from_pretrained(path, input_tdim=128, num_heads=4)
+    x = torch.randn(3, 128, 128)
+    assert (our_logits(model, x) - hf_logits(hf, x)).abs().max() <= 1e-4
+    assert model.labels is None
+
+    # Without input_tdim: a length with the same grid (128 for both
+    # strides, the first multiple of 16 that gives it); same logits.
+    model = from_pretrained(path, num_heads=4)
+    assert model.encoder.input_tdim == 128
+    x_cut = x[:, : model.encoder.input_tdim]
+    assert (our_logits(model, x_cut) - hf_logits(hf, x)).abs().max() <= 1e-4
+
+
+def test_original_strides_from_file_name_or_overrides(tmp_path):
+    hf = hf_model(frequency_stride=12, time_stride=12)
+    sd = hf_to_original(save_hf(hf, tmp_path / "hf"), depth=2)
+    named = tmp_path / "audioset_12_12_0.4467.pth"
+    torch.save(sd, named)
+    with pytest.raises(ValueError, match=r"fstride/tstride 12/12, got 10/10"):
+        from_pretrained(named, fstride=10, tstride=10)
+    unnamed = tmp_path / "ast_model.pth"
+    torch.save(sd, unnamed)
+    with pytest.raises(ValueError, match=r"100 patches, not a multiple of f_dim=12"):
+        from_pretrained(unnamed)  # default 10/10 does not fit a 10x10 grid
+    model = from_pretrained(unnamed, fstride=12, tstride=12, input_tdim=128)
+    assert model.encoder.grid_size == (10, 10)
+
+
+def test_fastast_layout_round_trip(tmp_path):
+    torch.manual_seed(0)
+    enc = ASTEncoder("tiny224", depth=2, input_tdim=128)
+    model = ASTClassifier(enc, ASTHead(192, 7)).eval()
+    path = tmp_path / "model.pth"
+    torch.save(model.state_dict(), path)
+    loaded = from_pretrained(path, input_tdim=128, r=4, fused_attn=False)
+    x = torch.randn(2, 128, 128)
+    assert loaded.encoder.r == 4 and not loaded.encoder.blocks[0].attn.fused_attn
+    loaded.encoder.r = 0
+    assert torch.allclose(our_logits(loaded, x), our_logits(model, x), atol=1e-5)
+
+
+# ----------------------------------------------------------------------
+# AudioSet-shaped checkpoint and pos-embed adaptation
+# ----------------------------------------------------------------------
+def test_audioset_checkpoint_keeps_its_grid(audioset_file):
+    path, sd = audioset_file
+    model = from_pretrained(path, input_tdim=1024)
+    assert model.encoder.grid_size == (12, 101)
+    assert torch.equal(model.encoder.pos_embed, sd["module.v.pos_embed"])
+    assert model.head.linear.weight.shape == (527, 768)
+    assert torch.equal(model.head.norm.weight, sd["module.mlp_head.0.weight"])
+    assert read_checkpoint(path).arch["input_tdim"] == 1024  # AST's AudioSet length
+
+
+@pytest.mark.parametrize("tdim, start", [(128, 44), (512, 25)])
+def test_audioset_pos_embed_centre_cut(audioset_file, tdim, start):
+    path, sd = audioset_file
+    model = from_pretrained(path, input_tdim=tdim)
+    f, t = model.encoder.grid_size
+    source = grid_of(sd["module.v.pos_embed"], (12, 101))
+    cut = source[..., start : start + t]
+    assert torch.equal(grid_of(model.encoder.pos_embed, (f, t)), cut)
+    assert torch.equal(model.encoder.pos_embed[:, :2], sd["module.v.pos_embed"][:, :2])
+
+
+def test_audioset_pos_embed_interpolated_when_longer(audioset_file):
+    path, sd = audioset_file
+    model = from_pretrained(path, input_tdim=2048)
+    source = grid_of(sd["module.v.pos_embed"], (12, 101))
+    assert model.encoder.grid_size == (12, 204)
+    expected = F.interpolate(source, size=(12, 204), mode="bilinear")
+    assert torch.allclose(grid_of(model.encoder.pos_embed, (12, 204)), expected)
+
+
+def test_adapt_pos_embed_freq_axis_and_errors():
+    pos = torch.randn(1, 1 + 12 * 10, 4)
+    out = adapt_pos_embed(pos, (12, 10), (8, 10), num_prefix_tokens=1)
+    assert torch.equal(grid_of(out, (8, 10), 1), grid_of(pos, (12, 10), 1)[:, :, 2:10])
+    with pytest.raises(ValueError, match=r"has 121 tokens, expected 2 prefix"):
+        adapt_pos_embed(pos, (12, 10), (8, 10))
+
+
+# ----------------------------------------------------------------------
+# ImageNet (timm DeiT/ViT) initialisation
+# ----------------------------------------------------------------------
+def test_deit_init_sums_rgb_and_cuts_centre(deit_file):
+    path, sd = deit_file
+    model = from_pretrained(path, input_tdim=128, n_classes=10)
+    enc = model.encoder
+    assert enc.depth == 1 and enc.embed_dim == 192 and enc.blocks[0].attn.num_heads == 3
+    kernel = sd["patch_embed.proj.weight"].sum(dim=1, keepdim=True)
+    assert torch.equal(enc.patch_embed.proj.weight, kernel)
+    assert torch.equal(enc.blocks[0].attn.qkv.weight, sd["blocks.0.attn.qkv.weight"])
+    source = grid_of(sd["pos_embed"], (24, 24))
+    assert torch.equal(grid_of(enc.pos_embed, (12, 12)), source[:, :, 6:18, 6:18])
+    assert torch.equal(enc.pos_embed[:, :2], sd["pos_embed"][:, :2])
+    assert model.head.linear.weight.shape == (10, 192) and model.labels is None
+
+
+def test_deit_init_interpolates_time_for_1024_frames(deit_file):
+    path, sd = deit_file
+    model = from_pretrained(path)  # AST defaults: 1024 frames, 10/10, 527 classes
+    assert model.encoder.grid_size == (12, 101)
+    assert model.head.linear.weight.shape == (527, 192)
+    source = grid_of(sd["pos_embed"], (24, 24))
+    expected = F.interpolate(source, size=(24, 101), mode="bilinear")[:, :, 6:18]
+    assert torch.allclose(grid_of(model.encoder.pos_embed, (12, 101)), expected)
+
+
+def test_timm_hub_folder_is_imagenet(deit_file, tmp_path):
+    from safetensors.torch import save_file
+
+    path, sd = deit_file
+    save_file(sd, tmp_path / "model.safetensors")
+    timm_config = {"architecture": "deit_tiny_distilled_patch16_384"}
+    (tmp_path / "config.json").write_text(json.dumps(timm_config))
+    ckpt = read_checkpoint(tmp_path)
+    assert ckpt.family == "timm" and ckpt.grid == (24, 24) and ckpt.strides is None
+
+
+def test_vit_init_with_one_prefix_token(tmp_path):
+    timm = pytest.importorskip("timm")
+    vit = timm.create_model("vit_tiny_patch16_224", pretrained=False, depth=1)
+    sd = vit.state_dict()
+    path = tmp_path / "vit.pth"
+    torch.save(sd, path)
+    enc = ASTEncoder("tiny224", depth=1, input_tdim=128, num_prefix_tokens=1)
+    load_encoder_weights(enc, path)
+    source = grid_of(sd["pos_embed"], (14, 14), prefix=1)
+    cut = source[:, :, 1:13, 1:13]  # 14 // 2 - 12 // 2 = 1
+    assert torch.equal(grid_of(enc.pos_embed, (12, 12), prefix=1), cut)
+
+
+# ----------------------------------------------------------------------
+# ASTEncoder(init_from=...) and the n_classes override
+# ----------------------------------------------------------------------
+def test_init_from_in_yaml(deit_file, tmp_path):
+    from hyperpyyaml import load_hyperpyyaml
+
+    path, sd = deit_file
+    hf = hf_model()
+    save_hf(hf, tmp_path)
+    hparams = load_hyperpyyaml(
+        f"""
+imagenet: !new:fastast_plugin.ast.ASTEncoder
+    model_size: tiny224
+    depth: 1
+    input_tdim: 512
+    init_from: {path}
+audio: !new:fastast_plugin.ast.ASTEncoder
+    embed_dim: 64
+    depth: 2
+    num_heads: 4
+    input_tdim: 128
+    layer_norm_eps: 1.0e-12
+    init_from: {tmp_path}
+"""
+    )
+    assert torch.equal(hparams["imagenet"].norm.weight, sd["norm.weight"])
+    audio = hparams["audio"].eval()
+    x = torch.randn(2, 128, 128)
+    with torch.no_grad():
+        expected = hf.audio_spectrogram_transformer(x).pooler_output
+        assert (audio(x).squeeze(1) - expected).abs().max() <= 1e-4
+
+
+def test_n_classes_gives_new_head_and_keeps_encoder(tmp_path, caplog):
+    hf = hf_model()
+    save_hf(hf, tmp_path)
+    trained = from_pretrained(tmp_path)
+    assert from_pretrained(tmp_path, n_classes=5).head.linear.weight.equal(
+        trained.head.linear.weight
+    )  # same size: the trained head is kept
+    with caplog.at_level(logging.INFO):
+        model = from_pretrained(tmp_path, n_classes=3)
+    assert "new random head with 3 classes" in caplog.text
+    assert model.head.linear.weight.shape == (3, 64) and model.labels is None
+    for name, value in trained.encoder.state_dict().items():
+        assert torch.equal(model.encoder.state_dict()[name], value), name
+
+
+# ----------------------------------------------------------------------
+# Errors
+# ----------------------------------------------------------------------
+def tiny_original(tmp_path, mutate):
+    enc = ASTEncoder("tiny224", depth=1, input_tdim=128)
+    sd = original_from_encoder(enc, n_classes=4)
+    mutate(sd)
+    path = tmp_path / "speechcommands_10_10_0.9812.pth"
+    torch.save(sd, path)
+    return path
+
+
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (
+            lambda sd: sd.pop("module.v.blocks.0.norm2.bias"),
+            r"missing keys: encoder\.blocks\.0\.norm2\.bias",
+        ),
+        (
+            lambda sd: sd.update({"module.v.blocks.0.attn.extra": torch.zeros(1)}),
+            r"unexpected keys: encoder\.blocks\.0\.attn\.extra",
+        ),
+        (
+            lambda sd: sd.update({"module.v.norm.weight": torch.zeros(100)}),
+            r"shape mismatches: encoder\.norm\.weight: "
+            r"checkpoint \(100,\) vs model \(192,\)",
+        ),
+    ],
+    ids=["missing", "unexpected", "shape"],
+)
+def test_strict_load_names_the_problem(tmp_path, mutate, message):
+    path = tiny_original(tmp_path, mutate)
+    with pytest.raises(ValueError, match=message) as err:
+        from_pretrained(path)
+    assert str(path) in str(err.value)
+    with pytest.raises(ValueError, match=message.replace("encoder\\.", "")):
+        ASTEncoder("tiny224", depth=1, input_tdim=128, init_from=str(path))
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (NotATensor(), "weights_only"),
+        ({"model": 3}, "key 'model' holds int"),
+        ([1, 2], "holds list"),
+    ],
+    ids=["pickled-object", "non-tensor-value", "list"],
+)
+def test_non_tensor_files_are_refused(tmp_path, content, message):
+    path = tmp_path / "bad.pth"
+    torch.save(content, path)
+    with pytest.raises(ValueError, match=message) as err:
+        from_pretrained(path)
+    assert str(path) in str(err.value)
+
+
+def test_missing_paths_and_incomplete_folders(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nope.pth"):
+        from_pretrained(tmp_path / "nope.pth")
+    with pytest.raises(FileNotFoundError, match="folder without weights"):
+        from_pretrained(tmp_path)
+    hf = hf_model()
+    save_hf(hf, tmp_path / "hf")
+    (tmp_path / "hf" / "config.json").unlink()
+    with pytest.raises(FileNotFoundError, match="no config.json"):
+        from_pretrained(tmp_path / "hf")
+
+
+def test_unknown_format_and_overrides(tmp_path, audioset_file):
+    path = tmp_path / "other.pth"
+    torch.save({"layer.weight": torch.zeros(2, 2)}, path)
+    with pytest.raises(ValueError, match="Cannot tell the checkpoint format"):
+        from_pretrained(path)
+    with pytest.raises(TypeError, match=r"unknown override\(s\) \['colour'\]"):
+        from_pretrained(audioset_file[0], colour="red")
+    with pytest.raises(TypeError, match="init_from"):
+        from_pretrained(audioset_file[0], init_from="x.pth")
+
+
+def test_hf_strides_cannot_change(tmp_path):
+    save_hf(hf_model(), tmp_path)
+    with pytest.raises(ValueError, match=r"10/10, got 12/12"):
+        from_pretrained(tmp_path, fstride=12, tstride=12)
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["frequency_stride"] == 10
+
+
+def test_num_heads_needed_when_heads_are_not_64_wide(tmp_path):
+    enc = ASTEncoder("tiny224", embed_dim=96, num_heads=2, depth=1, input_tdim=128)
+    path = tmp_path / "enc.pth"
+    torch.save(enc.state_dict(), path)
+    with pytest.raises(ValueError, match="cannot infer num_heads for embed_dim 96"):
+        from_pretrained(path, n_classes=2)
+    model = from_pretrained(path, n_classes=2, num_heads=2)
+    assert model.encoder.blocks[0].attn.num_heads == 2
