@@ -233,6 +233,66 @@ def merge_sweep(model, feats, settings, dtype, runs, device, peak):
     return rows
 
 
+def teacher_rows(batch, runs, device, seconds=10.0):
+    """DyMN widths next to base384 AST (r = 0 and 16) on ``seconds`` clips.
+
+    DyMN sees EfficientAT's 32 kHz mel input, AST its 16 kHz Kaldi fbank;
+    feature extraction is excluded from both timings.
+
+    Arguments
+    ---------
+    batch : int
+        Clips per call.
+    runs : int
+        Timed rounds.
+    device : str
+        Device.
+    seconds : float
+        Clip length.
+
+    Returns
+    -------
+    list of dict
+        One row per model: clips/s and GMACs per clip.
+    """
+    from fastast_plugin.dymn import DyMN, DyMNFrontEnd
+    from fastast_plugin.features import num_frames
+
+    mel_frames = DyMNFrontEnd().num_frames(int(seconds * 32000))
+    mel = torch.randn(batch, 1, 128, mel_frames, device=device)
+    frames = num_frames(int(seconds * 16000))
+    fbank = torch.randn(batch, frames, 128, device=device)
+    models = {
+        f"dymn{int(w * 10):02d}": DyMN(width_mult=w).eval().to(device)
+        for w in (0.4, 1.0, 2.0)
+    }
+    encoder = ASTEncoder("base384", input_tdim=frames)
+    ast = ASTClassifier(encoder, ASTHead(encoder.embed_dim)).eval().to(device)
+
+    def ast_at(r):
+        def call(_):
+            ast.encoder.r = r
+            return ast(fbank)
+
+        return call
+
+    calls = {name: (lambda _, m=m: m(mel)) for name, m in models.items()}
+    calls.update({"ast_base384_r0": ast_at(0), "ast_base384_r16": ast_at(16)})
+    times = time_side_by_side(calls, None, None, runs, device)
+    rows = []
+    for name, seconds_per_call in times.items():
+        gflops = count_gflops(calls[name], None)
+        rows.append(
+            {
+                "model": name,
+                "clips_per_s": batch / seconds_per_call,
+                "gmacs_per_clip": gflops / 2 / batch,
+            }
+        )
+    ast.encoder.r = 0
+    return rows
+
+
 def _parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model-size", default="base384")
@@ -244,6 +304,10 @@ def _parse_args(argv):
     parser.add_argument("--compare-hf", action="store_true")
     parser.add_argument("--r", type=int, nargs="*", default=[0])
     parser.add_argument("--keep-ratio", type=float, nargs="*", default=[])
+    parser.add_argument(
+        "--teachers", action="store_true",
+        help="only compare DyMN teachers with base384 AST on 10 s clips",
+    )
     parser.add_argument("--json", help="write all rows to this file")
     parser.add_argument("--plot", help="write the speed-up curve to this PNG")
     return parser.parse_args(argv)
@@ -252,6 +316,12 @@ def _parse_args(argv):
 def main(argv=None):
     """Run the benchmark and print Markdown tables."""
     args = _parse_args(argv)
+    if args.teachers:
+        rows = teacher_rows(args.batch, args.runs, args.device)
+        print("| model | clips/s | GMACs per clip |\n|---|---|---|")
+        for row in rows:
+            print(f"| {row['model']} | {row['clips_per_s']:.2f} | {row['gmacs_per_clip']:.2f} |")
+        return rows
     settings = [{"r": r} for r in args.r]
     settings += [{"keep_ratio": k} for k in args.keep_ratio]
     peaks = {d: matmul_peak_gflops(DTYPES[d], device=args.device) for d in args.dtypes}
