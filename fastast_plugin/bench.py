@@ -18,6 +18,7 @@ Authors
 import argparse
 import contextlib
 import json
+import math
 import statistics
 import tempfile
 import time
@@ -88,9 +89,24 @@ def count_gflops(fn, *args):
     >>> count_gflops(torch.nn.Linear(10, 10), torch.randn(1, 10))
     2e-07
     """
-    with FlopCounterMode(display=False) as counter, torch.no_grad():
+    counter = FlopCounterMode(display=False, custom_mapping=_EXTRA_FLOP_FORMULAS)
+    with counter, torch.no_grad():
         fn(*args)
     return counter.get_total_flops() / 1e9
+
+
+def _attention_flops(query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs):
+    """Two matmuls of attention: ``Q K^T`` and ``softmax(.) V``."""
+    *batch, queries, head_dim = query_shape
+    keys, value_dim = key_shape[-2], value_shape[-1]
+    return 2 * math.prod(batch) * queries * keys * (head_dim + value_dim)
+
+
+# PyTorch's counter knows the CUDA attention kernels but not the CPU one,
+# so attention would count as free on the CPU.
+_EXTRA_FLOP_FORMULAS = {
+    torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: _attention_flops
+}
 
 
 def _sync(device):

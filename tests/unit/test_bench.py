@@ -11,6 +11,12 @@ def test_flop_count_of_a_linear_layer_is_exact():
     assert bench.count_gflops(torch.nn.Linear(100, 50), torch.randn(4, 100)) == 2 * 4 * 100 * 50 / 1e9
 
 
+def test_attention_flops_are_counted_on_every_device():
+    q = k = v = torch.randn(2, 3, 10, 8)
+    gflops = bench.count_gflops(torch.nn.functional.scaled_dot_product_attention, q, k, v)
+    assert gflops == 2 * (2 * 2 * 3 * 10 * 10 * 8) / 1e9
+
+
 def test_merging_reduces_counted_flops_as_the_token_arithmetic_says():
     enc = bench.ASTEncoder("tiny224", depth=2, input_tdim=128)
     model = bench.ASTClassifier(enc, bench.ASTHead(192, 3)).eval()
