@@ -1,10 +1,14 @@
-"""Audio Spectrogram Transformer encoder with token merging.
+"""Audio Spectrogram Transformer encoder with token merging and flexible patches.
 
 Our own modules for AST (Gong et al., 2021): a DeiT/ViT encoder over 16x16
 patches of a log-mel spectrogram. Parameter names follow timm's
 ``VisionTransformer`` so that AST, DeiT and ViT weights load by name. Token
 merging (ToMe, Bolya et al., 2023) runs between attention and MLP in every
-block when ``r > 0``; with ``r = 0`` the encoder is plain AST.
+block when ``r > 0``; with ``r = 0`` the encoder is plain AST. A flexible
+encoder (``flexible != "none"``, FlexiAST, Feng et al., 2023) runs at any
+patch size chosen with ``set_patch_size``: its one stored kernel is
+PI-resized and its one stored positional grid resampled in every forward
+(``fastast_plugin.flexi``).
 
 Authors
  * fastast developers 2026
@@ -16,6 +20,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from fastast_plugin.flexi import (
+    kernel_matrices,
+    patch_grid,
+    pi_resize,
+    resample_pos_embed,
+    to_pair,
+)
 from fastast_plugin.merge import (
     bipartite_soft_matching,
     keep_ratio_schedule,
@@ -31,6 +42,7 @@ MODEL_SIZES = {
     "base224": (768, 12, 12),
     "base384": (768, 12, 12),
 }
+FLEXIBLE_AXES = {"none": (), "both": (0, 1), "freq": (0,), "time": (1,)}
 
 
 def grid_shape(input_fdim, input_tdim, patch_size=16, fstride=10, tstride=10):
@@ -42,8 +54,8 @@ def grid_shape(input_fdim, input_tdim, patch_size=16, fstride=10, tstride=10):
         Number of mel bands.
     input_tdim : int
         Number of frames.
-    patch_size : int
-        Side of the square patch kernel.
+    patch_size : int or tuple of int
+        Side of a square patch, or ``(freq, time)``.
     fstride : int
         Stride along frequency.
     tstride : int
@@ -56,38 +68,41 @@ def grid_shape(input_fdim, input_tdim, patch_size=16, fstride=10, tstride=10):
 
     Example
     -------
-    >>> grid_shape(128, 1024), grid_shape(128, 128)
-    ((12, 101), (12, 12))
+    >>> grid_shape(128, 1024), grid_shape(128, 128), grid_shape(128, 1024, 48, 48, 48)
+    ((12, 101), (12, 12), (2, 21))
     """
-    if input_fdim < patch_size or input_tdim < patch_size:
-        raise ValueError(
-            f"A {patch_size}x{patch_size} patch does not fit an input of "
-            f"{input_fdim} mel bands x {input_tdim} frames"
-        )
-    f_dim = (input_fdim - patch_size) // fstride + 1
-    t_dim = (input_tdim - patch_size) // tstride + 1
-    return f_dim, t_dim
+    return patch_grid((input_fdim, input_tdim), patch_size, (fstride, tstride))
 
 
 class PatchEmbed(nn.Module):
-    """Spectrogram to patch tokens with one convolution.
+    """Spectrogram to patch tokens with one convolution, at any patch size.
+
+    ``proj`` stores the kernel at its base size. ``set_patch_size`` switches
+    to another patch size and stride: the kernel is then PI-resized in every
+    forward (the resize matrix is cached, the resized kernel is not, so
+    gradients reach the stored kernel at every size) and ``proj.stride``
+    holds the current stride. At the base size the convolution is ``proj``
+    itself.
 
     Arguments
     ---------
     embed_dim : int
         Token dimension.
-    patch_size : int
-        Side of the square kernel.
+    patch_size : int or tuple of int
+        Base kernel: side of a square kernel, or ``(freq, time)``.
     fstride : int
-        Stride along frequency (``< patch_size`` overlaps patches).
+        Base stride along frequency (``< patch_size`` overlaps patches).
     tstride : int
-        Stride along time.
+        Base stride along time.
 
     Example
     -------
     >>> embed = PatchEmbed(192)
     >>> embed(torch.randn(2, 1, 128, 128)).shape
     torch.Size([2, 144, 192])
+    >>> embed.set_patch_size((32, 32), (32, 32))
+    >>> embed(torch.randn(2, 1, 128, 128)).shape
+    torch.Size([2, 16, 192])
     """
 
     def __init__(self, embed_dim, patch_size=16, fstride=10, tstride=10):
@@ -95,13 +110,51 @@ class PatchEmbed(nn.Module):
         self.proj = nn.Conv2d(
             1, embed_dim, kernel_size=patch_size, stride=(fstride, tstride)
         )
+        self.base_patch_size = tuple(self.proj.kernel_size)
+        self.base_stride = (fstride, tstride)
+        self.patch_size = self.base_patch_size
+        self._matrices = None  # PI-resize matrices of the current size, or None
+
+    @property
+    def stride(self):
+        """Current ``(fstride, tstride)``."""
+        return tuple(self.proj.stride)
+
+    def set_patch_size(self, patch_size, stride):
+        """Use ``patch_size`` and ``stride`` (both ``(freq, time)``) from now on.
+
+        Arguments
+        ---------
+        patch_size : tuple of int
+            Patch ``(freq, time)``.
+        stride : tuple of int
+            Stride ``(freq, time)``.
+        """
+        self.patch_size = to_pair(patch_size)
+        self.proj.stride = to_pair(stride, "stride")
+        self._matrices = None
+        if self.patch_size != self.base_patch_size:
+            self._matrices = kernel_matrices(self.proj.weight, self.patch_size)
+
+    def kernel(self):
+        """The kernel at the current patch size ``[dim, 1, p_freq, p_time]``."""
+        weight = self.proj.weight
+        if self.patch_size == self.base_patch_size:
+            return weight
+        if self._matrices is None or self._matrices[0].device != weight.device:
+            self._matrices = kernel_matrices(weight, self.patch_size)
+        return pi_resize(weight, self.patch_size, matrices=self._matrices)
 
     def forward(self, x):
         """Embed ``x`` [batch, 1, freq, time] into [batch, tokens, dim].
 
         Tokens are frequency-major (index ``f * t_dim + t``), as in AST.
         """
-        return self.proj(x).flatten(2).transpose(1, 2)
+        if self.patch_size == self.base_patch_size:
+            x = self.proj(x)
+        else:
+            x = F.conv2d(x, self.kernel(), self.proj.bias, stride=self.proj.stride)
+        return x.flatten(2).transpose(1, 2)
 
 
 class Attention(nn.Module):
@@ -369,12 +422,19 @@ class ASTEncoder(nn.Module):
         Mel bands of the input.
     input_tdim : int
         Frames of the input.
-    patch_size : int
-        Side of the square patch kernel.
+    patch_size : int or tuple of int
+        Side of the square patch kernel (or ``(freq, time)``): the base
+        patch size, at which the kernel is stored.
     fstride : int
-        Patch stride along frequency.
+        Base patch stride along frequency. The positional embedding is
+        stored for the grid of the base patch size and strides.
     tstride : int
-        Patch stride along time.
+        Base patch stride along time.
+    flexible : str
+        Which patch axes ``set_patch_size`` may change (FlexiAST):
+        ``"none"`` (a fixed-patch AST), ``"both"``, ``"time"`` (frequency
+        patch fixed at the base, as FlexiAST's VoxCeleb model) or
+        ``"freq"``.
     num_prefix_tokens : int
         2 for cls + dist tokens (DeiT, AST), 1 for cls only (ViT).
     pooling : str
@@ -398,8 +458,10 @@ class ASTEncoder(nn.Module):
         Track which patches each token holds (for visualisation).
     init_from : str, optional
         Checkpoint to initialise from: an original AST ``.pth``, a Hugging
-        Face AST folder, or a timm DeiT/ViT checkpoint (see
-        ``fastast_plugin.checkpoints``).
+        Face AST folder, a FlexiAST ``.pth`` or a timm DeiT/ViT checkpoint
+        (see ``fastast_plugin.checkpoints``). A flexible encoder also takes
+        checkpoints of another kernel size or strides (PI-resized kernel,
+        resampled positional embedding).
 
     Example
     -------
@@ -409,6 +471,11 @@ class ASTEncoder(nn.Module):
     >>> enc.r = 16
     >>> enc.forward_features(torch.randn(2, 128, 128)).shape
     torch.Size([2, 114, 192])
+    >>> flexi = ASTEncoder("tiny224", input_tdim=128, depth=1, fstride=16,
+    ...                    tstride=16, flexible="both")
+    >>> flexi.patch_size = 32
+    >>> flexi.grid_size, flexi(torch.randn(2, 128, 128)).shape
+    ((4, 4), torch.Size([2, 1, 192]))
     """
 
     def __init__(
@@ -424,6 +491,7 @@ class ASTEncoder(nn.Module):
         patch_size: int = 16,
         fstride: int = 10,
         tstride: int = 10,
+        flexible: Literal["none", "both", "time", "freq"] = "none",
         num_prefix_tokens: int = 2,
         pooling: Literal["prefix_mean", "cls"] = "prefix_mean",
         drop_path: float = 0.0,
@@ -445,6 +513,10 @@ class ASTEncoder(nn.Module):
                 f"num_prefix_tokens must be 1 (cls) or 2 (cls + dist), got "
                 f"{num_prefix_tokens}"
             )
+        if flexible not in FLEXIBLE_AXES:
+            raise ValueError(
+                f"flexible must be one of {list(FLEXIBLE_AXES)}, got {flexible!r}"
+            )
         if pooling not in ("prefix_mean", "cls"):
             raise ValueError(
                 f"pooling must be 'prefix_mean' or 'cls', got {pooling!r}"
@@ -458,8 +530,12 @@ class ASTEncoder(nn.Module):
         self.input_tdim = input_tdim
         self.num_prefix_tokens = num_prefix_tokens
         self.pooling = pooling
-        self.grid_size = grid_shape(input_fdim, input_tdim, patch_size, fstride, tstride)
-        num_patches = self.grid_size[0] * self.grid_size[1]
+        self._flexible = flexible
+        self.base_grid_size = grid_shape(
+            input_fdim, input_tdim, patch_size, fstride, tstride
+        )
+        self._grid_size = self.base_grid_size
+        num_patches = self.base_grid_size[0] * self.base_grid_size[1]
 
         self.patch_embed = PatchEmbed(self.embed_dim, patch_size, fstride, tstride)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, self.embed_dim))
@@ -517,8 +593,8 @@ class ASTEncoder(nn.Module):
 
     @property
     def num_tokens(self):
-        """Tokens entering the first block (prefix tokens included)."""
-        return self.pos_embed.shape[1]
+        """Tokens entering the first block (current patch size, prefix included)."""
+        return self.num_prefix_tokens + self._grid_size[0] * self._grid_size[1]
 
     @property
     def r(self):
@@ -589,6 +665,103 @@ class ASTEncoder(nn.Module):
         return parse_r(self.depth, self._r)
 
     # ------------------------------------------------------------------
+    # Patch size (FlexiAST)
+    # ------------------------------------------------------------------
+    @property
+    def flexible(self):
+        """Which patch axes may change: ``none``, ``both``, ``time`` or ``freq``."""
+        return self._flexible
+
+    @property
+    def grid_size(self):
+        """Patch grid ``(f_dim, t_dim)`` at the current patch size and stride."""
+        return self._grid_size
+
+    @property
+    def patch_size(self):
+        """Current patch size ``(freq, time)``; assigning calls ``set_patch_size``."""
+        return self.patch_embed.patch_size
+
+    @patch_size.setter
+    def patch_size(self, value):
+        self.set_patch_size(value)
+
+    @property
+    def patch_stride(self):
+        """Current patch stride ``(freq, time)``."""
+        return self.patch_embed.stride
+
+    def set_patch_size(self, patch_size=None, stride=None):
+        """Run at another patch size (and stride) from now on, same weights.
+
+        The stored kernel is PI-resized and the stored positional grid
+        resampled in every forward; merging (``r``, ``keep_ratio``) applies
+        on top, to the new token count. At the base patch size and strides
+        the encoder computes exactly what the fixed-patch encoder does.
+
+        Arguments
+        ---------
+        patch_size : int or tuple of int, optional
+            An int is used on the flexible axes (both, or only time / only
+            frequency, see ``flexible``) and the base patch on the others;
+            a ``(freq, time)`` pair must keep the base on a fixed axis.
+            None restores the base patch size and base strides.
+        stride : int or tuple of int, optional
+            Like ``patch_size``; None means the patch size on the flexible
+            axes (non-overlapping patches, as FlexiAST) and the base stride
+            on the fixed ones.
+
+        Example
+        -------
+        >>> enc = ASTEncoder("tiny224", input_tdim=1024, depth=1, fstride=16,
+        ...                  tstride=16, flexible="time")
+        >>> enc.set_patch_size(48)
+        >>> enc.patch_size, enc.patch_stride, enc.grid_size, enc.num_tokens
+        ((16, 48), (16, 48), (8, 21), 170)
+        """
+        base = self.patch_embed.base_patch_size
+        base_stride = self.patch_embed.base_stride
+        if patch_size is None:
+            patch = base
+            default_stride = base_stride
+        else:
+            patch = self._on_flexible_axes(patch_size, base, "patch_size")
+            axes = FLEXIBLE_AXES[self._flexible]
+            default_stride = tuple(
+                patch[i] if i in axes else base_stride[i] for i in range(2)
+            )
+        if stride is None:
+            stride = default_stride
+        else:
+            stride = self._on_flexible_axes(stride, base_stride, "stride")
+        if self._flexible == "none" and (patch, stride) != (base, base_stride):
+            raise ValueError(
+                f"patch_size {patch} with stride {stride} differs from the base "
+                f"patch {base} with stride {base_stride}, but this encoder has "
+                "flexible='none'; build it with flexible='both', 'time' or "
+                "'freq' to change the patch size"
+            )
+        grid = grid_shape(self.input_fdim, self.input_tdim, patch, *stride)
+        self.patch_embed.set_patch_size(patch, stride)
+        self._grid_size = grid
+
+    def _on_flexible_axes(self, value, base, name):
+        """``(freq, time)`` from an int on the flexible axes or a checked pair."""
+        axes = FLEXIBLE_AXES[self._flexible] or (0, 1)
+        if not isinstance(value, (tuple, list)):  # one size for the flexible axes
+            size = to_pair(value, name)[0]  # validates, naming the value given
+            value = tuple(size if i in axes else base[i] for i in range(2))
+        pair = to_pair(value, name)
+        for i in set(range(2)) - set(axes):
+            if pair[i] != base[i]:
+                axis = ("frequency", "time")[i]
+                raise ValueError(
+                    f"flexible={self._flexible!r} keeps the {axis} {name} at its "
+                    f"base {base[i]}, got {name} {pair}"
+                )
+        return pair
+
+    # ------------------------------------------------------------------
     # Forward
     # ------------------------------------------------------------------
     def embed(self, feats):
@@ -609,7 +782,22 @@ class ASTEncoder(nn.Module):
         x = self.patch_embed(feats.transpose(1, 2).unsqueeze(1))
         prefix = [self.cls_token, self.dist_token][: self.num_prefix_tokens]
         prefix = torch.cat(prefix, dim=1).expand(x.shape[0], -1, -1)
-        return torch.cat([prefix, x], dim=1) + self.pos_embed
+        return torch.cat([prefix, x], dim=1) + self.position_embedding()
+
+    def position_embedding(self):
+        """Positional embedding for the current grid ``[1, num_tokens, dim]``.
+
+        The stored one at the base grid; otherwise resampled from it
+        (bilinear with antialiasing, prefix tokens kept, as FlexiAST).
+        """
+        if self._grid_size == self.base_grid_size:
+            return self.pos_embed
+        return resample_pos_embed(
+            self.pos_embed,
+            self.base_grid_size,
+            self._grid_size,
+            self.num_prefix_tokens,
+        )
 
     def forward_tokens(self, feats):
         """Run the encoder and return the tokens with their merge state.

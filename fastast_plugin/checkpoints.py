@@ -1,6 +1,6 @@
 """Load AST checkpoints of every common format into fastast encoders.
 
-Three checkpoint families are recognised from their tensors, not from file
+Four checkpoint families are recognised from their tensors, not from file
 names:
 
 * ``"ast"``: audio checkpoints in the timm/AST layout, i.e. a 1-channel patch
@@ -17,12 +17,23 @@ names:
   positional grid), used for initialisation as AST does: the kernel is
   summed over RGB, the positional embedding is cut or interpolated to the
   audio grid, and the classification head is new.
+* ``"flexiast"``: FlexiAST checkpoints (state dicts of
+  ``DataParallel(FlexiASTModel)``): the stored kernel
+  ``module.patch_embed.proj.*`` (16x16 in the releases), the positional
+  embedding ``module.pos_embed.pos_embed`` on the non-overlapping base grid
+  (8 x T/16), the backbone under ``module.v.*`` (whose own, unused
+  ``v.patch_embed`` / ``v.pos_embed`` are dropped) and ``module.mlp_head``.
+  They load into a flexible encoder (``flexible="both"`` unless overridden).
 
 Each family has a converter ``(state_dict) -> state_dict`` to this plugin's
 names (``encoder.*``, ``head.norm.*``, ``head.linear.*``); unknown keys pass
 through unchanged so that the strict load names them. The positional
 embedding is then fitted to the target grid by ``adapt_pos_embed`` and the
-weights are loaded strictly.
+weights are loaded strictly. A flexible encoder (``ASTEncoder(flexible=...)``)
+can also be initialised from a checkpoint with another kernel size or other
+strides (FlexiAST's initialisation from a fixed-patch AST): the kernel is
+PI-resized to the encoder's base size and the positional embedding
+resampled to its base grid (``fastast_plugin.flexi``).
 
 Authors
  * fastast developers 2026
@@ -42,13 +53,26 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 from speechbrain.utils.logger import get_logger
 
-from fastast_plugin.ast import MODEL_SIZES, ASTClassifier, ASTEncoder, ASTHead
+from fastast_plugin.ast import (
+    MODEL_SIZES,
+    ASTClassifier,
+    ASTEncoder,
+    ASTHead,
+    grid_shape,
+)
+from fastast_plugin.flexi import (
+    grid_to_pos_embed,
+    pi_resize,
+    pos_embed_to_grid,
+    resample_pos_embed,
+)
 
 __all__ = [
     "Checkpoint",
     "adapt_pos_embed",
     "check_state_dict",
     "convert_ast_original",
+    "convert_flexiast",
     "convert_hf_ast",
     "convert_timm_vit",
     "detect_format",
@@ -73,6 +97,7 @@ HF_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 HF_CONFIG_FILE = "config.json"
 # audioset_10_10_0.4593.pth, speechcommands_10_10_0.9812.pth, ...
 AST_FILE_NAME = re.compile(r"_(\d+)_(\d+)_\d+\.\d+\.pth$")
+FLEXIAST_POS_KEYS = ("module.pos_embed.pos_embed", "pos_embed.pos_embed")
 
 
 class Checkpoint(NamedTuple):
@@ -227,8 +252,10 @@ def detect_format(state_dict, source="state dict"):
     """Tell which checkpoint family a state dict belongs to.
 
     Rules: any key under ``audio_spectrogram_transformer.`` or
-    ``embeddings.patch_embeddings`` means Hugging Face (``"hf"``); otherwise
-    the patch kernel (``patch_embed.proj.weight`` under an optional
+    ``embeddings.patch_embeddings`` means Hugging Face (``"hf"``); a
+    ``pos_embed.pos_embed`` tensor (FlexiAST's ``FlexiPosEmbed``, under an
+    optional ``module.``) means FlexiAST (``"flexiast"``); otherwise the
+    patch kernel (``patch_embed.proj.weight`` under an optional
     ``module.``, ``v.`` or ``encoder.`` prefix) decides: 1 input channel is
     an audio AST checkpoint (``"ast"``), 3 channels an ImageNet DeiT/ViT
     (``"timm"``).
@@ -243,7 +270,7 @@ def detect_format(state_dict, source="state dict"):
     Returns
     -------
     str
-        ``"ast"``, ``"hf"`` or ``"timm"``.
+        ``"ast"``, ``"hf"``, ``"timm"`` or ``"flexiast"``.
 
     Example
     -------
@@ -254,6 +281,8 @@ def detect_format(state_dict, source="state dict"):
     """
     if any(_is_hf_key(key) for key in state_dict):
         return "hf"
+    if any(key in state_dict for key in FLEXIAST_POS_KEYS):
+        return "flexiast"
     kernel = _patch_kernel(state_dict)
     if kernel is not None and kernel.dim() == 4 and kernel.shape[1] in (1, 3):
         return "ast" if kernel.shape[1] == 1 else "timm"
@@ -261,8 +290,9 @@ def detect_format(state_dict, source="state dict"):
     raise ValueError(
         f"Cannot tell the checkpoint format of {source}: expected an original "
         "AST/fastast state dict (1-channel patch_embed.proj.weight), a Hugging "
-        "Face AST model (audio_spectrogram_transformer.*) or a timm DeiT/ViT "
-        f"(3-channel patch_embed.proj.weight); patch kernel: {found}; first "
+        "Face AST model (audio_spectrogram_transformer.*), a FlexiAST model "
+        "(pos_embed.pos_embed) or a timm DeiT/ViT (3-channel "
+        f"patch_embed.proj.weight); patch kernel: {found}; first "
         f"keys: {sorted(state_dict)[:5]}"
     )
 
@@ -452,6 +482,44 @@ def convert_timm_vit(state_dict):
     return out
 
 
+def convert_flexiast(state_dict):
+    """Rename a FlexiAST state dict to this plugin's names.
+
+    The stored kernel ``patch_embed.proj.*`` and positional embedding
+    ``pos_embed.pos_embed`` become the encoder's; the backbone ``v.*`` and
+    ``mlp_head`` are renamed as in :func:`convert_ast_original`; the
+    backbone's own ``v.patch_embed.*`` and ``v.pos_embed``, unused by
+    FlexiAST's forward, and its ImageNet heads are dropped.
+
+    Arguments
+    ---------
+    state_dict : dict
+        FlexiAST tensors, with or without the DataParallel ``module.``.
+
+    Returns
+    -------
+    dict
+        Tensors under ``encoder.*`` and ``head.*``.
+
+    Example
+    -------
+    >>> sd = {"module.pos_embed.pos_embed": torch.zeros(1, 1 + 8 * 64, 4),
+    ...       "module.patch_embed.proj.weight": torch.zeros(4, 1, 16, 16),
+    ...       "module.v.pos_embed": torch.zeros(1, 197, 4),
+    ...       "module.v.patch_embed.proj.weight": torch.zeros(4, 1, 16, 16),
+    ...       "module.v.cls_token": torch.zeros(1, 1, 4)}
+    >>> sorted(convert_flexiast(sd))
+    ['encoder.cls_token', 'encoder.patch_embed.proj.weight', 'encoder.pos_embed']
+    """
+    kept = {}
+    for key, value in state_dict.items():
+        key = key.removeprefix("module.")
+        if key == "v.pos_embed" or key.startswith("v.patch_embed."):
+            continue  # the initialiser's embeddings, unused by FlexiAST
+        kept["pos_embed" if key == "pos_embed.pos_embed" else key] = value
+    return convert_ast_original(kept)
+
+
 # ----------------------------------------------------------------------
 # Positional embedding
 # ----------------------------------------------------------------------
@@ -464,7 +532,9 @@ def adapt_pos_embed(pos_embed, old_grid, new_grid, num_prefix_tokens=2):
     an axis that grows is interpolated bilinearly (``align_corners=False``,
     in float32). This is both AST's ImageNet rule (24x24 DeiT grid) and its
     AudioSet rule (12x101 grid; AST interpolates an unchanged axis, which
-    is the identity). Prefix (cls, dist) embeddings are kept.
+    is the identity). Prefix (cls, dist) embeddings are kept. (For another
+    patch geometry, i.e. flexible encoders, FlexiAST's rule
+    ``fastast_plugin.flexi.resample_pos_embed`` applies instead.)
 
     Arguments
     ---------
@@ -488,19 +558,11 @@ def adapt_pos_embed(pos_embed, old_grid, new_grid, num_prefix_tokens=2):
     >>> adapt_pos_embed(pos, (12, 101), (12, 12)).shape
     torch.Size([1, 146, 8])
     """
-    (old_f, old_t), (new_f, new_t) = old_grid, new_grid
-    _, n, dim = pos_embed.shape
-    if n != num_prefix_tokens + old_f * old_t:
-        raise ValueError(
-            f"pos_embed has {n} tokens, expected {num_prefix_tokens} prefix + "
-            f"{old_f}x{old_t} grid = {num_prefix_tokens + old_f * old_t}"
-        )
-    prefix, patches = pos_embed[:, :num_prefix_tokens], pos_embed[:, num_prefix_tokens:]
-    grid = patches.float().transpose(1, 2).reshape(1, dim, old_f, old_t)
+    new_f, new_t = new_grid
+    prefix, grid = pos_embed_to_grid(pos_embed, old_grid, num_prefix_tokens)
     grid = _fit_axis(grid, new_t, axis=3)
     grid = _fit_axis(grid, new_f, axis=2)
-    patches = grid.reshape(1, dim, new_f * new_t).transpose(1, 2)
-    return torch.cat([prefix, patches.to(pos_embed.dtype)], dim=1)
+    return grid_to_pos_embed(prefix, grid, pos_embed.dtype)
 
 
 def _fit_axis(grid, size, axis):
@@ -555,12 +617,15 @@ def read_checkpoint(source, fstride=None, tstride=None, input_fdim=None):
     Original AST files do not record their strides or mel bins: the
     strides come from a file name ``<name>_{f}_{t}_{score}.pth`` when it
     has one (``audioset_10_10_0.4593.pth``), else from ``fstride`` /
-    ``tstride``, else 10/10; mel bins from ``input_fdim``, else 128. The
+    ``tstride``, else AST's 10/10, or the patch size (non-overlapping, as
+    FlexiAST's fixed-patch models) when 10/10 does not fit the positional
+    embedding; mel bins from ``input_fdim``, else 128. The
     time grid then follows from the positional embedding, and
     ``arch["input_tdim"]`` is given by ``frames_for_grid`` (1024 for
     AudioSet's 101 columns, 128 for SpeechCommands' 12). Hugging Face folders take
     everything from ``config.json``; ImageNet checkpoints default to AST's
-    1024 frames and 10/10 strides, and fit any.
+    1024 frames and 10/10 strides, and fit any. FlexiAST checkpoints have
+    strides equal to their kernel and ``arch["flexible"] == "both"``.
 
     Arguments
     ---------
@@ -587,22 +652,48 @@ def read_checkpoint(source, fstride=None, tstride=None, input_fdim=None):
     >>> ckpt.family, ckpt.grid, ckpt.arch["depth"], ckpt.arch["input_tdim"]
     ('ast', (12, 12), 1, 128)
     """
+    hint = None
+    if fstride or tstride:
+        hint = fstride or DEFAULT_STRIDES[0], tstride or DEFAULT_STRIDES[1]
+    return _read_checkpoint(source, hint, input_fdim)
+
+
+def _read_checkpoint(source, strides, input_fdim, guesses=()):
+    """``read_checkpoint`` with a strides hint (or None) and extra guesses."""
     raw, config, path = _read_source(source)
     family = detect_format(raw, path)
     if family == "hf":
         return _describe_hf(convert_hf_ast(raw), config, path)
     if family == "timm":
         return _describe_timm(convert_timm_vit(raw), path)
-    strides = _ast_strides(path, fstride, tstride)
     input_fdim = input_fdim or DEFAULT_FDIM
-    return _describe_ast(convert_ast_original(raw), path, strides, input_fdim)
-
-
-def _ast_strides(path, fstride, tstride):
+    if family == "flexiast":
+        return _describe_flexiast(convert_flexiast(raw), path, input_fdim)
+    state = convert_ast_original(raw)
     match = AST_FILE_NAME.search(Path(path).name)
     if match:
-        return int(match.group(1)), int(match.group(2))
-    return fstride or DEFAULT_STRIDES[0], tstride or DEFAULT_STRIDES[1]
+        strides = int(match.group(1)), int(match.group(2))
+    elif strides is None:
+        strides = _guess_strides(state, path, input_fdim, guesses)
+    return _describe_ast(state, path, strides, input_fdim)
+
+
+def _guess_strides(state_dict, path, input_fdim, guesses):
+    """AST's 10/10, else non-overlapping, else ``guesses``: the first that fits."""
+    arch = _shape_arch(state_dict, path)
+    patch = arch["patch_size"]
+    patches = state_dict["encoder.pos_embed"].shape[1] - arch["num_prefix_tokens"]
+    for strides in (DEFAULT_STRIDES, (patch, patch), *guesses):
+        f_dim = (input_fdim - patch) // strides[0] + 1
+        if f_dim >= 1 and patches % f_dim == 0:
+            if strides != DEFAULT_STRIDES:
+                logger.info(
+                    "%s: strides not in the file name; %d patches fit "
+                    "fstride/tstride %d/%d (pass fstride/tstride if not)",
+                    path, patches, *strides,
+                )
+            return tuple(strides)
+    return DEFAULT_STRIDES  # _audio_grid names the problem
 
 
 def _tensor(state_dict, key, path):
@@ -670,6 +761,14 @@ def _describe_ast(state_dict, path, strides, input_fdim):
     return Checkpoint(
         str(path), "ast", state_dict, arch, grid, strides, AST_HEAD_EPS, None
     )
+
+
+def _describe_flexiast(state_dict, path, input_fdim):
+    """FlexiAST: non-overlapping base patches (stride = kernel), flexible."""
+    patch = _shape_arch(state_dict, path)["patch_size"]
+    ckpt = _describe_ast(state_dict, path, (patch, patch), input_fdim)
+    ckpt.arch["flexible"] = "both"
+    return ckpt._replace(family="flexiast")
 
 
 def _describe_timm(state_dict, path):
@@ -803,27 +902,84 @@ def _load_strict(module, state_dict, source):
     module.load_state_dict(state_dict, strict=True)
 
 
+KERNEL_KEY = "encoder.patch_embed.proj.weight"
+
+
 def _fit_to_encoder(ckpt, encoder):
-    """Checkpoint tensors with pos_embed fitted to ``encoder``'s grid."""
-    strides = tuple(encoder.patch_embed.proj.stride)
+    """Checkpoint tensors fitted to ``encoder``'s base kernel and base grid.
+
+    Same patch geometry (kernel and strides) as the checkpoint, or an
+    ImageNet checkpoint: the positional embedding follows AST's rule
+    (``adapt_pos_embed``). Another geometry, for flexible encoders only
+    (FlexiAST's initialisation): the kernel is PI-resized, and the
+    positional embedding is first fitted to the input length with AST's
+    rule at the checkpoint's geometry, then resampled to the encoder's
+    base grid (``resample_pos_embed``).
+    """
+    embed = encoder.patch_embed
+    strides, kernel = tuple(embed.base_stride), tuple(embed.base_patch_size)
+    state = dict(ckpt.state_dict)
+    ckpt_kernel = tuple(state[KERNEL_KEY].shape[-2:]) if KERNEL_KEY in state else kernel
+    if encoder.flexible == "none":
+        _check_same_geometry(ckpt, strides, kernel, ckpt_kernel)
+    if ckpt_kernel != kernel:
+        logger.info(
+            "%s: PI-resizing the patch kernel %s to %s", ckpt.path, ckpt_kernel, kernel
+        )
+        state[KERNEL_KEY] = pi_resize(state[KERNEL_KEY], kernel)
+    if "encoder.pos_embed" in state:
+        same = ckpt.strides is None or (tuple(ckpt.strides), ckpt_kernel) == (
+            strides,
+            kernel,
+        )
+        fit = _fit_pos_embed if same else _resample_pos_embed
+        state["encoder.pos_embed"] = fit(ckpt, encoder, ckpt_kernel)
+    return state
+
+
+def _check_same_geometry(ckpt, strides, kernel, ckpt_kernel):
     if ckpt.strides is not None and strides != tuple(ckpt.strides):
         raise ValueError(
             f"{ckpt.path} was trained with fstride/tstride "
             f"{ckpt.strides[0]}/{ckpt.strides[1]}, got {strides[0]}/{strides[1]}. "
             "A trained AST positional embedding only fits the strides it was "
             "trained with (AST changes strides only from ImageNet weights); "
-            "use a checkpoint trained at the strides you want"
+            "use a checkpoint trained at the strides you want, or a flexible "
+            "encoder (flexible='both'), which resamples it"
         )
-    state = dict(ckpt.state_dict)
-    grid = tuple(encoder.grid_size)
-    if grid != tuple(ckpt.grid) and "encoder.pos_embed" in state:
-        logger.info(
-            "%s: adapting pos_embed from grid %s to %s", ckpt.path, ckpt.grid, grid
+    if ckpt_kernel != kernel:
+        raise ValueError(
+            f"{ckpt.path} has a {ckpt_kernel[0]}x{ckpt_kernel[1]} patch kernel but "
+            f"the encoder's patch_size is {kernel[0]}x{kernel[1]}; build the "
+            f"encoder with patch_size={ckpt_kernel[0]}, or with flexible='both' "
+            "to PI-resize the kernel"
         )
-        state["encoder.pos_embed"] = adapt_pos_embed(
-            state["encoder.pos_embed"], ckpt.grid, grid, ckpt.arch["num_prefix_tokens"]
-        )
-    return state
+
+
+def _fit_pos_embed(ckpt, encoder, ckpt_kernel):
+    """AST's rule: same geometry, another input length."""
+    pos, grid = ckpt.state_dict["encoder.pos_embed"], tuple(encoder.base_grid_size)
+    if grid == tuple(ckpt.grid):
+        return pos
+    logger.info("%s: adapting pos_embed from grid %s to %s", ckpt.path, ckpt.grid, grid)
+    return adapt_pos_embed(pos, ckpt.grid, grid, ckpt.arch["num_prefix_tokens"])
+
+
+def _resample_pos_embed(ckpt, encoder, ckpt_kernel):
+    """FlexiAST's rule: another patch geometry, resample to the base grid."""
+    prefix = ckpt.arch["num_prefix_tokens"]
+    pos = ckpt.state_dict["encoder.pos_embed"]
+    length_grid = grid_shape(
+        encoder.input_fdim, encoder.input_tdim, ckpt_kernel, *ckpt.strides
+    )
+    if length_grid != tuple(ckpt.grid):
+        pos = adapt_pos_embed(pos, ckpt.grid, length_grid, prefix)
+    grid = tuple(encoder.base_grid_size)
+    logger.info(
+        "%s: resampling pos_embed from grid %s (kernel %s, strides %s) to %s",
+        ckpt.path, length_grid, ckpt_kernel, ckpt.strides, grid,
+    )
+    return resample_pos_embed(pos, length_grid, grid, prefix)
 
 
 # ----------------------------------------------------------------------
@@ -836,7 +992,12 @@ def load_encoder_weights(encoder, path):
     ``adapt_pos_embed``; heads in the checkpoint are ignored. This is what
     ``ASTEncoder(init_from=path)`` calls. For original AST files without
     strides in their name, the encoder's strides and mel bins are taken as
-    the checkpoint's. LayerNorm epsilons are architecture settings of the
+    the checkpoint's (a flexible encoder instead guesses them, see
+    ``read_checkpoint``, since its own may differ). A flexible encoder also
+    takes checkpoints of another kernel size or other strides (FlexiAST's
+    initialisation from a fixed-patch AST): the kernel is PI-resized to the
+    encoder's base size and the positional embedding resampled to its base
+    grid. LayerNorm epsilons are architecture settings of the
     encoder, not weights: set ``layer_norm_eps`` (1e-12 for Hugging Face
     checkpoints) when building it.
 
@@ -861,8 +1022,11 @@ def load_encoder_weights(encoder, path):
     >>> torch.equal(enc.cls_token, src.cls_token), enc.pos_embed.shape
     (True, torch.Size([1, 146, 192]))
     """
-    fstride, tstride = encoder.patch_embed.proj.stride
-    ckpt = read_checkpoint(path, fstride, tstride, encoder.input_fdim)
+    strides = tuple(encoder.patch_embed.base_stride)
+    if encoder.flexible == "none":
+        ckpt = _read_checkpoint(path, strides, encoder.input_fdim)
+    else:
+        ckpt = _read_checkpoint(path, None, encoder.input_fdim, guesses=[strides])
     _warn_eps(ckpt, encoder)
     state = {
         key.removeprefix("encoder."): value
@@ -893,13 +1057,23 @@ def from_pretrained(source, **overrides):
       positional embedding is cut (centre) or interpolated as AST does
       (``adapt_pos_embed``).
     * ``fstride``, ``tstride``: for ImageNet checkpoints, any strides. A
-      trained audio checkpoint only works at its own strides, so for those
-      they only name the strides of an original AST file whose name does
-      not say (``audioset_12_12_0.4467.pth`` does); a value contradicting
-      the file name or ``config.json`` raises ValueError.
+      trained audio checkpoint only works at its own strides in a fixed
+      (non-flexible) encoder, so for those they only name the strides of
+      an original AST file whose name does not say
+      (``audioset_12_12_0.4467.pth`` does); a value contradicting the file
+      name or ``config.json`` raises ValueError. A flexible encoder takes
+      any strides: the positional embedding is resampled to them (its
+      checkpoint's strides come from the name, or are guessed).
     * ``n_classes``: a new random head of that size (logged) when it differs
       from the checkpoint's; ImageNet checkpoints always get a new head,
       527 classes unless given.
+    * ``patch_size``: the patch size to run at (``encoder.set_patch_size``,
+      stride = patch size), not the stored kernel. It makes the encoder
+      flexible (``flexible="both"`` unless ``flexible`` is given; FlexiAST
+      checkpoints are flexible already).
+    * ``base_patch_size``: the stored kernel size of a flexible encoder;
+      the checkpoint's kernel is PI-resized to it (with ``fstride`` /
+      ``tstride``, this builds a FlexiAST model from a fixed-patch AST).
     * any other ``ASTEncoder`` argument (``r``, ``keep_ratio``,
       ``prop_attn``, ``trace_source``, ``fused_attn``, ``drop_path``,
       ``layer_norm_eps``, ...) is passed to the encoder.
@@ -926,19 +1100,45 @@ def from_pretrained(source, **overrides):
     >>> model = from_pretrained(path, input_tdim=128, r=8)
     >>> model(torch.randn(2, 128, 128)).shape, model.encoder.r
     (torch.Size([2, 35]), 8)
+    >>> flexi = from_pretrained(path, input_tdim=128, patch_size=32)
+    >>> flexi.encoder.flexible, flexi.encoder.patch_size, flexi.encoder.grid_size
+    ('both', (32, 32), (4, 4))
     """
     n_classes = overrides.pop("n_classes", None)
+    patch_size = overrides.pop("patch_size", None)
+    base_patch_size = overrides.pop("base_patch_size", None)
     _check_overrides(overrides)
-    hints = [overrides.get(k) for k in ("fstride", "tstride", "input_fdim")]
-    ckpt = read_checkpoint(source, *hints)
-    encoder = ASTEncoder(**_encoder_kwargs(ckpt, overrides))
+    wants_flexible = patch_size is not None or base_patch_size is not None
+    if wants_flexible:
+        overrides.setdefault("flexible", "both")
+    ckpt = _read_for_overrides(source, overrides)
+    kwargs = _encoder_kwargs(ckpt, overrides)
+    if base_patch_size is not None:
+        kwargs["patch_size"] = base_patch_size
+    encoder = ASTEncoder(**kwargs)
     state = _fit_to_encoder(ckpt, encoder)
     head, labels = _make_head(ckpt, encoder.embed_dim, n_classes, state)
     model = ASTClassifier(encoder, head)
     _load_strict(model, state, ckpt.path)
+    if patch_size is not None:
+        encoder.set_patch_size(patch_size)
     model.labels = labels
     logger.info("Loaded %s checkpoint %s", ckpt.family, ckpt.path)
     return model.eval()
+
+
+def _read_for_overrides(source, overrides):
+    """Strides overrides name an unnamed AST file's strides, unless flexible.
+
+    A flexible encoder may have other strides than its checkpoint, so its
+    ``fstride``/``tstride`` are only a last guess (see ``_guess_strides``).
+    """
+    strides = overrides.get("fstride"), overrides.get("tstride")
+    input_fdim = overrides.get("input_fdim")
+    if overrides.get("flexible", "none") == "none":
+        return read_checkpoint(source, *strides, input_fdim)
+    guesses = [] if None in strides else [strides]
+    return _read_checkpoint(source, None, input_fdim, guesses)
 
 
 def _check_overrides(overrides):
@@ -947,7 +1147,8 @@ def _check_overrides(overrides):
     if unknown:
         raise TypeError(
             f"from_pretrained() got unknown override(s) {unknown}; accepted: "
-            f"n_classes and the ASTEncoder arguments {sorted(allowed)}"
+            "n_classes, base_patch_size and the ASTEncoder arguments "
+            f"{sorted(allowed)} (patch_size is the patch size to run at)"
         )
 
 

@@ -471,3 +471,127 @@ def test_num_heads_needed_when_heads_are_not_64_wide(tmp_path):
         from_pretrained(path, n_classes=2)
     model = from_pretrained(path, n_classes=2, num_heads=2)
     assert model.encoder.blocks[0].attn.num_heads == 2
+
+
+# ----------------------------------------------------------------------
+# FlexiAST checkpoints and flexible initialisation
+# ----------------------------------------------------------------------
+def flexiast_layout(enc, head):
+    """FlexiAST's DataParallel state dict (reference note 4.2), written from
+    one of our encoders: stored kernel and grid at the top, backbone under
+    v.*, with v's own unused patch/pos embeddings and ImageNet head."""
+    dim = enc.embed_dim
+    sd = {
+        "module.patch_embed.proj.weight": enc.patch_embed.proj.weight,
+        "module.patch_embed.proj.bias": enc.patch_embed.proj.bias,
+        "module.pos_embed.pos_embed": enc.pos_embed,
+        "module.v.patch_embed.proj.weight": torch.randn(dim, 1, 8, 8),
+        "module.v.patch_embed.proj.bias": torch.randn(dim),
+        "module.v.pos_embed": torch.randn(1, 1 + 16 * 32, dim),
+        "module.v.head.weight": torch.randn(1000, dim),
+        "module.v.head.bias": torch.randn(1000),
+        "module.mlp_head.0.weight": head.norm.weight,
+        "module.mlp_head.0.bias": head.norm.bias,
+        "module.mlp_head.1.weight": head.linear.weight,
+        "module.mlp_head.1.bias": head.linear.bias,
+    }
+    for key, value in enc.state_dict().items():
+        if not key.startswith(("patch_embed.", "pos_embed")):
+            sd["module.v." + key] = value
+    return {k: v.detach().clone() for k, v in sd.items()}
+
+
+@pytest.mark.parametrize("prefix", [1, 2], ids=["vit224", "deit384-origin"])
+def test_flexiast_checkpoint_loads_strictly_and_runs_at_any_size(tmp_path, prefix):
+    torch.manual_seed(0)
+    enc = ASTEncoder("tiny224", depth=2, input_tdim=256, fstride=16, tstride=16,
+                     num_prefix_tokens=prefix, flexible="both")
+    reference = ASTClassifier(enc, ASTHead(192, 4)).eval()
+    with torch.no_grad():
+        for p in reference.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    sd = flexiast_layout(enc, reference.head)
+    assert sd["module.pos_embed.pos_embed"].shape == (1, prefix + 8 * 16, 192)
+    path = tmp_path / "flexiast.pth"
+    torch.save(sd, path)
+
+    ckpt = read_checkpoint(path)
+    assert ckpt.family == "flexiast" and ckpt.grid == (8, 16) and ckpt.strides == (16, 16)
+    model = from_pretrained(path)
+    assert model.encoder.flexible == "both" and model.encoder.input_tdim == 256
+    assert model.encoder.num_prefix_tokens == prefix
+    x = torch.randn(2, 256, 128)
+    for size in (16, 24, 8, (16, 32)):
+        model.encoder.set_patch_size(size)
+        reference.encoder.set_patch_size(size)
+        assert torch.equal(our_logits(model, x), our_logits(reference, x)), size
+    at_24 = from_pretrained(path, patch_size=24, flexible="time")
+    assert at_24.encoder.patch_size == (16, 24) and at_24.encoder.grid_size == (8, 10)
+
+
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (lambda sd: sd.pop("module.v.blocks.0.norm2.bias"),
+         r"missing keys: encoder\.blocks\.0\.norm2\.bias"),
+        (lambda sd: sd.update({"module.extra.weight": torch.zeros(1)}),
+         r"unexpected keys: encoder\.extra\.weight"),
+        (lambda sd: sd.update({"module.pos_embed.pos_embed": torch.zeros(1, 100, 192)}),
+         r"99 patches, not a multiple of f_dim=8"),
+    ],
+    ids=["missing", "unexpected", "grid"],
+)
+def test_flexiast_mismatches_are_named(tmp_path, mutate, message):
+    enc = ASTEncoder("tiny224", depth=1, input_tdim=128, fstride=16, tstride=16,
+                     num_prefix_tokens=1)
+    sd = flexiast_layout(enc, ASTHead(192, 3))
+    mutate(sd)
+    path = tmp_path / "flexiast.pth"
+    torch.save(sd, path)
+    with pytest.raises(ValueError, match=message) as err:
+        from_pretrained(path)
+    assert str(path) in str(err.value)
+
+
+def test_fixed_patch_teacher_initialises_a_flexible_student(tmp_path):
+    """FlexiAST's init: a p=8 stride-8 AST teacher -> 16x16 base kernel
+    (PI-resized) and the teacher's 16x16 grid resampled to the 8x8 base grid."""
+    from fastast_plugin.flexi import pi_resize, resample_pos_embed
+
+    torch.manual_seed(0)
+    teacher = ASTEncoder("tiny224", depth=1, input_tdim=128, patch_size=8,
+                         fstride=8, tstride=8)
+    path = tmp_path / "teacher_p8.pth"  # no strides in the name: 8/8 is inferred
+    torch.save(original_from_encoder(teacher, n_classes=3), path)
+    student = ASTEncoder("tiny224", depth=1, input_tdim=128, fstride=16, tstride=16,
+                         flexible="both", init_from=str(path))
+    kernel = pi_resize(teacher.patch_embed.proj.weight.detach(), 16)
+    assert torch.equal(student.patch_embed.proj.weight, kernel)
+    pos = resample_pos_embed(teacher.pos_embed.detach(), (16, 16), (8, 8), 2)
+    assert torch.equal(student.pos_embed, pos)
+    assert torch.equal(student.blocks[0].mlp.fc1.weight, teacher.blocks[0].mlp.fc1.weight)
+
+    model = from_pretrained(path, base_patch_size=16, fstride=16, tstride=16)
+    assert model.encoder.flexible == "both" and model.encoder.grid_size == (8, 8)
+    assert torch.equal(model.encoder.patch_embed.proj.weight, kernel)
+    assert model.head.linear.weight.shape == (3, 192)  # the teacher's head
+
+    with pytest.raises(ValueError, match=r"8x8 patch kernel but the encoder's patch_size is 16x16"):
+        ASTEncoder("tiny224", depth=1, input_tdim=128, fstride=16, tstride=16,
+                   init_from=str(path))
+
+
+def test_audioset_ast_initialises_flexible_encoder_of_another_length(audioset_file):
+    """10/10 AudioSet grid 12x101 -> cut to the 512-frame length (12x50,
+    AST's rule) -> resampled to the 16/16 base grid 8x32 (FlexiAST's rule)."""
+    from fastast_plugin.flexi import resample_pos_embed
+
+    path, sd = audioset_file
+    with pytest.raises(ValueError, match=r"10/10, got 16/16.*flexible='both'"):
+        from_pretrained(path, input_tdim=512, fstride=16, tstride=16)
+    model = from_pretrained(path, input_tdim=512, fstride=16, tstride=16, flexible="both")
+    assert model.encoder.grid_size == model.encoder.base_grid_size == (8, 32)
+    cut = adapt_pos_embed(sd["module.v.pos_embed"], (12, 101), (12, 50))
+    expected = resample_pos_embed(cut, (12, 50), (8, 32), 2)
+    assert torch.equal(model.encoder.pos_embed, expected)
+    assert torch.equal(model.encoder.patch_embed.proj.weight, sd["module.v.patch_embed.proj.weight"])

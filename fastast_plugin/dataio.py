@@ -1,0 +1,361 @@
+"""Data helpers every recipe shares: audio checks, manifests, datasets, evaluation sharding.
+
+Dataset preparation scripts (``recipes/<Dataset>/<dataset>_prepare.py``)
+differ in how they walk a dataset's layout; they all check the audio files
+with ``audio_problem``, handle bad files with ``handle_bad_files`` and write
+JSON manifests with ``write_manifest``. Training scripts turn manifests into
+SpeechBrain datasets with ``classification_datasets``.
+
+Manifest format: a JSON object keyed by clip id; every entry has ``wav``
+(path), ``label`` (class name) and ``duration`` (seconds), plus whatever the
+dataset adds (``speaker``, ``fold``, ``src_file``).
+
+Authors
+ * fastast developers 2026
+"""
+
+import csv
+import json
+import math
+import os
+
+import soundfile as sf
+import speechbrain as sb
+import torch
+from speechbrain.dataio import audio_io
+from speechbrain.utils.logger import get_logger
+
+logger = get_logger(__name__)
+
+BAD_FILE_POLICIES = ("skip", "raise")
+
+
+def audio_problem(path, sample_rate=None):
+    """What is wrong with an audio file, from its header, or None if nothing.
+
+    Arguments
+    ---------
+    path : str
+        The file.
+    sample_rate : int, optional
+        Expected sampling rate in Hz.
+
+    Returns
+    -------
+    str or None
+        ``"missing"``, ``"unreadable (...)"``, ``"empty"``, ``"2 channels,
+        expected mono"``, ``"8000 Hz, expected 16000 Hz"``, or None.
+
+    Example
+    -------
+    >>> import numpy as np
+    >>> path = str(getfixture("tmpdir") / "a.wav")
+    >>> sf.write(path, np.zeros((800, 2)), 8000)
+    >>> audio_problem(path, 8000), audio_problem(path + "x")
+    ('2 channels, expected mono', 'missing')
+    """
+    if not os.path.isfile(path):
+        return "missing"
+    try:
+        info = sf.info(path)
+    except Exception as err:  # libsndfile raises several types
+        return f"unreadable ({str(err).strip().splitlines()[0][:120]})"
+    if info.frames <= 0:
+        return "empty"
+    if info.channels != 1:
+        return f"{info.channels} channels, expected mono"
+    if sample_rate is not None and info.samplerate != sample_rate:
+        return f"{info.samplerate} Hz, expected {sample_rate} Hz"
+    return None
+
+
+def handle_bad_files(bad_files, report_path, on_bad_file="skip"):
+    """Report bad audio files by name, then skip them or raise.
+
+    The report (``path,reason`` CSV) is always written, empty when every
+    file is fine, so a prepared folder documents what it left out.
+
+    Arguments
+    ---------
+    bad_files : dict
+        Path to the reason it is bad (see ``audio_problem``).
+    report_path : str
+        Where the CSV report goes.
+    on_bad_file : str
+        ``"skip"``: log a warning naming them and leave them out of the
+        manifests; ``"raise"``: raise ``ValueError`` naming them.
+
+    Returns
+    -------
+    set
+        The paths to leave out.
+
+    Example
+    -------
+    >>> report = str(getfixture("tmpdir") / "skipped.csv")
+    >>> handle_bad_files({"a.wav": "empty"}, report)
+    {'a.wav'}
+    >>> open(report).read().splitlines()
+    ['path,reason', 'a.wav,empty']
+    """
+    if on_bad_file not in BAD_FILE_POLICIES:
+        raise ValueError(
+            f"on_bad_file must be one of {BAD_FILE_POLICIES}, got {on_bad_file!r}"
+        )
+    os.makedirs(os.path.dirname(os.path.abspath(report_path)), exist_ok=True)
+    with open(report_path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["path", "reason"])
+        for path in sorted(bad_files):
+            writer.writerow([path, bad_files[path]])
+    if not bad_files:
+        return set()
+    listing = "; ".join(f"{p}: {r}" for p, r in sorted(bad_files.items())[:20])
+    more = len(bad_files) - 20
+    listing += f"; ... and {more} more" if more > 0 else ""
+    if on_bad_file == "raise":
+        raise ValueError(
+            f"{len(bad_files)} bad audio file(s) (listed in {report_path}): "
+            f"{listing}. Fix or remove them, or set on_bad_file: skip"
+        )
+    logger.warning(
+        "Skipping %d bad audio file(s) (listed in %s): %s",
+        len(bad_files),
+        report_path,
+        listing,
+    )
+    return set(bad_files)
+
+
+def write_manifest(entries, path):
+    """Write a JSON manifest (clip id to fields) atomically.
+
+    Arguments
+    ---------
+    entries : dict
+        Clip id to a dict with at least ``wav`` and ``label``.
+    path : str
+        Output file.
+
+    Example
+    -------
+    >>> path = str(getfixture("tmpdir") / "train.json")
+    >>> write_manifest({"x": {"wav": "x.wav", "label": "yes"}}, path)
+    >>> json.load(open(path))["x"]["label"]
+    'yes'
+    """
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as f:
+        json.dump(entries, f, indent=1)
+    os.replace(tmp, path)
+
+
+def read_manifest(path):
+    """Read a JSON manifest written by ``write_manifest``.
+
+    Arguments
+    ---------
+    path : str
+        The manifest.
+
+    Returns
+    -------
+    dict
+        Clip id to fields.
+
+    Example
+    -------
+    >>> path = str(getfixture("tmpdir") / "m.json")
+    >>> write_manifest({"x": {"wav": "x.wav", "label": "yes"}}, path)
+    >>> list(read_manifest(path))
+    ['x']
+    """
+    if not os.path.isfile(path):
+        raise FileNotFoundError(
+            f"Manifest not found: {path}; run the dataset preparation "
+            "(skip_prep: False) first"
+        )
+    with open(path) as f:
+        return json.load(f)
+
+
+def clip_duration(path):
+    """Duration of an audio file in seconds, from its header.
+
+    Arguments
+    ---------
+    path : str
+        The file.
+
+    Returns
+    -------
+    float
+        Seconds.
+
+    Example
+    -------
+    >>> import numpy as np
+    >>> path = str(getfixture("tmpdir") / "b.wav")
+    >>> sf.write(path, np.zeros(8000), 16000)
+    >>> clip_duration(path)
+    0.5
+    """
+    info = sf.info(path)
+    return info.frames / info.samplerate
+
+
+def audio_pipeline(sample_rate):
+    """A SpeechBrain pipeline ``wav -> sig`` that reads mono audio at a known rate.
+
+    Arguments
+    ---------
+    sample_rate : int
+        Expected sampling rate; a file at another rate raises ``ValueError``
+        naming it (preparation resamples or skips such files).
+
+    Returns
+    -------
+    DynamicItem
+        Takes ``wav``, provides ``sig`` (a ``[samples]`` float tensor).
+
+    Example
+    -------
+    >>> import numpy as np
+    >>> path = str(getfixture("tmpdir") / "c.wav")
+    >>> sf.write(path, np.zeros(1600), 16000)
+    >>> audio_pipeline(16000)(path).shape
+    torch.Size([1600])
+    """
+
+    @sb.utils.data_pipeline.takes("wav")
+    @sb.utils.data_pipeline.provides("sig")
+    def read(wav):
+        sig, rate = audio_io.load(wav, always_2d=False)
+        if rate != sample_rate:
+            raise ValueError(f"{wav}: sampled at {rate} Hz, expected {sample_rate} Hz")
+        if sig.dim() != 1:
+            raise ValueError(f"{wav}: {sig.shape[0]} channels, expected mono")
+        return sig
+
+    return read
+
+
+def classification_datasets(manifests, label_encoder_file, n_classes, sample_rate=16000):
+    """SpeechBrain datasets for single-label classification from JSON manifests.
+
+    The class index of each label is its rank in the sorted list of the
+    training labels, stored in ``label_encoder_file`` (built once, on the
+    main process, and loaded by every rank).
+
+    Arguments
+    ---------
+    manifests : dict
+        Split name (``train`` first) to manifest path.
+    label_encoder_file : str
+        Where the label encoder is saved / loaded.
+    n_classes : int
+        Expected number of classes; anything else raises ``ValueError``.
+    sample_rate : int
+        Sampling rate of the audio.
+
+    Returns
+    -------
+    datasets : dict
+        Split name to ``DynamicItemDataset`` with output keys ``id``,
+        ``sig`` and ``label_encoded``.
+    encoder : CategoricalEncoder
+        The label encoder.
+
+    Example
+    -------
+    >>> import numpy as np
+    >>> tmp = getfixture("tmpdir")
+    >>> sf.write(str(tmp / "y.wav"), np.zeros(1600), 16000)
+    >>> sf.write(str(tmp / "n.wav"), np.zeros(1600), 16000)
+    >>> entries = {
+    ...     "y": {"wav": str(tmp / "y.wav"), "label": "yes"},
+    ...     "n": {"wav": str(tmp / "n.wav"), "label": "no"},
+    ... }
+    >>> write_manifest(entries, str(tmp / "train.json"))
+    >>> data, encoder = classification_datasets(
+    ...     {"train": str(tmp / "train.json")}, str(tmp / "labels.txt"), 2
+    ... )
+    >>> item = data["train"][0]
+    >>> item["id"], item["sig"].shape, int(item["label_encoded"])
+    ('y', torch.Size([1600]), 1)
+    """
+    if "train" not in manifests:
+        raise ValueError(
+            f"classification_datasets needs a 'train' manifest, got {sorted(manifests)}"
+        )
+    contents = {split: read_manifest(path) for split, path in manifests.items()}
+    labels = sorted({entry["label"] for entry in contents["train"].values()})
+    if len(labels) != n_classes:
+        raise ValueError(
+            f"{manifests['train']} has {len(labels)} classes ({labels[:10]}...), "
+            f"but n_classes is {n_classes}"
+        )
+    for split, entries in contents.items():
+        unknown = sorted({e["label"] for e in entries.values()} - set(labels))
+        if unknown:
+            raise ValueError(
+                f"{manifests[split]} has labels absent from the training set: {unknown}"
+            )
+    encoder = sb.dataio.encoder.CategoricalEncoder()
+    encoder.load_or_create(label_encoder_file, from_iterables=[labels])
+    encoder.expect_len(n_classes)
+
+    @sb.utils.data_pipeline.takes("label")
+    @sb.utils.data_pipeline.provides("label_encoded")
+    def label_pipeline(label):
+        return encoder.encode_label_torch(label)
+
+    datasets = {
+        split: sb.dataio.dataset.DynamicItemDataset(
+            entries,
+            dynamic_items=[audio_pipeline(sample_rate), label_pipeline],
+            output_keys=["id", "sig", "label_encoded"],
+        )
+        for split, entries in contents.items()
+    }
+    return datasets, encoder
+
+
+class EvalShardSampler(torch.utils.data.Sampler):
+    """Disjoint, unpadded slices of an evaluation set, one per DDP rank.
+
+    Rank ``r`` of ``n`` gets indices ``r, r + n, r + 2n, ...``; together the
+    ranks cover every index exactly once (``DistributedSampler`` instead
+    pads with repeated items so that ranks get equal counts, which would
+    count some clips twice).
+
+    Arguments
+    ---------
+    num_items : int
+        Size of the dataset.
+    rank : int
+        This process' rank.
+    world_size : int
+        Number of processes.
+
+    Example
+    -------
+    >>> [list(EvalShardSampler(5, rank, 2)) for rank in (0, 1)]
+    [[0, 2, 4], [1, 3]]
+    """
+
+    def __init__(self, num_items, rank, world_size):
+        if not 0 <= rank < world_size:
+            raise ValueError(
+                f"EvalShardSampler: rank must be in [0, {world_size}), got {rank}"
+            )
+        self.num_items = num_items
+        self.rank = rank
+        self.world_size = world_size
+
+    def __iter__(self):
+        return iter(range(self.rank, self.num_items, self.world_size))
+
+    def __len__(self):
+        return max(0, math.ceil((self.num_items - self.rank) / self.world_size))

@@ -1,0 +1,74 @@
+#!/usr/bin/env python3
+"""Train AST or token-merged AST on Speech Commands V2 (35 words) with SpeechBrain.
+
+Prepares the official splits (``sc_prepare.py``), trains with
+``fastast_plugin.brain.AudioClassifierBrain``, keeps the checkpoint with the
+best validation accuracy and evaluates it on the test list, writing
+``test_metrics.json`` into the output folder.
+
+Usage::
+
+    python train.py hparams/tome_ast.yaml --data_folder=/data/speech_commands_v0.02
+    torchrun --nproc_per_node=4 train.py hparams/tome_ast.yaml --data_folder=...
+    python train.py hparams/tome_ast.yaml --data_folder=... --test_only --r=16 \\
+        --test_metrics_file=results/r16.json   # same weights, more merging
+
+Authors
+ * fastast developers 2026
+"""
+
+import sys
+
+import speechbrain as sb
+from hyperpyyaml import load_hyperpyyaml
+from sc_prepare import prepare_speech_commands
+
+from fastast_plugin.brain import AudioClassifierBrain, parse_arguments
+from fastast_plugin.dataio import classification_datasets
+
+if __name__ == "__main__":
+    hparams_file, run_opts, overrides = parse_arguments(sys.argv[1:])
+    sb.utils.distributed.ddp_init_group(run_opts)
+    with open(hparams_file, encoding="utf-8") as fin:
+        hparams = load_hyperpyyaml(fin, overrides)
+    sb.create_experiment_directory(
+        experiment_directory=hparams["output_folder"],
+        hyperparams_to_save=hparams_file,
+        overrides=overrides,
+    )
+    manifests = sb.utils.distributed.run_on_main(
+        prepare_speech_commands,
+        kwargs={
+            "data_folder": hparams["data_folder"],
+            "save_folder": hparams["save_folder"],
+            "download": hparams["download"],
+            "skip_prep": hparams["skip_prep"],
+            "on_bad_file": hparams["on_bad_file"],
+            "sample_rate": hparams["sample_rate"],
+        },
+    )
+    datasets, _ = classification_datasets(
+        manifests,
+        hparams["label_encoder_file"],
+        hparams["n_classes"],
+        hparams["sample_rate"],
+    )
+    brain = AudioClassifierBrain(
+        modules=hparams["modules"],
+        opt_class=hparams["opt_class"],
+        hparams=hparams,
+        run_opts=run_opts,
+        checkpointer=hparams["checkpointer"],
+    )
+    brain.fit(
+        brain.hparams.epoch_counter,
+        datasets["train"],
+        datasets["valid"],
+        train_loader_kwargs=hparams["train_dataloader_options"],
+        valid_loader_kwargs=hparams["valid_dataloader_options"],
+    )
+    brain.evaluate(
+        datasets["test"],
+        max_key="acc",
+        test_loader_kwargs=dict(hparams["valid_dataloader_options"]),
+    )

@@ -1,0 +1,74 @@
+"""Helpers for the recipe tests: where the recipes are, and how to run one.
+
+Recipes are scripts, so they run as subprocesses with the recipe folder as
+working directory, exactly as users run them. Each process uses one thread
+(``OMP_NUM_THREADS=1``), which is fastest on small shared machines.
+
+Authors
+ * fastast developers 2026
+"""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+RECIPES = Path(__file__).resolve().parents[2] / "recipes"
+
+# Overrides that make a recipe trainable on a CPU in seconds.
+TINY_MODEL = (
+    "--model_size=tiny224",
+    "--depth=2",
+    "--fstride=16",
+    "--tstride=16",
+    "--target_length=128",
+    "--num_workers=0",
+    "--device=cpu",
+    "--noprogressbar",
+)
+
+
+def recipe_env():
+    """Environment of a recipe subprocess: one thread, no GPU."""
+    return dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", CUDA_VISIBLE_DEVICES="")
+
+
+def run_recipe(recipe, args, log_path, launcher=(), timeout=600):
+    """Run ``train.py`` of a recipe; fail the test with the log tail if it fails.
+
+    Arguments
+    ---------
+    recipe : str
+        Folder under ``recipes/``.
+    args : list of str
+        Arguments after ``train.py``.
+    log_path : pathlib.Path
+        Where stdout and stderr go.
+    launcher : tuple of str
+        Command before ``train.py`` (default: this Python).
+    timeout : float
+        Seconds before the run is killed.
+
+    Returns
+    -------
+    str
+        The output of the run.
+    """
+    command = [*(launcher or (sys.executable,)), "train.py", *map(str, args)]
+    with open(log_path, "w") as log:
+        process = subprocess.run(
+            command,
+            cwd=RECIPES / recipe,
+            env=recipe_env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            timeout=timeout,
+        )
+    output = Path(log_path).read_text()
+    if process.returncode != 0:
+        pytest.fail(
+            f"{' '.join(command)} exited with {process.returncode}:\n{output[-4000:]}"
+        )
+    return output

@@ -1,0 +1,196 @@
+"""The Speech Commands recipe end to end on generated data (CPU): accuracy, resume, debug, DDP.
+
+One training run is shared by the accuracy and resume tests: it is killed
+as soon as epoch 2 starts, restarted with the same command, and must then
+continue from epoch 2, end after the same number of epochs and reach a test
+accuracy far above chance on four generated classes.
+
+Authors
+ * fastast developers 2026
+"""
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import ruamel.yaml
+from recipe_helpers import RECIPES, TINY_MODEL, recipe_env, run_recipe
+
+from fastast_plugin.synthetic import CLASSES, write_speech_commands
+
+EPOCHS = 3
+TORCHRUN = (sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2")
+# Learnable in a few hundred steps: no mixup/masks/noise, CE, a short warm-up.
+FAST_TRAINING = (
+    f"--n_classes={len(CLASSES)}",
+    "--batch_size=8",
+    "--lr=0.001",
+    "--warmup_steps=10",
+    "--lr_decay_start=2",
+    "--loss=ce",
+    "--mixup_prob=0",
+    "--freq_mask=0",
+    "--time_mask=0",
+    "--noise_scale=0",
+    "--roll_shift=0",
+)
+
+
+def _read(path):
+    return Path(path).read_text() if Path(path).exists() else ""
+
+
+def _epochs(train_log_text):
+    """Epoch numbers of the ``epoch: N, ...`` lines of a train log."""
+    return [
+        int(line.split(",")[0].split(":")[1])
+        for line in train_log_text.splitlines()
+        if line.startswith("epoch:")
+    ]
+
+
+@pytest.fixture(scope="module")
+def interrupted_run(tmp_path_factory):
+    """Train, kill at the start of epoch 2, restart: the recipe as a user would run it."""
+    root = tmp_path_factory.mktemp("sc_recipe")
+    data = root / "speech_commands_v0.02"
+    write_speech_commands(str(data), CLASSES, speakers=300)  # 720 / 240 / 240 clips
+    out = root / "results"
+    args = [
+        "hparams/tome_ast.yaml",
+        f"--data_folder={data}",
+        f"--output_folder={out}",
+        f"--number_of_epochs={EPOCHS}",
+        *TINY_MODEL,
+        *FAST_TRAINING,
+    ]
+    with open(root / "first_run.out", "w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "train.py", *args],
+            cwd=RECIPES / "SpeechCommands",
+            env=recipe_env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 600
+        while "Epoch 2: training" not in _read(out / "log.txt"):
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                tail = _read(root / "first_run.out")[-3000:]
+                pytest.fail(f"first run ended before epoch 2:\n{tail}")
+            time.sleep(0.05)
+        process.kill()
+        process.wait()
+    first = SimpleNamespace(log=_read(out / "log.txt"), train_log=_read(out / "train_log.txt"))
+    run_recipe("SpeechCommands", args, root / "second_run.out")
+    return SimpleNamespace(root=root, data=data, out=out, args=args, first=first)
+
+
+def test_restart_continues_from_epoch_2(interrupted_run):
+    run = interrupted_run
+    assert _epochs(_read(run.out / "train_log.txt")) == list(range(1, EPOCHS + 1))
+    assert "test acc" not in run.first.train_log
+    assert _epochs(run.first.train_log) == [1]
+    resumed = _read(run.out / "log.txt")[len(run.first.log) :]
+    started = [e for e in range(1, EPOCHS + 1) if f"Epoch {e}: training" in resumed]
+    assert started == list(range(2, EPOCHS + 1))
+    # the newest checkpoint is the last epoch's
+    checkpoints = sorted((run.out / "save").glob("CKPT+*/CKPT.yaml"))
+    yaml = ruamel.yaml.YAML(typ="safe")
+    assert max(yaml.load(c.read_text())["epoch"] for c in checkpoints) == EPOCHS
+
+
+def test_accuracy_far_above_chance_at_r_and_r0(interrupted_run):
+    run = interrupted_run
+    merged = json.loads(_read(run.out / "test_metrics.json"))
+    assert merged["r"] == 8 and merged["clips"] == 240
+    assert merged["tokens_in"] == 66 and merged["tokens_out"] == 50
+    assert merged["epoch"] in range(1, EPOCHS + 1)
+    # the same weights without merging
+    r0_file = run.out / "test_metrics_r0.json"
+    run_recipe(
+        "SpeechCommands",
+        [*run.args, "--test_only", "--r=0", f"--test_metrics_file={r0_file}"],
+        run.root / "test_r0.out",
+    )
+    plain = json.loads(_read(r0_file))
+    assert plain["r"] == 0 and plain["tokens_out"] == 66 and plain["clips"] == 240
+    print(
+        f"\nSpeechCommands (generated, 4 classes, chance 0.25): "
+        f"r=8 acc {merged['acc']:.3f} ({merged['clips_per_s']:.0f} clips/s), "
+        f"r=0 acc {plain['acc']:.3f} ({plain['clips_per_s']:.0f} clips/s)"
+    )
+    assert merged["acc"] >= 0.6, merged
+    assert plain["acc"] >= 0.6, plain
+    assert merged["clips_per_s"] > 0 and plain["clips_per_s"] > 0
+
+
+@pytest.fixture(scope="module")
+def small_dataset(tmp_path_factory):
+    """3 words, 5 speakers, 3 takes: 27 train, 9 valid, 9 test clips."""
+    data = tmp_path_factory.mktemp("sc_small") / "speech_commands_v0.02"
+    write_speech_commands(str(data), ("yes", "no", "up"), speakers=5, clips_per_speaker=3)
+    return data
+
+
+def test_debug_mode_with_the_recipe_defaults(small_dataset, tmp_path):
+    out = tmp_path / "debug"
+    run_recipe(
+        "SpeechCommands",
+        [
+            "hparams/tome_ast.yaml",
+            f"--data_folder={small_dataset}",
+            f"--output_folder={out}",
+            "--n_classes=3",
+            "--batch_size=4",
+            "--debug",
+            *TINY_MODEL,
+        ],
+        tmp_path / "debug.out",
+    )
+    assert _epochs(_read(out / "train_log.txt")) == [1, 2]  # debug_epochs
+    assert json.loads(_read(out / "test_metrics.json"))["clips"] == 8  # 2 batches of 4
+    assert not list((out / "save").glob("CKPT+*"))  # debug checkpoints go to a temp dir
+
+
+def test_torchrun_two_cpu_processes_evaluate_every_clip_once(small_dataset, tmp_path):
+    out = tmp_path / "ddp"
+    args = [
+        "hparams/tome_ast.yaml",
+        f"--data_folder={small_dataset}",
+        f"--output_folder={out}",
+        "--n_classes=3",
+        "--batch_size=4",
+        "--number_of_epochs=2",
+        *TINY_MODEL,
+    ]
+    run_recipe(
+        "SpeechCommands",
+        [*args, "--distributed_backend=gloo"],
+        tmp_path / "ddp.out",
+        launcher=TORCHRUN,
+    )
+    valid_clips = [
+        line.split("valid clips: ")[1].split(",")[0]
+        for line in _read(out / "train_log.txt").splitlines()
+        if line.startswith("epoch:")
+    ]
+    assert valid_clips == ["9", "9"]
+    record = json.loads(_read(out / "test_metrics.json"))
+    assert record["world_size"] == 2
+    assert record["clips"] == 9 and record["rank_clips"] == [5, 4]
+    # one process testing the same checkpoint gets the same numbers
+    single_file = out / "single_process.json"
+    run_recipe(
+        "SpeechCommands",
+        [*args, "--test_only", f"--test_metrics_file={single_file}"],
+        tmp_path / "single.out",
+    )
+    single = json.loads(_read(single_file))
+    assert single["world_size"] == 1 and single["clips"] == 9
+    assert single["acc"] == pytest.approx(record["acc"])
+    assert single["loss"] == pytest.approx(record["loss"], rel=1e-5)
