@@ -357,7 +357,7 @@ def main(argv=None):
             if args.compare_hf:
                 times = time_side_by_side(
                     {
-                        "huggingface": lambda x: theirs(input_values=x).logits,
+                        "huggingface": lambda x, hf=theirs: hf(input_values=x).logits,
                         "fastast": ours,
                     },
                     feats,
