@@ -390,11 +390,12 @@ def main(argv=None):
 
 def _print_sweep(meta, rows):
     print(f"\n{args_line(meta)}")
-    print("| setting | tokens after last block | GFLOPs | clips/s | speed-up | GFLOP/s | of peak |")
+    print("| setting | tokens after each block | GFLOPs | clips/s | speed-up | GFLOP/s | of peak |")
     print("|---|---|---|---|---|---|---|")
     for row in rows:
+        tokens = " ".join(str(n) for n in row["tokens_per_block"])
         print(
-            f"| {row['setting']} | {row['tokens_last_block']} | {row['gflops']:.1f} "
+            f"| {row['setting']} | {tokens} | {row['gflops']:.1f} "
             f"| {row['clips_per_s']:.2f} | {row['speedup']:.2f}x "
             f"| {row['achieved_gflops_per_s']:.0f} | {row['share_of_peak']:.0%} |"
         )
