@@ -20,17 +20,40 @@ Hyperparameters read (``self.hparams``):
   (optional; each parameter group's ``lr_scale``, default 1, multiplies it);
 * ``teacher`` and ``kd_loss`` (optional, knowledge distillation, see
   ``fastast_plugin.distill``): in training, ``teacher(wavs, wav_lens,
-  ids) -> (logits, mask)`` runs on the clean (unmixed) waveforms and the
-  loss becomes ``kd_loss(logits, targets, teacher_logits, mask, lam=...,
-  perm=...)`` with the student's mixup weights and partners; validation and
-  test use the task loss. A teacher module is moved to the Brain's device
-  but kept out of ``modules`` (not optimised, checkpointed or DDP-wrapped);
+  ids) -> (logits, mask)`` runs under ``no_grad`` on the clean (unmixed)
+  waveforms and the loss becomes ``kd_loss(logits, targets,
+  teacher_logits, mask, lam=..., perm=...)`` with the student's mixup
+  weights and partners; validation and test use the task loss. Distillation
+  runs when both are set; a ``kd_loss`` without teacher (None) trains with
+  the task loss (e.g. ``flexiast.yaml`` without a teacher checkpoint), a
+  teacher without ``kd_loss`` is an error. The teacher stays out of
+  ``modules`` (a teacher sharing parameters with them is refused): it is
+  never optimised, checkpointed or DDP-wrapped; a teacher module is moved
+  to the Brain's device, frozen (``requires_grad_(False)``) and kept in eval
+  mode. Per epoch the train log gets ``kd_task`` and ``kd_term`` (mean
+  task and distillation terms, from ``kd_loss.last_stats``), ``kd_clips``
+  (clips with a distillation term) and ``kd_missing`` (clips the teacher
+  had no output for, e.g. ids missing from a logits store), summed over
+  DDP ranks;
+* ``patch_size_sampler`` (optional, FlexiAST training, e.g.
+  ``fastast_plugin.flexi.PatchSizeSampler``): every training batch runs at
+  ``patch_size_sampler()`` (set on the encoder in ``on_fit_batch_start``;
+  the encoder must be flexible). The sampler is added to the checkpointer's
+  recoverables (if the YAML has not listed it) so that a resumed run
+  continues its sequence;
+* ``eval_patch_size`` (optional): the patch size of validation and test
+  (None: the encoder's base size). Applied when it is set or when there is
+  a ``patch_size_sampler``; otherwise the encoder's patch size is left
+  alone;
+* ``model_file`` (optional): after the test stage the tested weights are
+  written there as one ``ASTClassifier`` state dict (``encoder.*``,
+  ``head.*``), which ``from_pretrained``, ``ASTEncoder(init_from=...)`` and
+  ``fastast_plugin.distill.build_ast_teacher`` read;
 * ``train_logger``, ``epoch_counter`` and ``test_metrics_file`` (default
   ``<output_folder>/test_metrics.json``) (optional).
 
-Extension points: a per-batch training policy (e.g. sampling a patch size
-for every batch) belongs in ``on_fit_batch_start``, a fixed evaluation
-setting in ``on_stage_start``.
+``evaluate_patch_sizes`` sweeps the test set over patch sizes after the
+normal test and writes a table (CSV, Markdown) and a plot.
 
 Authors
  * fastast developers 2026
@@ -48,14 +71,18 @@ import torch.nn.functional as F
 from speechbrain.utils.logger import get_logger
 from speechbrain.utils.run_opts import RunOptions
 
+from fastast_plugin import flexi_eval
+from fastast_plugin.ast import ASTClassifier
 from fastast_plugin.augment import MixupInfo
 from fastast_plugin.dataio import EvalShardSampler
+from fastast_plugin.flexi import to_pair
 from fastast_plugin.merge import token_counts
 from fastast_plugin.metrics import ClassificationStats
 
 logger = get_logger(__name__)
 
 LOSSES = ("ce", "bce")
+EVAL_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def classification_loss(logits, targets, kind="ce", label_smoothing=0.0):
@@ -204,6 +231,39 @@ def _unwrap(module):
     return getattr(module, "module", module)
 
 
+def patch_size_value(value):
+    """A patch size from YAML or the command line, as ``set_patch_size`` takes it.
+
+    Arguments
+    ---------
+    value : int, str, list, tuple or None
+        ``16``, ``"16"``, ``"16x24"`` (frequency x time), ``[16, 24]`` or
+        None (the base size).
+
+    Returns
+    -------
+    int, tuple of int or None
+        The patch size.
+
+    Example
+    -------
+    >>> patch_size_value("16x24"), patch_size_value([16, 24]), patch_size_value(12)
+    ((16, 24), (16, 24), 12)
+    """
+    if value is None or isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        parts = value.lower().split("x")
+        if len(parts) in (1, 2) and all(part.strip().isdigit() for part in parts):
+            numbers = [int(part) for part in parts]
+            return numbers[0] if len(numbers) == 1 else to_pair(numbers)
+        raise ValueError(
+            f"patch size must be an int, FREQxTIME (e.g. 16x24) or [freq, time], "
+            f"got {value!r}"
+        )
+    return to_pair(value)
+
+
 class AudioClassifierBrain(sb.Brain):
     """Waveforms to class logits: features, augmentation, encoder, head, loss, metrics.
 
@@ -322,7 +382,7 @@ class AudioClassifierBrain(sb.Brain):
         loss = losses.mean()
         if stage != sb.Stage.TRAIN:
             self.stats.append(batch.id, predictions.logits, predictions.targets, losses)
-        if stage == sb.Stage.TRAIN and self._hparam("kd_loss") is not None:
+        if stage == sb.Stage.TRAIN and self._distilling():
             loss = self.distillation_loss(predictions, batch)
         return loss
 
@@ -349,22 +409,40 @@ class AudioClassifierBrain(sb.Brain):
                 "hparams has a `kd_loss` but no `teacher` (an OnlineTeacher or a "
                 "LogitsStore from fastast_plugin.distill)"
             )
-        teacher_logits, mask = teacher(predictions.wavs, predictions.wav_lens, batch.id)
+        with torch.no_grad():
+            teacher_logits, mask = teacher(predictions.wavs, predictions.wav_lens, batch.id)
+        device = predictions.logits.device
+        mask = torch.as_tensor(mask, device=device, dtype=torch.bool)
         mixup = predictions.mixup
-        return self.hparams.kd_loss(
+        loss = self.hparams.kd_loss(
             predictions.logits,
             predictions.targets,
-            teacher_logits.to(predictions.logits.device),
-            mask.to(predictions.logits.device),
+            teacher_logits.to(device),
+            mask,
             lam=None if mixup is None else mixup.lam,
             perm=None if mixup is None else mixup.perm,
         )
+        self._tally_distillation(mask, getattr(self.hparams.kd_loss, "last_stats", None))
+        return loss
+
+    def _distilling(self):
+        return self._hparam("kd_loss") is not None and self._hparam("teacher") is not None
+
+    def _tally_distillation(self, mask, last_stats):
+        """Per-epoch counts and mean terms of the distillation loss."""
+        tally = self.__dict__.setdefault("_kd_tally", _new_kd_tally())
+        tally["batches"] += 1
+        tally["kd_missing"] += int((~mask).sum())
+        if last_stats is not None:
+            tally["kd_clips"] += int(last_stats.n_kd)
+            tally["kd_task"] += float(last_stats.task)
+            tally["kd_term"] += float(last_stats.kd)
 
     # ------------------------------------------------------------------
     # Per-batch hooks
     # ------------------------------------------------------------------
     def on_fit_batch_start(self, batch, should_step):
-        """Set the learning rate of the coming optimizer step from ``lr_schedule``.
+        """Learning rate from ``lr_schedule``; patch size from ``patch_size_sampler``.
 
         Arguments
         ---------
@@ -376,6 +454,9 @@ class AudioClassifierBrain(sb.Brain):
         schedule = self._hparam("lr_schedule")
         if schedule is not None:
             self._set_lr(schedule(self._epoch, self.optimizer_step))
+        sampler = self._hparam("patch_size_sampler")
+        if sampler is not None:
+            self._encoder().set_patch_size(patch_size_value(sampler()))
 
     def evaluate_batch(self, batch, stage):
         """Evaluate a batch, timing it for the test stage's throughput.
@@ -399,11 +480,50 @@ class AudioClassifierBrain(sb.Brain):
         return loss
 
     def on_fit_start(self):
-        """SpeechBrain's setup, then the teacher (if any) moved to the device."""
+        """Checks, the sampler made recoverable, SpeechBrain's setup, then the teacher."""
+        self._check_patch_policy()
+        sampler = self._hparam("patch_size_sampler")
+        if sampler is not None and self.checkpointer is not None:
+            known = self.checkpointer.recoverables.values()
+            if not any(obj is sampler for obj in known):
+                self.checkpointer.add_recoverable("patch_size_sampler", sampler)
         super().on_fit_start()
-        teacher = self._hparam("teacher")
-        if isinstance(teacher, torch.nn.Module):
-            teacher.to(self.device)
+        self._setup_teacher()
+
+    def _check_patch_policy(self):
+        sampler = self._hparam("patch_size_sampler")
+        flexible = getattr(self._encoder(), "flexible", "none")
+        if sampler is not None and flexible == "none":
+            raise ValueError(
+                "hparams has a patch_size_sampler, but the embedding_model has "
+                "flexible='none'; build it with flexible='both' (or 'time' / 'freq')"
+            )
+
+    def _setup_teacher(self):
+        """Teacher on the device, frozen, in eval mode, sharing nothing with ``modules``."""
+        teacher, kd_loss = self._hparam("teacher"), self._hparam("kd_loss")
+        if teacher is None:
+            if kd_loss is not None:
+                logger.info("kd_loss is set but teacher is None: no distillation")
+            return
+        if kd_loss is None:
+            raise ValueError(
+                "hparams has a teacher but no kd_loss; add e.g. "
+                "fastast_plugin.distill.SingleLabelKDLoss, or remove the teacher"
+            )
+        if not isinstance(teacher, torch.nn.Module):
+            return
+        student = {id(p) for p in self.modules.parameters()}
+        shared = sum(id(p) in student for p in teacher.parameters())
+        if shared:
+            raise ValueError(
+                f"the teacher shares {shared} parameters with `modules`; keep the "
+                "teacher out of `modules` (it must not be optimised, checkpointed "
+                "or DDP-wrapped) and pass it as the `teacher` hyperparameter"
+            )
+        teacher.to(self.device)
+        teacher.requires_grad_(False)
+        teacher.eval()
 
     def make_dataloader(self, dataset, stage, ckpt_prefix="dataloader-", **loader_kwargs):
         """SpeechBrain's loaders, with validation and test sharded across DDP ranks.
@@ -463,6 +583,12 @@ class AudioClassifierBrain(sb.Brain):
         if stage == sb.Stage.TRAIN:
             self._epoch = epoch
             logger.info("Epoch %s: training", epoch)
+            self._kd_tally = _new_kd_tally()
+            teacher = self._hparam("teacher")
+            if isinstance(teacher, torch.nn.Module):
+                teacher.eval()
+        else:
+            self._apply_eval_patch_size()
         self.stats = ClassificationStats()
         self._forward_seconds = 0.0
         self._stage_start = time.perf_counter()
@@ -481,6 +607,8 @@ class AudioClassifierBrain(sb.Brain):
         """
         if stage == sb.Stage.TRAIN:
             self.train_stats = {"loss": self._mean_over_ranks(stage_loss)}
+            if self._distilling():
+                self.train_stats.update(self._distillation_stats())
             return
         stats = self.stats.summarize()
         if stage == sb.Stage.VALID:
@@ -493,10 +621,14 @@ class AudioClassifierBrain(sb.Brain):
         stats["stage_clips_per_s"] = stats["clips"] / max(self._max_over_ranks(wall), 1e-9)
         counter = self._hparam("epoch_counter")
         meta = {"Epoch loaded": counter.current} if counter is not None else {}
-        meta["r"] = getattr(_unwrap(self.modules.embedding_model), "r", None)
+        encoder = self._encoder()
+        meta["r"] = getattr(encoder, "r", None)
+        if getattr(encoder, "flexible", "none") != "none":
+            meta["patch_size"] = "x".join(map(str, encoder.patch_size))
         self._log(meta, None, stats)
         self.test_stats = {**stats, "rank_clips": stats_rank_clips}
         self._write_test_metrics(self.test_stats, meta.get("Epoch loaded"))
+        self._export_model()
 
     def _end_of_validation(self, stats, epoch):
         """Log and keep the best checkpoint (highest accuracy) plus the latest."""
@@ -507,11 +639,158 @@ class AudioClassifierBrain(sb.Brain):
                 meta={"acc": stats["acc"], "epoch": epoch}, max_keys=["acc"]
             )
 
+    def _apply_eval_patch_size(self):
+        """Validation / test at ``eval_patch_size`` (None: base) when a policy is set."""
+        size = self._hparam("eval_patch_size")
+        if size is None and self._hparam("patch_size_sampler") is None:
+            return
+        self._encoder().set_patch_size(patch_size_value(size))
+
+    def _distillation_stats(self):
+        tally = self.__dict__.get("_kd_tally") or _new_kd_tally()
+        batches = self._reduce(tally["batches"], torch.distributed.ReduceOp.SUM)
+        stats = {}
+        for key in ("kd_task", "kd_term"):
+            total = self._reduce(tally[key], torch.distributed.ReduceOp.SUM)
+            stats[key] = total / max(batches, 1)
+        for key in ("kd_clips", "kd_missing"):
+            stats[key] = round(self._reduce(tally[key], torch.distributed.ReduceOp.SUM))
+        return stats
+
+    # ------------------------------------------------------------------
+    # Patch-size sweep
+    # ------------------------------------------------------------------
+    def evaluate_patch_sizes(
+        self,
+        test_set,
+        patch_sizes,
+        output_stem=None,
+        max_key=None,
+        min_key=None,
+        test_loader_kwargs=None,
+    ):
+        """Test metrics and throughput of the current weights at every patch size.
+
+        Features of every test batch are computed once and the encoder and
+        head run on them at each size in turn
+        (``fastast_plugin.flexi_eval.evaluate_patch_sizes``; clips/s times
+        that forward only). Call it after ``evaluate`` (whose checkpoint is
+        then loaded), or give ``max_key`` / ``min_key`` to load one. Runs on
+        the main process only (the others wait); in debug mode on
+        ``debug_batches`` batches. The encoder's patch size is restored
+        afterwards.
+
+        Arguments
+        ---------
+        test_set : Dataset or DataLoader
+            The test data.
+        patch_sizes : list
+            Sizes (ints, ``"FxT"`` strings or ``[freq, time]`` pairs); the
+            encoder must be flexible unless only its base size is asked.
+        output_stem : str, optional
+            Writes ``<stem>.csv``, ``<stem>.md`` and (with matplotlib)
+            ``<stem>.png``.
+        max_key : str, optional
+            Load the checkpoint with the highest value of this key first.
+        min_key : str, optional
+            Load the checkpoint with the lowest value of this key first.
+        test_loader_kwargs : dict, optional
+            DataLoader arguments (batch size, workers).
+
+        Returns
+        -------
+        list of dict
+            One row per patch size (``fastast_plugin.flexi_eval.EVAL_COLUMNS``:
+            patch size, stride, grid, tokens, acc, mAP, clips/s, GFLOPs per
+            clip, clips), broadcast to every process.
+
+        Example
+        -------
+        >>> from fastast_plugin.ast import ASTEncoder, ASTHead
+        >>> from fastast_plugin.features import KaldiFbank
+        >>> modules = {
+        ...     "compute_features": KaldiFbank(target_length=64),
+        ...     "embedding_model": ASTEncoder("tiny224", input_tdim=64, depth=1,
+        ...                                   fstride=16, tstride=16, flexible="both"),
+        ...     "classifier": ASTHead(192, 2),
+        ... }
+        >>> brain = AudioClassifierBrain(
+        ...     modules, hparams={"n_classes": 2}, run_opts={"device": "cpu"}
+        ... )
+        >>> data = sb.dataio.dataset.DynamicItemDataset(
+        ...     {f"c{i}": {"sig": torch.randn(8000), "label_encoded": torch.tensor([i % 2])}
+        ...      for i in range(4)},
+        ...     output_keys=["id", "sig", "label_encoded"],
+        ... )
+        >>> rows = brain.evaluate_patch_sizes(data, [16, 32], test_loader_kwargs={"batch_size": 2})
+        >>> [(row["patch_size"], row["tokens"], row["clips"]) for row in rows]
+        [('16', 34, 4), ('32', 10, 4)]
+        """
+        sizes = [patch_size_value(size) for size in patch_sizes]
+        if not sizes:
+            raise ValueError("patch_sizes must hold at least one patch size, got []")
+        encoder = self._encoder()
+        if getattr(encoder, "flexible", "none") == "none":
+            base = encoder.patch_embed.base_patch_size
+            other = [s for s in sizes if to_pair(s) != tuple(base)]
+            if other:
+                raise ValueError(
+                    f"patch_sizes {other} differ from the base patch {tuple(base)} of "
+                    "an encoder with flexible='none'"
+                )
+        if max_key is not None or min_key is not None:
+            self.on_evaluate_start(max_key=max_key, min_key=min_key)
+        return sb.utils.distributed.run_on_main(
+            self._patch_sweep, args=[test_set, sizes, output_stem, test_loader_kwargs or {}]
+        )
+
+    def _patch_sweep(self, test_set, sizes, output_stem, loader_kwargs):
+        if isinstance(test_set, torch.utils.data.DataLoader):
+            loader = test_set
+        else:
+            loader = sb.dataio.dataloader.make_dataloader(test_set, **loader_kwargs)
+        model = ASTClassifier(self._encoder(), _unwrap(self.modules.classifier))
+        self.modules.eval()
+        limit = self.debug_batches if self.debug else None
+        logger.info("Patch-size sweep over %s", ", ".join(map(str, sizes)))
+        rows = flexi_eval.evaluate_patch_sizes(
+            model,
+            self._sweep_batches(loader, limit),
+            sizes,
+            device=self.device,
+            dtype=EVAL_DTYPES[self.eval_precision],
+        )
+        if output_stem:
+            csv_path, md_path = flexi_eval.write_table(
+                rows, flexi_eval.EVAL_COLUMNS, output_stem
+            )
+            try:
+                flexi_eval.plot_patch_sweep(rows, output_stem + ".png")
+            except ImportError:
+                logger.warning("matplotlib is not installed: no plot %s.png", output_stem)
+            with open(md_path, encoding="utf-8") as f:
+                logger.info("Patch-size sweep (%s):\n%s", csv_path, f.read())
+        return rows
+
+    def _sweep_batches(self, loader, limit):
+        """``(ids, features, targets on the CPU)`` per test batch."""
+        for i, batch in enumerate(loader):
+            if limit is not None and i >= limit:
+                break
+            batch = batch.to(self.device)
+            wavs, wav_lens = batch.sig
+            with torch.no_grad():
+                feats = self.modules.compute_features(wavs, wav_lens)
+            yield batch.id, feats, self.targets(batch).cpu()
+
     # ------------------------------------------------------------------
     # Helpers
     # ------------------------------------------------------------------
     def _hparam(self, name, default=None):
         return getattr(self.hparams, name, default) if self.hparams else default
+
+    def _encoder(self):
+        return _unwrap(self.modules.embedding_model)
 
     def _feature_augmentations(self):
         augment = self._hparam("feature_augment")
@@ -580,6 +859,12 @@ class AudioClassifierBrain(sb.Brain):
         record["keep_ratio"] = getattr(encoder, "keep_ratio", None)
         record["patch_size"] = getattr(encoder, "patch_size", None)
         record["patch_stride"] = getattr(encoder, "patch_stride", None)
+        sampler = self._hparam("patch_size_sampler")
+        if sampler is not None:
+            record["train_patch_sizes"] = list(sampler.sizes)
+        teacher = self._hparam("teacher")
+        if teacher is not None and self._hparam("kd_loss") is not None:
+            record["teacher"] = str(getattr(teacher, "source", type(teacher).__name__))
         if hasattr(encoder, "merge_schedule"):
             counts = token_counts(
                 encoder.num_tokens, encoder.merge_schedule(), encoder.num_prefix_tokens
@@ -597,3 +882,26 @@ class AudioClassifierBrain(sb.Brain):
         with open(path, "w") as f:
             json.dump(record, f, indent=2, default=str)
         logger.info("Test metrics written to %s", path)
+
+    def _export_model(self):
+        """The tested weights as one ``ASTClassifier`` state dict at ``model_file``."""
+        path = self._hparam("model_file")
+        if not path or not sb.utils.distributed.if_main_process():
+            return
+        state = {
+            f"{prefix}.{key}": value.detach().cpu()
+            for prefix, module in (
+                ("encoder", self._encoder()),
+                ("head", _unwrap(self.modules.classifier)),
+            )
+            for key, value in module.state_dict().items()
+        }
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        tmp = f"{path}.partial"
+        torch.save(state, tmp)
+        os.replace(tmp, path)
+        logger.info("Model written to %s", path)
+
+
+def _new_kd_tally():
+    return {"batches": 0, "kd_missing": 0, "kd_clips": 0, "kd_task": 0.0, "kd_term": 0.0}

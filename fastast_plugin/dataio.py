@@ -205,6 +205,101 @@ def clip_duration(path):
     return info.frames / info.samplerate
 
 
+FOLD_PLACEHOLDER = "{fold}"
+
+
+def fold_path(path, fold=None, required=False, name="path"):
+    """A per-fold path: ``{fold}`` in ``path`` replaced by the fold number.
+
+    Cross-validation recipes (ESC-50) take paths of fold-specific files
+    (a teacher trained without the test fold, a fixed-patch checkpoint
+    fine-tuned on the other folds) as one pattern such as
+    ``results/ast/fold_{fold}/model.pt``.
+
+    Arguments
+    ---------
+    path : str or None
+        The pattern; empty or None is returned as ``""`` (nothing set).
+    fold : int, optional
+        The fold; None leaves ``path`` unchanged.
+    required : bool
+        With a fold, the pattern must contain ``{fold}`` (a file that
+        depends on the training folds, e.g. a teacher, must differ per
+        fold); otherwise a path without it is used for every fold.
+    name : str
+        Name of the setting, for the error message.
+
+    Returns
+    -------
+    str
+        The path for ``fold`` (``""`` if ``path`` is empty).
+
+    Example
+    -------
+    >>> fold_path("runs/fold_{fold}/model.pt", 3)
+    'runs/fold_3/model.pt'
+    >>> fold_path("audioset.pth", 3), fold_path("", 3, required=True)
+    ('audioset.pth', '')
+    """
+    if not path:
+        return ""
+    path = os.fspath(path)
+    if fold is None:
+        return path
+    if FOLD_PLACEHOLDER not in path:
+        if required:
+            raise ValueError(
+                f"{name} {path!r} has no {FOLD_PLACEHOLDER} placeholder, so every "
+                f"fold (here fold {fold}) would use the same file; it must come from "
+                "a model that never saw that fold's test clips: give one file per "
+                f"fold, e.g. .../fold_{FOLD_PLACEHOLDER}/model.pt"
+            )
+        return path
+    return path.replace(FOLD_PLACEHOLDER, str(fold))
+
+
+def check_fold_paths(settings, folds, per_fold=(), optional=()):
+    """Checks before any fold trains that every per-fold file exists.
+
+    A cross-validation run loads its hyperparameters once per fold, so a
+    missing file for fold 4 would only show after folds 1-3 have trained.
+    This checks all folds up front. Values that are not plain strings
+    (e.g. unresolved ``!ref`` expressions) are left to the per-fold load.
+
+    Arguments
+    ---------
+    settings : dict
+        Setting name to value (the top-level YAML values with overrides).
+    folds : list of int
+        The folds that will run.
+    per_fold : sequence of str
+        Settings that must hold ``{fold}`` when set (see ``fold_path``).
+    optional : sequence of str
+        Settings that may hold ``{fold}``.
+
+    Example
+    -------
+    >>> tmp = getfixture("tmp_path")
+    >>> _ = (tmp / "t1.pt").write_text("")
+    >>> check_fold_paths({"teacher": str(tmp / "t{fold}.pt")}, [1], per_fold=["teacher"])
+    >>> check_fold_paths({"teacher": str(tmp / "t{fold}.pt")}, [1, 2], per_fold=["teacher"])
+    Traceback (most recent call last):
+    ...
+    FileNotFoundError: teacher for fold 2 not found: ...t2.pt
+    """
+    missing = []
+    for name in (*per_fold, *optional):
+        pattern = settings.get(name)
+        if not isinstance(pattern, str) or not pattern:
+            continue
+        for fold in folds:
+            path = fold_path(pattern, fold, required=name in per_fold, name=name)
+            if not os.path.exists(path):
+                missing.append(f"{name} for fold {fold} not found: {path}")
+    if missing:
+        raise FileNotFoundError("; ".join(missing))
+
+
 def audio_pipeline(sample_rate):
     """A SpeechBrain pipeline ``wav -> sig`` that reads mono audio at a known rate.
 

@@ -55,6 +55,12 @@ Teacher sources share one call, ``teacher(wavs, wav_lens, ids) -> (logits
   row}``, written by ``precompute_teacher_logits`` or
   ``python -m fastast_plugin.distill precompute``.
 
+Recipes build their teacher from YAML with ``build_teacher``: exactly one of
+a checkpoint run online (a DyMN, ``build_dymn_teacher``, or a fixed-patch AST
+for knowledge flexification, ``build_ast_teacher``) or a logits store; with a
+cross-validation fold the path must hold a ``{fold}`` placeholder, so that
+each fold gets a teacher that never saw its test clips.
+
 In a Brain (the teacher kept out of ``modules``; ``info`` the ``MixupInfo``
 of the student's input, ``targets`` already mixed)::
 
@@ -81,7 +87,8 @@ from speechbrain.dataio.dataio import read_audio
 from speechbrain.utils.logger import get_logger
 from torch import nn
 
-from fastast_plugin.dataio import audio_problem
+from fastast_plugin.checkpoints import from_pretrained
+from fastast_plugin.dataio import audio_problem, fold_path
 from fastast_plugin.dymn import (
     DyMN,
     DyMNFrontEnd,
@@ -89,6 +96,7 @@ from fastast_plugin.dymn import (
     load_dymn_state_dict,
     read_checkpoint,
 )
+from fastast_plugin.features import KaldiFbank
 
 __all__ = [
     "KDResult",
@@ -97,7 +105,9 @@ __all__ = [
     "OnlineTeacher",
     "SingleLabelKDLoss",
     "TeacherOutput",
+    "build_ast_teacher",
     "build_dymn_teacher",
+    "build_teacher",
     "main",
     "mix_teacher_targets",
     "multilabel_kd_loss",
@@ -111,6 +121,7 @@ LOGITS_FILE = "logits.npy"
 INDEX_FILE = "index.json"
 META_FILE = "meta.json"
 KD_AVERAGES = ("batch", "teacher")
+TEACHER_KINDS = ("dymn", "ast")
 
 
 # ---------------------------------------------------------------------------
@@ -1110,6 +1121,176 @@ def build_dymn_teacher(
         model = DyMN(num_classes=int(head.shape[0]), width_mult=width_mult)
         load_dymn_state_dict(model, state_dict)
     return OnlineTeacher(model, DyMNFrontEnd(orig_sample_rate=sample_rate))
+
+
+def build_ast_teacher(
+    checkpoint: str,
+    target_length: int,
+    mean: Optional[float] = None,
+    std: Optional[float] = None,
+    sample_rate: int = 16000,
+    n_mels: int = 128,
+    num_classes: Optional[int] = None,
+    **overrides,
+):
+    """A frozen AST classifier with AST's Kaldi fbank front-end as an ``OnlineTeacher``.
+
+    The teacher of knowledge flexification (FlexiAST): a fixed-patch AST
+    classifier (any checkpoint ``fastast_plugin.checkpoints.from_pretrained``
+    reads, e.g. the ``model.pt`` a recipe writes after its test) that sees the
+    waveforms through its own ``KaldiFbank``, built like the student's, while
+    the flexible student trains at random patch sizes.
+
+    Arguments
+    ---------
+    checkpoint : str
+        The classifier checkpoint (with a trained head).
+    target_length : int
+        Frames of the teacher's input (the recipe's ``target_length``).
+    mean : float, optional
+        Feature normalisation mean, as the student's front-end.
+    std : float, optional
+        Feature normalisation standard deviation.
+    sample_rate : int
+        Rate of the input waveforms.
+    n_mels : int
+        Mel bands.
+    num_classes : int, optional
+        Checked against the checkpoint's head.
+    **overrides
+        More ``from_pretrained`` arguments (e.g. ``fstride``/``tstride`` of an
+        AST file whose name does not give them, or ``r``).
+
+    Returns
+    -------
+    OnlineTeacher
+        Frozen, in eval mode.
+
+    Example
+    -------
+    >>> from fastast_plugin.ast import ASTClassifier, ASTEncoder, ASTHead
+    >>> path = getfixture("tmp_path") / "fixed.pt"
+    >>> encoder = ASTEncoder("tiny224", depth=1, input_tdim=64, fstride=16, tstride=16)
+    >>> torch.save(ASTClassifier(encoder, ASTHead(192, 4)).state_dict(), path)
+    >>> teacher = build_ast_teacher(path, target_length=64, num_classes=4)
+    >>> logits, mask = teacher(torch.randn(2, 8000))
+    >>> logits.shape, teacher.training
+    (torch.Size([2, 4]), False)
+    """
+    model = from_pretrained(checkpoint, input_tdim=target_length, input_fdim=n_mels, **overrides)
+    classes = model.head.linear.out_features
+    if num_classes is not None and classes != num_classes:
+        raise ValueError(
+            f"teacher checkpoint {os.fspath(checkpoint)!r} has {classes} classes, but "
+            f"the student predicts num_classes={num_classes}"
+        )
+    front_end = KaldiFbank(sample_rate, n_mels, target_length, mean, std)
+    return OnlineTeacher(model, front_end)
+
+
+def build_teacher(
+    teacher_checkpoint: Optional[str] = "",
+    teacher_logits_dir: Optional[str] = "",
+    kind: Literal["dymn", "ast"] = "dymn",
+    num_classes: Optional[int] = None,
+    fold: Optional[int] = None,
+    required: bool = True,
+    **kwargs,
+):
+    """The teacher a recipe's YAML asks for: an online model or a logits store.
+
+    Exactly one of ``teacher_checkpoint`` (run online: a DyMN state dict for
+    ``kind="dymn"``, built by ``build_dymn_teacher``; an AST classifier for
+    ``kind="ast"``, built by ``build_ast_teacher``) and ``teacher_logits_dir``
+    (a ``LogitsStore``) may be set; with neither, the result is None
+    (no distillation) unless ``required``. With a cross-validation ``fold``
+    the path must contain ``{fold}`` and is formatted with it
+    (``fastast_plugin.dataio.fold_path``): a teacher trained on some folds
+    has seen the other folds' test clips, so one teacher for every fold would
+    leak the test fold. The chosen path is kept in the result's ``source``
+    attribute (recorded in ``test_metrics.json``).
+
+    Arguments
+    ---------
+    teacher_checkpoint : str, optional
+        Checkpoint file of an online teacher; empty means unset.
+    teacher_logits_dir : str, optional
+        Folder of precomputed logits; empty means unset.
+    kind : str
+        ``"dymn"`` or ``"ast"``: the model in ``teacher_checkpoint``.
+    num_classes : int, optional
+        The student's classes; the teacher's must match.
+    fold : int, optional
+        Cross-validation fold (the test fold of this run).
+    required : bool
+        Raise when neither source is set (True in ``tome_ast_kd.yaml``;
+        False in ``flexiast.yaml``, where no teacher means supervised
+        flexification).
+    **kwargs
+        Passed to the builder of ``kind`` (DyMN: ``width_mult``,
+        ``sample_rate``; AST: ``target_length``, ``mean``, ``std``,
+        ``sample_rate``, ``n_mels``); ignored for a logits store.
+
+    Returns
+    -------
+    OnlineTeacher, LogitsStore or None
+        The teacher.
+
+    Example
+    -------
+    >>> tmp = getfixture("tmp_path")
+    >>> for fold in (1, 2):
+    ...     torch.save(DyMN(num_classes=3, width_mult=0.4).state_dict(), tmp / f"t{fold}.pt")
+    >>> teacher = build_teacher(str(tmp / "t{fold}.pt"), num_classes=3, fold=2, width_mult=0.4)
+    >>> teacher.source.endswith("t2.pt"), teacher(torch.randn(1, 16000))[0].shape
+    (True, torch.Size([1, 3]))
+    >>> build_teacher("", "", required=False) is None
+    True
+    """
+    given = {
+        name: value
+        for name, value in (
+            ("teacher_checkpoint", teacher_checkpoint),
+            ("teacher_logits_dir", teacher_logits_dir),
+        )
+        if value
+    }
+    if len(given) > 1:
+        raise ValueError(
+            "set exactly one teacher source, got both teacher_checkpoint="
+            f"{teacher_checkpoint!r} and teacher_logits_dir={teacher_logits_dir!r}"
+        )
+    if not given:
+        if required:
+            raise ValueError(
+                "no teacher: set exactly one of teacher_checkpoint (a model file run "
+                "online) or teacher_logits_dir (a store written by `python -m "
+                "fastast_plugin.distill precompute`), got neither"
+            )
+        logger.info("No teacher set: training without distillation")
+        return None
+    if kind not in TEACHER_KINDS:
+        raise ValueError(f"kind must be one of {TEACHER_KINDS}, got {kind!r}")
+    (name, pattern), = given.items()
+    path = fold_path(pattern, fold, required=True, name=name)
+    if not os.path.exists(path):
+        where = "" if fold is None else f" for fold {fold}"
+        raise FileNotFoundError(f"{name}{where} not found: {path!r}")
+    if name == "teacher_logits_dir":
+        teacher = LogitsStore(path, num_classes=num_classes)
+    elif kind == "ast":
+        teacher = build_ast_teacher(path, num_classes=num_classes, **kwargs)
+    else:
+        teacher = build_dymn_teacher(weights=path, **kwargs)
+        classes = teacher.model.num_classes
+        if num_classes is not None and classes != num_classes:
+            raise ValueError(
+                f"teacher_checkpoint {path!r} has {classes} classes, but the student "
+                f"predicts num_classes={num_classes}"
+            )
+    teacher.source = path
+    logger.info("Teacher: %s from %s", type(teacher).__name__, path)
+    return teacher
 
 
 def _parser():

@@ -47,6 +47,7 @@ __all__ = [
     "plot_patch_sweep",
     "product_table",
     "read_manifest",
+    "summarize_patch_sweeps",
     "write_table",
 ]
 
@@ -65,6 +66,15 @@ EVAL_COLUMNS = [
     "clips_per_s",
     "gflops_per_clip",
     "clips",
+]
+SWEEP_SUMMARY_COLUMNS = [
+    "patch_size",
+    "tokens",
+    "acc",
+    "acc_std",
+    "mAP",
+    "clips_per_s",
+    "folds",
 ]
 BENCH_COLUMNS = [
     "patch_size",
@@ -644,6 +654,72 @@ def plot_patch_sweep(rows, path):
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def summarize_patch_sweeps(sweep_files, path_stem):
+    """Mean over folds of patch-size sweeps (cross-validation).
+
+    Arguments
+    ---------
+    sweep_files : dict
+        Fold name to the CSV a sweep wrote (``EVAL_COLUMNS``).
+    path_stem : str
+        Output path without extension: ``.csv``, ``.md`` and (with
+        matplotlib) ``.png`` are written.
+
+    Returns
+    -------
+    list of dict
+        One row per patch size (in the first file's order) with the keys of
+        ``SWEEP_SUMMARY_COLUMNS``: mean accuracy, its sample standard
+        deviation over folds (0 for one fold), mean mAP and clips/s.
+
+    Example
+    -------
+    >>> tmp = getfixture("tmp_path")
+    >>> for fold, acc in ((1, 0.5), (2, 1.0)):
+    ...     _ = write_table([{"patch_size": "16", "tokens": 10, "acc": acc, "mAP": acc,
+    ...                       "clips_per_s": 2.0}], EVAL_COLUMNS, str(tmp / f"f{fold}"))
+    >>> rows = summarize_patch_sweeps(
+    ...     {"fold_1": str(tmp / "f1.csv"), "fold_2": str(tmp / "f2.csv")}, str(tmp / "cv"))
+    >>> rows[0]["acc"], round(rows[0]["acc_std"], 4), rows[0]["folds"]
+    (0.75, 0.3536, 2)
+    """
+    if not sweep_files:
+        raise ValueError("summarize_patch_sweeps: no sweep files given")
+    values = {}
+    for fold, path in sweep_files.items():
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"summarize_patch_sweeps: no sweep for {fold} at {path}")
+        with open(path, newline="", encoding="utf-8") as f:
+            for row in csv.DictReader(f):
+                values.setdefault(row["patch_size"], []).append(row)
+    rows = []
+    for size, entries in values.items():
+        accs = [float(e["acc"]) for e in entries]
+        mean = sum(accs) / len(accs)
+        spread = (
+            (sum((a - mean) ** 2 for a in accs) / (len(accs) - 1)) ** 0.5
+            if len(accs) > 1
+            else 0.0
+        )
+        rows.append(
+            {
+                "patch_size": size,
+                "tokens": entries[0]["tokens"],
+                "acc": mean,
+                "acc_std": spread,
+                "mAP": sum(float(e["mAP"]) for e in entries) / len(entries),
+                "clips_per_s": sum(float(e["clips_per_s"]) for e in entries) / len(entries),
+                "folds": len(entries),
+            }
+        )
+    write_table(rows, SWEEP_SUMMARY_COLUMNS, path_stem)
+    try:
+        plot_patch_sweep(rows, path_stem + ".png")
+    except ImportError:
+        logger.warning("matplotlib is not installed: no plot %s.png", path_stem)
+    return rows
 
 
 # ----------------------------------------------------------------------

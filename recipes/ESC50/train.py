@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Train AST or token-merged AST on ESC-50 with 5-fold cross-validation, with SpeechBrain.
+"""Train AST, token-merged AST or FlexiAST on ESC-50 with 5-fold cross-validation, with SpeechBrain.
 
 ``--fold=all`` (the default) trains and tests the five folds one after
 another, each in ``<output_folder>/fold_<k>`` (resumable: a fold that has
@@ -12,10 +12,20 @@ For each fold, the test fold is held out; it is also the validation set,
 used for monitoring only: by default (``test_checkpoint_key: epoch``) the
 last epoch is tested, so no choice is made on the test fold.
 
+Files that depend on the training folds (a distillation teacher, a
+fixed-patch checkpoint fine-tuned on ESC-50) are given as one path with a
+``{fold}`` placeholder, replaced by the test fold of each run; teacher paths
+must have it. Every fold's file is checked before the first fold trains.
+With ``test_patch_sizes`` (``flexiast.yaml``) each fold's test set is also
+evaluated at every patch size, and ``cv_patch_sweep.{csv,md,png}`` averages
+the finished folds.
+
 Usage::
 
     python train.py hparams/tome_ast.yaml --data_folder=/data/ESC-50-master
     python train.py hparams/tome_ast.yaml --data_folder=... --fold=3
+    python train.py hparams/tome_ast_kd.yaml --data_folder=... \\
+        --teacher_checkpoint=/teachers/dymn10_esc50_fold{fold}.pt
 
 Authors
  * fastast developers 2026
@@ -31,12 +41,17 @@ from esc50_prepare import FOLDS, prepare_esc50
 from hyperpyyaml import load_hyperpyyaml
 
 from fastast_plugin.brain import AudioClassifierBrain, parse_arguments
-from fastast_plugin.dataio import classification_datasets
+from fastast_plugin.dataio import check_fold_paths, classification_datasets
+from fastast_plugin.flexi_eval import summarize_patch_sweeps
 from fastast_plugin.metrics import summarize_folds
+
+# Settings that must be per fold when set ({fold} placeholder), and that may be
+PER_FOLD = ("teacher_checkpoint", "teacher_logits_dir")
+MAY_BE_PER_FOLD = ("init_from",)
 
 
 def requested_folds(hparams_file, overrides):
-    """Folds to run and the overrides as a dict, read without building any object.
+    """Folds to run, the overrides as a dict, and the top-level settings, built without any object.
 
     Arguments
     ---------
@@ -51,17 +66,21 @@ def requested_folds(hparams_file, overrides):
         The folds to run.
     overrides : dict
         The overrides, ready to receive ``fold``.
+    settings : dict
+        Top-level YAML values with the overrides applied (tagged values
+        such as ``!ref`` unresolved).
     """
     yaml = ruamel.yaml.YAML(typ="rt")  # keeps !new / !ref tags unbuilt
     with open(hparams_file, encoding="utf-8") as fin:
-        fold = yaml.load(fin).get("fold")
+        settings = dict(yaml.load(fin))
     overrides = dict(ruamel.yaml.YAML(typ="safe").load(overrides) or {}) if overrides else {}
-    fold = overrides.get("fold", fold)
+    settings.update(overrides)
+    fold = settings.get("fold")
     if str(fold) == "all":
-        return list(FOLDS), overrides
+        return list(FOLDS), overrides, settings
     if fold not in FOLDS:
         raise ValueError(f"fold must be one of {list(FOLDS)} or 'all', got {fold!r}")
-    return [fold], overrides
+    return [fold], overrides, settings
 
 
 def run_fold(fold, hparams_file, run_opts, overrides):
@@ -111,13 +130,21 @@ def run_fold(fold, hparams_file, run_opts, overrides):
         max_key=hparams["test_checkpoint_key"],
         test_loader_kwargs=dict(hparams["valid_dataloader_options"]),
     )
+    if hparams.get("test_patch_sizes"):
+        brain.evaluate_patch_sizes(
+            datasets["test"],
+            hparams["test_patch_sizes"],
+            hparams["patch_sweep_file"],
+            test_loader_kwargs=dict(hparams["valid_dataloader_options"]),
+        )
     return hparams
 
 
 if __name__ == "__main__":
     hparams_file, run_opts, overrides = parse_arguments(sys.argv[1:])
     sb.utils.distributed.ddp_init_group(run_opts)
-    folds, overrides = requested_folds(hparams_file, overrides)
+    folds, overrides, settings = requested_folds(hparams_file, overrides)
+    check_fold_paths(settings, folds, per_fold=PER_FOLD, optional=MAY_BE_PER_FOLD)
     for fold in folds:
         hparams = run_fold(fold, hparams_file, run_opts, overrides)
     if sb.utils.distributed.if_main_process():
@@ -128,3 +155,10 @@ if __name__ == "__main__":
             {os.path.basename(os.path.dirname(p)): p for p in finished},
             hparams["output_folder"],
         )
+        if hparams.get("test_patch_sizes"):
+            name = os.path.basename(hparams["patch_sweep_file"]) + ".csv"
+            sweeps = sorted(glob.glob(os.path.join(hparams["output_folder"], "fold_*", name)))
+            summarize_patch_sweeps(
+                {os.path.basename(os.path.dirname(p)): p for p in sweeps},
+                hparams["cv_patch_sweep_file"],
+            )

@@ -1,10 +1,14 @@
 #!/usr/bin/env python3
-"""Train AST or token-merged AST on Speech Commands V2 (35 words) with SpeechBrain.
+"""Train AST, token-merged AST or FlexiAST on Speech Commands V2 (35 words) with SpeechBrain.
 
 Prepares the official splits (``sc_prepare.py``), trains with
 ``fastast_plugin.brain.AudioClassifierBrain``, keeps the checkpoint with the
 best validation accuracy and evaluates it on the test list, writing
-``test_metrics.json`` into the output folder.
+``test_metrics.json`` (and the tested weights, ``model.pt``) into the output
+folder. With ``test_patch_sizes`` in the YAML (``flexiast.yaml``) the test
+set is then evaluated at every patch size (``patch_sweep.{csv,md,png}``).
+Distillation (``tome_ast_kd.yaml``, knowledge flexification in
+``flexiast.yaml``) is configured in the YAML alone.
 
 Usage::
 
@@ -12,6 +16,10 @@ Usage::
     torchrun --nproc_per_node=4 train.py hparams/tome_ast.yaml --data_folder=...
     python train.py hparams/tome_ast.yaml --data_folder=... --test_only --r=16 \\
         --test_metrics_file=results/r16.json   # same weights, more merging
+    python train.py hparams/flexiast.yaml --data_folder=... \\
+        --init_from=results/SpeechCommands/ast/1234/model.pt
+    python train.py hparams/tome_ast_kd.yaml --data_folder=... \\
+        --teacher_checkpoint=/teachers/dymn10_sc.pt
 
 Authors
  * fastast developers 2026
@@ -72,3 +80,10 @@ if __name__ == "__main__":
         max_key="acc",
         test_loader_kwargs=dict(hparams["valid_dataloader_options"]),
     )
+    if hparams.get("test_patch_sizes"):
+        brain.evaluate_patch_sizes(
+            datasets["test"],
+            hparams["test_patch_sizes"],
+            hparams["patch_sweep_file"],
+            test_loader_kwargs=dict(hparams["valid_dataloader_options"]),
+        )

@@ -72,3 +72,38 @@ def run_recipe(recipe, args, log_path, launcher=(), timeout=600):
             f"{' '.join(command)} exited with {process.returncode}:\n{output[-4000:]}"
         )
     return output
+
+
+def run_failing_recipe(recipe, args, log_path, timeout=300):
+    """Run ``train.py`` of a recipe that must fail; return its output.
+
+    Arguments
+    ---------
+    recipe : str
+        Folder under ``recipes/``.
+    args : list of str
+        Arguments after ``train.py``.
+    log_path : pathlib.Path
+        Where stdout and stderr go.
+    timeout : float
+        Seconds before the run is killed.
+
+    Returns
+    -------
+    str
+        The output of the run (the error is at its end).
+    """
+    command = [sys.executable, "train.py", *map(str, args)]
+    with open(log_path, "w") as log:
+        process = subprocess.run(
+            command,
+            cwd=RECIPES / recipe,
+            env=recipe_env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            timeout=timeout,
+        )
+    output = Path(log_path).read_text()
+    if process.returncode == 0:
+        pytest.fail(f"{' '.join(command)} succeeded but should have failed:\n{output[-2000:]}")
+    return output

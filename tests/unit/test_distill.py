@@ -22,7 +22,9 @@ from fastast_plugin.distill import (
     MultiLabelKDLoss,
     OnlineTeacher,
     SingleLabelKDLoss,
+    build_ast_teacher,
     build_dymn_teacher,
+    build_teacher,
     main,
     mix_teacher_targets,
     multilabel_kd_loss,
@@ -574,3 +576,55 @@ def test_cli_precompute_with_a_dymn_teacher(tmp_path):
         build_dymn_teacher(name="dymn04_as", checkpoint_dir=tmp_path, weights=weights)
     with pytest.raises(FileNotFoundError, match="dymn04_as.pt"):
         build_dymn_teacher(name="dymn04_as", checkpoint_dir=tmp_path)
+
+
+# ---------------------------------------------------------------------------
+# Recipe teachers: build_teacher and the AST teacher of knowledge flexification
+# ---------------------------------------------------------------------------
+def test_ast_teacher_is_the_checkpoint_on_its_own_fbank(tmp_path):
+    from fastast_plugin.ast import ASTClassifier, ASTEncoder, ASTHead
+    from fastast_plugin.features import KaldiFbank
+
+    torch.manual_seed(0)
+    encoder = ASTEncoder("tiny224", depth=1, input_tdim=64, fstride=16, tstride=16)
+    model = ASTClassifier(encoder, ASTHead(192, 4)).eval()
+    path = tmp_path / "fixed.pt"
+    torch.save(model.state_dict(), path)
+    teacher = build_ast_teacher(path, target_length=64, mean=-6.8, std=5.6, num_classes=4)
+    wavs = torch.randn(2, 8000)
+    logits, mask = teacher(wavs, torch.tensor([1.0, 0.5]))
+    feats = KaldiFbank(target_length=64, mean=-6.8, std=5.6)(wavs, torch.tensor([1.0, 0.5]))
+    torch.testing.assert_close(logits, model(feats))
+    assert mask.all() and not teacher.training
+    assert not any(p.requires_grad for p in teacher.parameters())
+    with pytest.raises(ValueError, match="has 4 classes, but the student predicts num_classes=5"):
+        build_ast_teacher(path, target_length=64, num_classes=5)
+
+
+def test_build_teacher_sources_folds_and_errors(tmp_path):
+    from fastast_plugin.dymn import DyMN
+
+    torch.save(DyMN(num_classes=3, width_mult=0.4).state_dict(), tmp_path / "t_fold2.pt")
+    teacher = build_teacher(
+        str(tmp_path / "t_fold{fold}.pt"), num_classes=3, fold=2, width_mult=0.4
+    )
+    assert isinstance(teacher, OnlineTeacher) and teacher.source == str(tmp_path / "t_fold2.pt")
+    np.save(tmp_path / "logits.npy", np.zeros((1, 3), dtype=np.float16))
+    (tmp_path / "index.json").write_text('{"a": 0}')
+    store = build_teacher(teacher_logits_dir=str(tmp_path), num_classes=3, width_mult=0.4)
+    assert isinstance(store, LogitsStore) and store.source == str(tmp_path)
+    assert build_teacher("", "", required=False) is None
+    with pytest.raises(ValueError, match="got neither"):
+        build_teacher("", "")
+    with pytest.raises(ValueError, match="got both"):
+        build_teacher(str(tmp_path / "t_fold2.pt"), str(tmp_path))
+    with pytest.raises(ValueError, match="has no \\{fold\\} placeholder"):
+        build_teacher(str(tmp_path / "t_fold2.pt"), fold=2, width_mult=0.4)
+    with pytest.raises(FileNotFoundError, match="teacher_checkpoint for fold 1 not found"):
+        build_teacher(str(tmp_path / "t_fold{fold}.pt"), fold=1, width_mult=0.4)
+    with pytest.raises(ValueError, match="has 3 classes, but the student predicts num_classes=4"):
+        build_teacher(str(tmp_path / "t_fold2.pt"), num_classes=4, width_mult=0.4)
+    with pytest.raises(ValueError, match="has 3 classes, but the student predicts"):
+        build_teacher(teacher_logits_dir=str(tmp_path), num_classes=4)
+    with pytest.raises(ValueError, match="kind must be one of"):
+        build_teacher(str(tmp_path / "t_fold2.pt"), kind="cnn")
