@@ -61,10 +61,10 @@ def matmul_peak_gflops(dtype=None, size=2048, repeats=5, device="cpu"):
     a @ b  # warm-up
     best = float("inf")
     for _ in range(repeats):
-        _sync(device)
+        synchronize(device)
         start = time.perf_counter()
         a @ b
-        _sync(device)
+        synchronize(device)
         best = min(best, time.perf_counter() - start)
     return 2 * size**3 / best / 1e9
 
@@ -109,12 +109,42 @@ _EXTRA_FLOP_FORMULAS = {
 }
 
 
-def _sync(device):
+def synchronize(device):
+    """Wait for queued kernels on ``device`` (a no-op on the CPU).
+
+    Arguments
+    ---------
+    device : str or torch.device
+        Device whose queue to drain.
+
+    Example
+    -------
+    >>> synchronize("cpu")
+    """
     if str(device).startswith("cuda"):
         torch.cuda.synchronize()
 
 
-def _autocast(dtype, device):
+def autocast_context(dtype, device):
+    """``torch.autocast`` to ``dtype`` on ``device``, or nothing for fp32.
+
+    Arguments
+    ---------
+    dtype : torch.dtype, optional
+        Autocast dtype; None runs in fp32.
+    device : str or torch.device
+        Device type for autocast.
+
+    Returns
+    -------
+    context manager
+
+    Example
+    -------
+    >>> with autocast_context(torch.bfloat16, "cpu"):
+    ...     (torch.ones(2, 2) @ torch.ones(2, 2)).dtype
+    torch.bfloat16
+    """
     if dtype is None:
         return contextlib.nullcontext()
     return torch.autocast(torch.device(device).type, dtype=dtype)
@@ -148,15 +178,15 @@ def time_side_by_side(candidates, inputs, dtype=None, runs=5, device="cpu"):
     ['id']
     """
     samples = {name: [] for name in candidates}
-    with torch.no_grad(), _autocast(dtype, device):
+    with torch.no_grad(), autocast_context(dtype, device):
         for fn in candidates.values():
             fn(inputs)  # warm-up
         for _ in range(runs):
             for name, fn in candidates.items():
-                _sync(device)
+                synchronize(device)
                 start = time.perf_counter()
                 fn(inputs)
-                _sync(device)
+                synchronize(device)
                 samples[name].append(time.perf_counter() - start)
     return {name: statistics.median(values) for name, values in samples.items()}
 
@@ -227,7 +257,7 @@ def merge_sweep(model, feats, settings, dtype, runs, device, peak):
     rows = []
     for setting, (name, seconds) in zip(settings, times.items()):
         model.encoder.set_merge(**setting)
-        with _autocast(dtype, device):
+        with autocast_context(dtype, device):
             gflops = count_gflops(model, feats)
         schedule = model.encoder.merge_schedule()
         tokens = token_counts(

@@ -17,7 +17,6 @@ Authors
 """
 
 import argparse
-import contextlib
 import csv
 import json
 import os
@@ -30,7 +29,13 @@ from speechbrain.utils.logger import get_logger
 
 from fastast_plugin import dataio
 from fastast_plugin.ast import ASTClassifier, ASTEncoder, ASTHead
-from fastast_plugin.bench import DTYPES, count_gflops, time_side_by_side
+from fastast_plugin.bench import (
+    DTYPES,
+    autocast_context,
+    count_gflops,
+    synchronize,
+    time_side_by_side,
+)
 from fastast_plugin.checkpoints import from_pretrained
 from fastast_plugin.features import KaldiFbank
 from fastast_plugin.flexi import EVAL_PATCH_SIZES, to_pair
@@ -380,7 +385,7 @@ def evaluate_patch_sizes(model, batches, patch_sizes, device="cpu", dtype=None):
     encoder = model.encoder
     saved = encoder.patch_size, encoder.patch_stride
     try:
-        with torch.no_grad(), _autocast(dtype, device):
+        with torch.no_grad(), autocast_context(dtype, device):
             return _sweep(model.to(device).eval(), batches, patch_sizes, device)
     finally:
         encoder.set_patch_size(*saved)
@@ -411,10 +416,10 @@ def _sweep(model, batches, patch_sizes, device):
 
 
 def _timed(model, feats, device):
-    _sync(device)
+    synchronize(device)
     start = time.perf_counter()
     logits = model(feats)
-    _sync(device)
+    synchronize(device)
     return time.perf_counter() - start, logits
 
 
@@ -433,17 +438,6 @@ def _eval_row(model, size, entry, one_clip):
         "gflops_per_clip": count_gflops(model, one_clip),
         "clips": len(scores),
     }
-
-
-def _sync(device):
-    if str(device).startswith("cuda"):
-        torch.cuda.synchronize()
-
-
-def _autocast(dtype, device):
-    if dtype is None:
-        return contextlib.nullcontext()
-    return torch.autocast(torch.device(device).type, dtype=dtype)
 
 
 # ----------------------------------------------------------------------
@@ -518,7 +512,7 @@ def _bench_rows(model, feats, names, pairs, times, dtype, device):
     for name, (size, r) in zip(names, pairs):
         encoder.set_patch_size(size)
         encoder.set_merge(r=r)
-        with _autocast(dtype, device):
+        with autocast_context(dtype, device):
             gflops = count_gflops(model, feats) / feats.shape[0]
         counts = token_counts(
             encoder.num_tokens, encoder.merge_schedule(), encoder.num_prefix_tokens
