@@ -180,6 +180,42 @@ def read_manifest(path):
         return json.load(f)
 
 
+def prepared_with(options_path, options, manifests):
+    """Whether a preparation with the same ``options`` left all ``manifests``.
+
+    Preparation scripts write their options as JSON next to their manifests
+    when they finish; a re-run with the same options then skips the work.
+
+    Arguments
+    ---------
+    options_path : str
+        JSON file the last preparation wrote.
+    options : dict
+        Options of this run.
+    manifests : iterable of str
+        Files the preparation produces.
+
+    Returns
+    -------
+    bool
+        True when nothing needs to be prepared again.
+
+    Example
+    -------
+    >>> folder = getfixture("tmpdir")
+    >>> path = str(folder / "options.json")
+    >>> prepared_with(path, {"fold": 1}, [])
+    False
+    >>> _ = open(path, "w").write('{"fold": 1}')
+    >>> prepared_with(path, {"fold": 1}, []), prepared_with(path, {"fold": 2}, [])
+    (True, False)
+    """
+    if not os.path.isfile(options_path) or not all(map(os.path.isfile, manifests)):
+        return False
+    with open(options_path) as f:
+        return json.load(f) == options
+
+
 def clip_duration(path):
     """Duration of an audio file in seconds, from its header.
 

@@ -46,6 +46,7 @@ from speechbrain.utils.logger import get_logger
 from fastast_plugin.dataio import (
     audio_problem,
     handle_bad_files,
+    prepared_with,
     read_manifest,
     write_manifest,
 )
@@ -130,7 +131,7 @@ def prepare_esc50(
     }
     paths = [p for fold in manifests.values() for p in fold.values()]
     options_path = os.path.join(save_folder, OPTIONS_FILE)
-    if _prepared_with(options_path, options, paths):
+    if prepared_with(options_path, options, paths):
         logger.info("ESC-50 already prepared in %s, skipping", save_folder)
         return manifests
 
@@ -209,14 +210,6 @@ def check_no_source_leak(manifests):
             raise ValueError(
                 f"fold {fold}: source recordings in both train and test: {shared[:10]}"
             )
-
-
-def _prepared_with(options_path, options, manifests):
-    """Whether the last preparation used the same options and left its manifests."""
-    if not os.path.isfile(options_path) or not all(map(os.path.isfile, manifests)):
-        return False
-    with open(options_path) as f:
-        return json.load(f) == options
 
 
 def _ensure_dataset(data_folder, download):

@@ -41,6 +41,7 @@ from fastast_plugin.dataio import (
     audio_problem,
     clip_duration,
     handle_bad_files,
+    prepared_with,
     write_manifest,
 )
 
@@ -126,7 +127,7 @@ def prepare_speech_commands(
         "sample_rate": sample_rate,
     }
     options_path = os.path.join(save_folder, OPTIONS_FILE)
-    if _prepared_with(options_path, options, manifests.values()):
+    if prepared_with(options_path, options, manifests.values()):
         logger.info("Speech Commands already prepared in %s, skipping", save_folder)
         return manifests
 
@@ -195,14 +196,6 @@ def prepare_speech_commands(
         len(skipped),
     )
     return manifests
-
-
-def _prepared_with(options_path, options, manifests):
-    """Whether the last preparation used the same options and left its manifests."""
-    if not os.path.isfile(options_path) or not all(map(os.path.isfile, manifests)):
-        return False
-    with open(options_path) as f:
-        return json.load(f) == options
 
 
 def _ensure_dataset(data_folder, download):
