@@ -18,7 +18,7 @@ test: $(STAMP)
 	$(PY) -m pytest -q -p no:cacheprovider
 
 demo: $(STAMP)
-	$(PY) -m fastast_plugin.demo
+	$(PY) tools/demo.py
 
 bench: $(STAMP)
 	$(PY) -m fastast_plugin.bench

@@ -8,32 +8,34 @@ block when ``r > 0``; with ``r = 0`` the encoder is plain AST. A flexible
 encoder (``flexible != "none"``, FlexiAST, Feng et al., 2023) runs at any
 patch size chosen with ``set_patch_size``: its one stored kernel is
 PI-resized and its one stored positional grid resampled in every forward
-(``fastast_plugin.flexi``).
+(``fastast_plugin.flexi``). Inputs of any length run either padded or
+cropped to the model's input, as AST does, or at their own length
+(``length_mode``), with the padding of a batch masked.
 
 Authors
  * fastast developers 2026
 """
 
-from typing import Literal, NamedTuple, Optional
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fastast_plugin.flexi import (
-    kernel_matrices,
-    patch_grid,
-    pi_resize,
-    resample_pos_embed,
-    to_pair,
-)
-from fastast_plugin.merge import (
-    bipartite_soft_matching,
-    keep_ratio_schedule,
-    merge_source,
-    merge_wavg,
-    parse_r,
-)
+from fastast_plugin.weights import load_encoder_weights
+from fastast_plugin.flexi import parse_patch_size, resample_pos_embed
+from fastast_plugin.layers import Block, MergeState, PatchEmbed, grid_shape
+from fastast_plugin.merge import keep_ratio_schedule, parse_r
+
+__all__ = [
+    "FLEXIBLE_AXES",
+    "LENGTH_MODES",
+    "MODEL_SIZES",
+    "ASTClassifier",
+    "ASTEncoder",
+    "ASTHead",
+    "grid_shape",
+]
 
 # (embed_dim, depth, num_heads) of the DeiT backbones AST builds on.
 MODEL_SIZES = {
@@ -43,365 +45,52 @@ MODEL_SIZES = {
     "base384": (768, 12, 12),
 }
 FLEXIBLE_AXES = {"none": (), "both": (0, 1), "freq": (0,), "time": (1,)}
-
-
-def grid_shape(input_fdim, input_tdim, patch_size=16, fstride=10, tstride=10):
-    """Patch grid (frequency rows, time columns) of a spectrogram.
-
-    Arguments
-    ---------
-    input_fdim : int
-        Number of mel bands.
-    input_tdim : int
-        Number of frames.
-    patch_size : int or tuple of int
-        Side of a square patch, or ``(freq, time)``.
-    fstride : int
-        Stride along frequency.
-    tstride : int
-        Stride along time.
-
-    Returns
-    -------
-    tuple of int
-        ``(f_dim, t_dim)``.
-
-    Example
-    -------
-    >>> grid_shape(128, 1024), grid_shape(128, 128), grid_shape(128, 1024, 48, 48, 48)
-    ((12, 101), (12, 12), (2, 21))
-    """
-    return patch_grid((input_fdim, input_tdim), patch_size, (fstride, tstride))
-
-
-class PatchEmbed(nn.Module):
-    """Spectrogram to patch tokens with one convolution, at any patch size.
-
-    ``proj`` stores the kernel at its base size. ``set_patch_size`` switches
-    to another patch size and stride: the kernel is then PI-resized in every
-    forward (the resize matrix is cached, the resized kernel is not, so
-    gradients reach the stored kernel at every size) and ``proj.stride``
-    holds the current stride. At the base size the convolution is ``proj``
-    itself.
-
-    Arguments
-    ---------
-    embed_dim : int
-        Token dimension.
-    patch_size : int or tuple of int
-        Base kernel: side of a square kernel, or ``(freq, time)``.
-    fstride : int
-        Base stride along frequency (``< patch_size`` overlaps patches).
-    tstride : int
-        Base stride along time.
-
-    Example
-    -------
-    >>> embed = PatchEmbed(192)
-    >>> embed(torch.randn(2, 1, 128, 128)).shape
-    torch.Size([2, 144, 192])
-    >>> embed.set_patch_size((32, 32), (32, 32))
-    >>> embed(torch.randn(2, 1, 128, 128)).shape
-    torch.Size([2, 16, 192])
-    """
-
-    def __init__(self, embed_dim, patch_size=16, fstride=10, tstride=10):
-        super().__init__()
-        self.proj = nn.Conv2d(
-            1, embed_dim, kernel_size=patch_size, stride=(fstride, tstride)
-        )
-        self.base_patch_size = tuple(self.proj.kernel_size)
-        self.base_stride = (fstride, tstride)
-        self.patch_size = self.base_patch_size
-        self._matrices = None  # PI-resize matrices of the current size, or None
-
-    @property
-    def stride(self):
-        """Current ``(fstride, tstride)``."""
-        return tuple(self.proj.stride)
-
-    def set_patch_size(self, patch_size, stride):
-        """Use ``patch_size`` and ``stride`` (both ``(freq, time)``) from now on.
-
-        Arguments
-        ---------
-        patch_size : tuple of int
-            Patch ``(freq, time)``.
-        stride : tuple of int
-            Stride ``(freq, time)``.
-        """
-        self.patch_size = to_pair(patch_size)
-        self.proj.stride = to_pair(stride, "stride")
-        self._matrices = None
-        if self.patch_size != self.base_patch_size:
-            self._matrices = kernel_matrices(self.proj.weight, self.patch_size)
-
-    def kernel(self):
-        """The kernel at the current patch size ``[dim, 1, p_freq, p_time]``."""
-        weight = self.proj.weight
-        if self.patch_size == self.base_patch_size:
-            return weight
-        if self._matrices is None or self._matrices[0].device != weight.device:
-            self._matrices = kernel_matrices(weight, self.patch_size)
-        return pi_resize(weight, self.patch_size, matrices=self._matrices)
-
-    def forward(self, x):
-        """Embed ``x`` [batch, 1, freq, time] into [batch, tokens, dim].
-
-        Tokens are frequency-major (index ``f * t_dim + t``), as in AST.
-        """
-        if self.patch_size == self.base_patch_size:
-            x = self.proj(x)
-        else:
-            x = F.conv2d(x, self.kernel(), self.proj.bias, stride=self.proj.stride)
-        return x.flatten(2).transpose(1, 2)
-
-
-class Attention(nn.Module):
-    """Multi-head self-attention with a fused qkv projection.
-
-    Returns the attention output and ToMe's merge metric, the keys averaged
-    over heads. Token sizes, when given, enter as proportional attention:
-    ``log(size)`` is added to the attention logits of every key.
-
-    Arguments
-    ---------
-    dim : int
-        Token dimension.
-    num_heads : int
-        Number of heads.
-    qkv_bias : bool
-        Whether the qkv projection has a bias.
-    fused_attn : bool
-        Use ``scaled_dot_product_attention`` (True) or the explicit
-        softmax path (False, for tests and debugging).
-
-    Example
-    -------
-    >>> attn = Attention(64, num_heads=4)
-    >>> out, metric = attn(torch.randn(2, 10, 64))
-    >>> out.shape, metric.shape
-    (torch.Size([2, 10, 64]), torch.Size([2, 10, 16]))
-    """
-
-    def __init__(self, dim, num_heads, qkv_bias=True, fused_attn=True):
-        super().__init__()
-        if dim % num_heads:
-            raise ValueError(
-                f"embed_dim ({dim}) must be divisible by num_heads ({num_heads})"
-            )
-        self.num_heads = num_heads
-        self.head_dim = dim // num_heads
-        self.scale = self.head_dim**-0.5
-        self.fused_attn = fused_attn
-        self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)
-        self.proj = nn.Linear(dim, dim)
-
-    def forward(self, x, size=None):
-        """Attend over ``x`` [batch, tokens, dim].
-
-        Arguments
-        ---------
-        x : torch.Tensor
-            Tokens ``[batch, tokens, dim]``.
-        size : torch.Tensor, optional
-            Number of patches each token holds ``[batch, tokens, 1]``;
-            enables proportional attention.
-
-        Returns
-        -------
-        out : torch.Tensor
-            ``[batch, tokens, dim]``.
-        metric : torch.Tensor
-            Keys averaged over heads ``[batch, tokens, head_dim]``.
-        """
-        B, N, C = x.shape
-        qkv = self.qkv(x).reshape(B, N, 3, self.num_heads, self.head_dim)
-        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)
-        bias = None
-        if size is not None:
-            bias = size.log().to(q.dtype).reshape(B, 1, 1, N)
-        if self.fused_attn:
-            out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
-        else:
-            logits = (q * self.scale) @ k.transpose(-2, -1)
-            if bias is not None:
-                logits = logits + bias
-            out = logits.softmax(dim=-1) @ v
-        out = self.proj(out.transpose(1, 2).reshape(B, N, C))
-        return out, k.mean(1)
-
-
-class Mlp(nn.Module):
-    """Two-layer feed-forward network with GELU.
-
-    Arguments
-    ---------
-    dim : int
-        Token dimension.
-    hidden_dim : int
-        Hidden dimension.
-
-    Example
-    -------
-    >>> Mlp(8, 32)(torch.randn(1, 3, 8)).shape
-    torch.Size([1, 3, 8])
-    """
-
-    def __init__(self, dim, hidden_dim):
-        super().__init__()
-        self.fc1 = nn.Linear(dim, hidden_dim)
-        self.act = nn.GELU()
-        self.fc2 = nn.Linear(hidden_dim, dim)
-
-    def forward(self, x):
-        """Apply the MLP to ``x`` [..., dim]."""
-        return self.fc2(self.act(self.fc1(x)))
-
-
-class DropPath(nn.Module):
-    """Stochastic depth: drop a residual branch per sample during training.
-
-    Arguments
-    ---------
-    drop_prob : float
-        Probability of dropping the branch.
-
-    Example
-    -------
-    >>> DropPath(0.5).eval()(torch.ones(2, 3)).sum().item()
-    6.0
-    """
-
-    def __init__(self, drop_prob=0.0):
-        super().__init__()
-        self.drop_prob = drop_prob
-
-    def forward(self, x):
-        """Drop ``x`` for random samples and rescale the kept ones."""
-        if self.drop_prob == 0.0 or not self.training:
-            return x
-        keep = 1.0 - self.drop_prob
-        shape = (x.shape[0],) + (1,) * (x.dim() - 1)
-        mask = x.new_empty(shape).bernoulli_(keep)
-        return x * mask / keep
-
-
-class MergeState(NamedTuple):
-    """What token merging tracks through the blocks.
-
-    ``size`` is the number of input patches each token holds
-    ``[batch, tokens, 1]`` (None before the first merge); ``source`` maps
-    tokens to the input tokens they hold ``[batch, tokens, input_tokens]``
-    (None unless source tracing is on).
-    """
-
-    size: Optional[torch.Tensor] = None
-    source: Optional[torch.Tensor] = None
-
-
-class Block(nn.Module):
-    """Pre-norm transformer block that merges ``r`` tokens after attention.
-
-    Arguments
-    ---------
-    dim : int
-        Token dimension.
-    num_heads : int
-        Number of attention heads.
-    mlp_ratio : float
-        Hidden size of the MLP relative to ``dim``.
-    qkv_bias : bool
-        Whether the qkv projection has a bias.
-    drop_path : float
-        Stochastic depth probability.
-    layer_norm_eps : float
-        Epsilon of the LayerNorms.
-    fused_attn : bool
-        Use ``scaled_dot_product_attention``.
-
-    Example
-    -------
-    >>> block = Block(64, 4)
-    >>> x, state = block(torch.randn(2, 12, 64), r=3, num_protected=2)
-    >>> x.shape, state.size.shape
-    (torch.Size([2, 9, 64]), torch.Size([2, 9, 1]))
-    """
-
-    def __init__(
-        self,
-        dim,
-        num_heads,
-        mlp_ratio=4.0,
-        qkv_bias=True,
-        drop_path=0.0,
-        layer_norm_eps=1e-6,
-        fused_attn=True,
-    ):
-        super().__init__()
-        self.norm1 = nn.LayerNorm(dim, eps=layer_norm_eps)
-        self.attn = Attention(dim, num_heads, qkv_bias, fused_attn)
-        self.norm2 = nn.LayerNorm(dim, eps=layer_norm_eps)
-        self.mlp = Mlp(dim, int(dim * mlp_ratio))
-        self.drop_path = DropPath(drop_path)
-
-    def forward(
-        self,
-        x,
-        state=MergeState(),
-        r=0,
-        num_protected=0,
-        prop_attn=True,
-        trace_source=False,
-    ):
-        """Attention, then merge ``r`` tokens, then MLP.
-
-        Arguments
-        ---------
-        x : torch.Tensor
-            Tokens ``[batch, tokens, dim]``.
-        state : MergeState
-            Token sizes and sources from the previous block.
-        r : int
-            Number of tokens to merge away in this block.
-        num_protected : int
-            Leading tokens that are never merged (0, 1 = cls, 2 = cls+dist).
-        prop_attn : bool
-            Weight attention by token size.
-        trace_source : bool
-            Track which input tokens each token holds.
-
-        Returns
-        -------
-        x : torch.Tensor
-            ``[batch, tokens - r, dim]``.
-        state : MergeState
-            Updated sizes and sources.
-        """
-        attn_size = state.size if prop_attn else None
-        x_attn, metric = self.attn(self.norm1(x), attn_size)
-        x = x + self.drop_path(x_attn)
-        if r > 0:
-            merge, _ = bipartite_soft_matching(
-                metric,
-                r,
-                class_token=num_protected >= 1,
-                distill_token=num_protected >= 2,
-            )
-            source = state.source
-            if trace_source:
-                source = merge_source(merge, x, source)
-            x, size = merge_wavg(merge, x, state.size)
-            state = MergeState(size, source)
-        x = x + self.drop_path(self.mlp(self.norm2(x)))
-        return x, state
+LENGTH_MODES = ("pad", "native")
 
 
 class ASTEncoder(nn.Module):
     """AST encoder: patch embedding, prefix tokens, blocks, norm, pooling.
 
     Follows SpeechBrain's encoder contract ``forward(feats, lengths) ->
-    [batch, 1, dim]`` so it drops into any ``embedding_model`` slot.
+    [batch, 1, dim]`` so it drops into any ``embedding_model`` slot, with
+    features of any number of frames (at least one patch).
+
+    **Input length** (``length_mode``, settable at run time):
+
+    * ``"pad"`` (AST, the default): features are zero-padded at the end or
+      cropped to ``input_tdim`` frames, and the model attends over its
+      padding as AST does (``lengths`` are unused). AST pads its fbank with
+      zeros *before* its ``(x - mean) / (2 std)`` normalisation, which the
+      encoder cannot know; to pad exactly as AST, pad the features upstream
+      (``KaldiFbank(target_length=input_tdim)``, as the pretrained
+      interface does).
+    * ``"native"``: the clip runs at its own length, its patches at the
+      positions the padded input gives them (the positional grid cut to its
+      first time columns), so a clip of a tenth of ``input_tdim`` costs
+      about a tenth of the tokens. Longer than ``input_tdim`` is an error
+      (window long audio instead). At ``input_tdim`` frames it computes
+      exactly what ``"pad"`` does.
+
+    **Masking** is on in ``"native"`` mode when ``lengths`` (SpeechBrain's
+    relative lengths) give clips of different numbers of patch columns: a
+    clip's embedding is then that of the clip alone (up to float rounding),
+    whatever the padding of its batch. A patch is real when it lies within
+    the clip's ``round(length * frames)`` frames. What it costs:
+
+    * no merging (every block's ``r`` is 0): one pass over the batch cut to
+      its longest clip, padding keys masked with ``-inf`` in attention.
+      Padding patches are still computed (the batch costs ``batch x
+      longest`` tokens); the additive mask can keep CUDA's attention off
+      its flash kernel; one gather at the end puts each clip's tokens first.
+    * merging (``r`` or ``keep_ratio``): ToMe pairs tokens by position, so
+      padding would change which tokens merge; the batch is split by number
+      of patch columns and each group runs at its own length, with no
+      padding computed but one pass per distinct length (sort clips by
+      length to keep the groups large).
+
+    ``lengths`` that are None or give every clip the whole input run the
+    plain path (one pass, no mask), which ``torch.compile`` traces; so do
+    lengths in ``"pad"`` mode.
 
     Arguments
     ---------
@@ -447,8 +136,10 @@ class ASTEncoder(nn.Module):
     fused_attn : bool
         Use ``scaled_dot_product_attention``.
     r : int, list or tuple
-        Tokens merged per block: an int (same every block), a list (one per
-        block) or ``(r, inflection)`` as ToMe's schedule. 0 is plain AST.
+        Tokens merged per block: an int (same every block), a list of ints
+        (one per block) or ToMe's ``(r, inflection)`` schedule, written
+        ``[16, -1.0]`` in YAML (a 2-list whose second value is a float; see
+        ``fastast_plugin.merge.parse_r``). 0 is plain AST.
     keep_ratio : float, optional
         Instead of ``r``: keep this fraction of the mergeable tokens in each
         block, whatever the input length.
@@ -456,10 +147,14 @@ class ASTEncoder(nn.Module):
         Proportional attention (ToMe): weight keys by their token size.
     trace_source : bool
         Track which patches each token holds (for visualisation).
+    length_mode : str
+        ``"pad"`` (pad or crop to ``input_tdim``, as AST) or ``"native"``
+        (run at the input's own length, padding of a batch masked); see
+        above.
     init_from : str, optional
         Checkpoint to initialise from: an original AST ``.pth``, a Hugging
         Face AST folder, a FlexiAST ``.pth`` or a timm DeiT/ViT checkpoint
-        (see ``fastast_plugin.checkpoints``). A flexible encoder also takes
+        (see ``fastast_plugin.weights``). A flexible encoder also takes
         checkpoints of another kernel size or strides (PI-resized kernel,
         resampled positional embedding).
 
@@ -476,6 +171,9 @@ class ASTEncoder(nn.Module):
     >>> flexi.patch_size = 32
     >>> flexi.grid_size, flexi(torch.randn(2, 128, 128)).shape
     ((4, 4), torch.Size([2, 1, 192]))
+    >>> enc.length_mode = "native"  # a clip of 48 frames and one of 128
+    >>> enc.forward_features(torch.randn(2, 128, 128), torch.tensor([0.375, 1.0])).shape
+    torch.Size([2, 114, 192])
     """
 
     def __init__(
@@ -501,6 +199,7 @@ class ASTEncoder(nn.Module):
         keep_ratio: float = None,
         prop_attn: bool = True,
         trace_source: bool = False,
+        length_mode: Literal["pad", "native"] = "pad",
         init_from: str = None,
     ):
         super().__init__()
@@ -525,6 +224,26 @@ class ASTEncoder(nn.Module):
         self.embed_dim = embed_dim or preset[0]
         depth = depth or preset[1]
         num_heads = num_heads or preset[2]
+        # The architecture as built; config() adds the run-time settings.
+        self._architecture = {
+            "model_size": model_size,
+            "embed_dim": self.embed_dim,
+            "depth": depth,
+            "num_heads": num_heads,
+            "mlp_ratio": mlp_ratio,
+            "qkv_bias": qkv_bias,
+            "input_fdim": input_fdim,
+            "input_tdim": input_tdim,
+            "patch_size": patch_size if isinstance(patch_size, int) else list(patch_size),
+            "fstride": fstride,
+            "tstride": tstride,
+            "flexible": flexible,
+            "num_prefix_tokens": num_prefix_tokens,
+            "pooling": pooling,
+            "drop_path": drop_path,
+            "layer_norm_eps": layer_norm_eps,
+            "fused_attn": fused_attn,
+        }
         self.model_size = model_size
         self.input_fdim = input_fdim
         self.input_tdim = input_tdim
@@ -565,13 +284,41 @@ class ASTEncoder(nn.Module):
 
         self.prop_attn = prop_attn
         self.trace_source = trace_source
+        self.length_mode = length_mode
         self._r = 0
         self._keep_ratio = None
         self.set_merge(r=r, keep_ratio=keep_ratio)
         if init_from:
-            from fastast_plugin.checkpoints import load_encoder_weights
-
             load_encoder_weights(self, init_from)
+
+    def config(self):
+        """Constructor arguments that rebuild this encoder, with its current settings.
+
+        Returns
+        -------
+        dict
+            JSON-serialisable keyword arguments of ``ASTEncoder`` (all but
+            ``init_from``); ``r``, ``keep_ratio``, ``prop_attn``,
+            ``trace_source`` and ``length_mode`` as currently set. The
+            run-time patch size of a
+            flexible encoder is ``patch_size`` (the property), not part of it.
+
+        Example
+        -------
+        >>> enc = ASTEncoder("tiny224", depth=2, input_tdim=128, r=[16, -1.0])
+        >>> twin = ASTEncoder(**enc.config())
+        >>> twin.merge_schedule() == enc.merge_schedule(), twin.config() == enc.config()
+        (True, True)
+        """
+        r = self._r
+        return {
+            **self._architecture,
+            "r": list(r) if isinstance(r, (list, tuple)) else r,
+            "keep_ratio": self._keep_ratio,
+            "prop_attn": self.prop_attn,
+            "trace_source": self.trace_source,
+            "length_mode": self.length_mode,
+        }
 
     def reset_parameters(self):
         """Initialise weights as timm's ViT does (truncated normal 0.02)."""
@@ -582,6 +329,77 @@ class ASTEncoder(nn.Module):
             if isinstance(module, nn.Linear):
                 nn.init.trunc_normal_(module.weight, std=0.02)
                 nn.init.zeros_(module.bias)
+
+    # ------------------------------------------------------------------
+    # Input length
+    # ------------------------------------------------------------------
+    @property
+    def length_mode(self):
+        """``"pad"`` (to ``input_tdim``, as AST) or ``"native"`` (own length)."""
+        return self._length_mode
+
+    @length_mode.setter
+    def length_mode(self, value):
+        if value not in LENGTH_MODES:
+            raise ValueError(
+                f"length_mode must be one of {list(LENGTH_MODES)}, got {value!r}"
+            )
+        self._length_mode = value
+
+    @property
+    def min_frames(self):
+        """Fewest frames an input may have: one patch at the current size."""
+        return self.patch_size[1]
+
+    def grid_for(self, frames):
+        """Patch grid ``(f_dim, t_dim)`` of an input of ``frames`` frames.
+
+        In ``"pad"`` mode every input runs at ``grid_size``; in
+        ``"native"`` mode at the columns its own frames fill.
+
+        Arguments
+        ---------
+        frames : int
+            Frames of the input, ``min_frames`` at least (at most
+            ``input_tdim`` in ``"native"`` mode).
+
+        Returns
+        -------
+        tuple of int
+            ``(f_dim, t_dim)``.
+
+        Example
+        -------
+        >>> enc = ASTEncoder("tiny224", input_tdim=1024, depth=1, length_mode="native")
+        >>> enc.grid_size, enc.grid_for(100), enc.grid_for(1024)
+        ((12, 101), (12, 9), (12, 101))
+        """
+        self._check_frames(frames)
+        if self._length_mode == "pad":
+            return self._grid_size
+        return self._grid_size[0], self._time_columns(frames)
+
+    def _check_frames(self, frames):
+        if frames < self.min_frames:
+            raise ValueError(
+                f"an input of {frames} frames is shorter than one patch: "
+                f"ASTEncoder needs at least {self.min_frames} frames"
+            )
+        if self._length_mode == "native" and frames > self.input_tdim:
+            raise ValueError(
+                f"an input of {frames} frames is longer than this model's "
+                f"positional grid: length_mode='native' takes at most "
+                f"input_tdim={self.input_tdim} frames; window longer audio or "
+                "use length_mode='pad' to crop it"
+            )
+
+    def _time_columns(self, frames):
+        """Patch columns that ``frames`` frames fill (as the convolution)."""
+        return (frames - self.patch_size[1]) // self.patch_stride[1] + 1
+
+    def _frames_for(self, columns):
+        """Fewest frames that give ``columns`` patch columns."""
+        return (columns - 1) * self.patch_stride[1] + self.patch_size[1]
 
     # ------------------------------------------------------------------
     # Token merging settings
@@ -630,9 +448,12 @@ class ASTEncoder(nn.Module):
         >>> enc.set_merge(keep_ratio=0.5)
         >>> enc.merge_schedule()
         [72, 36, 18, 9]
+        >>> enc.set_merge(r=[16, -1.0])  # ToMe's (r, inflection) schedule, as YAML writes it
+        >>> enc.merge_schedule()
+        [32, 21, 10, 0]
         """
         if isinstance(r, list):
-            r = [int(v) for v in r]
+            r = list(r)  # a copy; values untouched: [16, -1.0] is a schedule
         parse_r(self.depth, r)  # validates, raises with a clear message
         if keep_ratio is not None:
             keep_ratio_schedule(
@@ -748,10 +569,9 @@ class ASTEncoder(nn.Module):
     def _on_flexible_axes(self, value, base, name):
         """``(freq, time)`` from an int on the flexible axes or a checked pair."""
         axes = FLEXIBLE_AXES[self._flexible] or (0, 1)
-        if not isinstance(value, (tuple, list)):  # one size for the flexible axes
-            size = to_pair(value, name)[0]  # validates, naming the value given
-            value = tuple(size if i in axes else base[i] for i in range(2))
-        pair = to_pair(value, name)
+        pair = parse_patch_size(value, name, as_pair=False)
+        if isinstance(pair, int):  # one size for the flexible axes
+            pair = tuple(pair if i in axes else base[i] for i in range(2))
         for i in set(range(2)) - set(axes):
             if pair[i] != base[i]:
                 axis = ("frequency", "time")[i]
@@ -767,40 +587,61 @@ class ASTEncoder(nn.Module):
     def embed(self, feats):
         """Patch-embed ``feats`` [batch, time, freq] and add prefix + position.
 
+        The positional grid is cut to the input's time columns (the first
+        ones: the positions a padded input gives them); padding or cropping
+        to ``input_tdim`` happens before, in ``forward_tokens``.
+
+        Arguments
+        ---------
+        feats : torch.Tensor
+            Features ``[batch, time, freq]``, ``min_frames`` to
+            ``input_tdim`` frames.
+
         Returns
         -------
         torch.Tensor
             ``[batch, num_prefix_tokens + patches, dim]``.
         """
-        if feats.dim() != 3 or feats.shape[1:] != (self.input_tdim, self.input_fdim):
-            raise ValueError(
-                f"ASTEncoder expects features [batch, {self.input_tdim}, "
-                f"{self.input_fdim}] (time, mel), got {tuple(feats.shape)}; pad "
-                "or crop the input, e.g. KaldiFbank(target_length="
-                f"{self.input_tdim})"
-            )
         x = self.patch_embed(feats.transpose(1, 2).unsqueeze(1))
         prefix = [self.cls_token, self.dist_token][: self.num_prefix_tokens]
         prefix = torch.cat(prefix, dim=1).expand(x.shape[0], -1, -1)
-        return torch.cat([prefix, x], dim=1) + self.position_embedding()
+        columns = self._time_columns(feats.shape[1])
+        return torch.cat([prefix, x], dim=1) + self.position_embedding(columns)
 
-    def position_embedding(self):
+    def position_embedding(self, columns=None):
         """Positional embedding for the current grid ``[1, num_tokens, dim]``.
 
         The stored one at the base grid; otherwise resampled from it
         (bilinear with antialiasing, prefix tokens kept, as FlexiAST).
-        """
-        if self._grid_size == self.base_grid_size:
-            return self.pos_embed
-        return resample_pos_embed(
-            self.pos_embed,
-            self.base_grid_size,
-            self._grid_size,
-            self.num_prefix_tokens,
-        )
 
-    def forward_tokens(self, feats):
-        """Run the encoder and return the tokens with their merge state.
+        Arguments
+        ---------
+        columns : int, optional
+            Keep only the first ``columns`` time columns of the grid (an
+            input shorter than ``input_tdim``); None keeps them all.
+
+        Returns
+        -------
+        torch.Tensor
+            ``[1, num_prefix_tokens + f_dim * columns, dim]``.
+        """
+        pos = self.pos_embed
+        if self._grid_size != self.base_grid_size:
+            pos = resample_pos_embed(
+                pos, self.base_grid_size, self._grid_size, self.num_prefix_tokens
+            )
+        f_dim, t_dim = self._grid_size
+        if columns is None or columns == t_dim:
+            return pos
+        prefix, grid = pos.split([self.num_prefix_tokens, f_dim * t_dim], dim=1)
+        grid = grid.unflatten(1, (f_dim, t_dim))[:, :, :columns].flatten(1, 2)
+        return torch.cat([prefix, grid], dim=1)
+
+    def fit_length(self, feats):
+        """Check ``feats`` [batch, time, freq] and fit its time to the length mode.
+
+        ``"pad"``: zero-padded at the end or cropped to ``input_tdim``
+        frames (AST); ``"native"``: unchanged, at most ``input_tdim``.
 
         Arguments
         ---------
@@ -809,16 +650,103 @@ class ASTEncoder(nn.Module):
 
         Returns
         -------
+        torch.Tensor
+            The features the blocks run on.
+
+        Example
+        -------
+        >>> enc = ASTEncoder("tiny224", input_tdim=128, depth=1)
+        >>> enc.fit_length(torch.randn(2, 100, 128)).shape
+        torch.Size([2, 128, 128])
+        """
+        if feats.dim() != 3 or feats.shape[2] != self.input_fdim:
+            raise ValueError(
+                f"ASTEncoder expects features [batch, time, {self.input_fdim}] "
+                f"(time frames, {self.input_fdim} mel bands), got "
+                f"{tuple(feats.shape)}"
+            )
+        frames = feats.shape[1]
+        self._check_frames(frames)
+        if self._length_mode == "native" or frames == self.input_tdim:
+            return feats
+        if frames > self.input_tdim:
+            return feats[:, : self.input_tdim]
+        return F.pad(feats, (0, 0, 0, self.input_tdim - frames))
+
+    def forward_tokens(self, feats, lengths=None):
+        """Run the encoder and return the tokens with their merge state.
+
+        Arguments
+        ---------
+        feats : torch.Tensor
+            Features ``[batch, time, freq]``, any number of frames (see
+            ``length_mode``).
+        lengths : torch.Tensor, optional
+            Relative lengths ``[batch]`` (SpeechBrain); used in ``"native"``
+            mode only, where padding is masked (see the class docstring).
+
+        Returns
+        -------
         tokens : torch.Tensor
             ``[batch, num_prefix_tokens + remaining, dim]`` after the final
-            norm.
+            norm. With masking, row ``i`` holds the tokens of clip ``i``
+            alone, in the same order, then zeros up to the longest.
         state : MergeState
             Sizes (None if nothing merged) and sources (None unless
-            ``trace_source``); sources cover the prefix tokens too.
+            ``trace_source``); sources cover the prefix tokens too (with
+            masking, they index each clip's own grid). ``valid`` marks the
+            real tokens when masking left padding in a row (else None).
+
+        Example
+        -------
+        >>> enc = ASTEncoder("tiny224", input_tdim=128, depth=1, length_mode="native")
+        >>> feats, lengths = torch.randn(2, 64, 128), torch.tensor([0.5, 1.0])
+        >>> tokens, state = enc.forward_tokens(feats, lengths)
+        >>> tokens.shape, state.valid.sum(1).tolist()
+        (torch.Size([2, 62, 192]), [26, 62])
         """
+        feats = self.fit_length(feats)
+        frames = self._clip_frames(feats, lengths)
+        if frames is None:
+            return self._encode(feats)
+        columns = [self._time_columns(n) for n in frames]
+        if len(set(columns)) == 1:  # the same clip length: crop, no padding
+            return self._encode(feats[:, : self._frames_for(columns[0])])
+        if any(self.merge_schedule(self._tokens_for(max(columns)))):
+            return self._encode_by_length(feats, columns)
+        return self._encode_masked(feats, columns)
+
+    def _clip_frames(self, feats, lengths):
+        """Frames of each clip (list), or None when no clip is padded."""
+        if lengths is None or self._length_mode == "pad":
+            return None
+        total = feats.shape[1]
+        if lengths.shape != (feats.shape[0],):
+            raise ValueError(
+                f"lengths must be [batch] = [{feats.shape[0]}] relative "
+                f"lengths, got shape {tuple(lengths.shape)}"
+            )
+        # SpeechBrain's relative -> absolute rule (round), within the input.
+        frames = (lengths.double() * total).round().clamp(max=total).long().tolist()
+        if all(n == total for n in frames):
+            return None
+        for i, n in enumerate(frames):
+            if n < self.min_frames:
+                raise ValueError(
+                    f"clip {i} of the batch has {n} frames (relative length "
+                    f"{float(lengths[i]):.4g}), shorter than one patch: "
+                    f"ASTEncoder needs at least {self.min_frames} frames"
+                )
+        return frames
+
+    def _tokens_for(self, columns):
+        return self.num_prefix_tokens + self._grid_size[0] * columns
+
+    def _encode(self, feats, valid=None):
+        """Embed, blocks, norm: one pass, every row the same length."""
         x = self.embed(feats)
         schedule = self.merge_schedule(x.shape[1])
-        state = MergeState()
+        state = MergeState(valid=valid)
         for block, r in zip(self.blocks, schedule):
             x, state = block(
                 x,
@@ -830,23 +758,101 @@ class ASTEncoder(nn.Module):
             )
         return self.norm(x), state
 
-    def forward_features(self, feats):
+    def _encode_masked(self, feats, columns):
+        """One pass over the batch cut to its longest clip, padding masked.
+
+        Only without merging: attention is then the only place where
+        tokens meet, and masking padding keys makes each clip's tokens
+        those of the clip alone.
+        """
+        longest = max(columns)
+        feats = feats[:, : self._frames_for(longest)]
+        f_dim, batch = self._grid_size[0], feats.shape[0]
+        cols = torch.tensor(columns, device=feats.device)
+        real = torch.arange(longest, device=feats.device) < cols.unsqueeze(1)
+        prefix = real.new_ones(batch, self.num_prefix_tokens)
+        valid = torch.cat([prefix, real.repeat(1, f_dim)], dim=1)  # freq-major
+        tokens, state = self._encode(feats, valid)
+        # Each clip's tokens first, in its own (frequency-major) order: the
+        # layout of the clip alone; padding, zeroed, after.
+        order = torch.argsort((~valid).to(torch.uint8), dim=1, stable=True)
+        valid = valid.gather(1, order)
+        tokens = tokens.gather(1, order.unsqueeze(-1).expand_as(tokens))
+        return tokens * valid.unsqueeze(-1), state._replace(valid=valid)
+
+    def _encode_by_length(self, feats, columns):
+        """One pass per distinct clip length, each at its own length.
+
+        With merging, padding would change which tokens merge (ToMe pairs
+        them by position), so no row carries any.
+        """
+        groups = {}
+        for i, c in enumerate(columns):
+            groups.setdefault(c, []).append(i)
+        runs = []
+        for c, rows in sorted(groups.items()):
+            index = torch.tensor(rows, device=feats.device)
+            group_feats = feats.index_select(0, index)[:, : self._frames_for(c)]
+            runs.append((index, *self._encode(group_feats)))
+        return self._scatter_runs(runs, feats.shape[0])
+
+    def _scatter_runs(self, runs, batch):
+        """Put the tokens and states of each length's run back in batch order."""
+        width = max(tokens.shape[1] for _, tokens, _ in runs)
+        first = runs[0][1]
+        tokens = first.new_zeros(batch, width, first.shape[-1])
+        valid = torch.zeros(batch, width, dtype=torch.bool, device=first.device)
+        merged = any(state.size is not None for _, _, state in runs)
+        size = first.new_zeros(batch, width, 1) if merged else None
+        traced = any(state.source is not None for _, _, state in runs)
+        inputs = max(self._run_inputs(run) for run in runs)
+        source = first.new_zeros(batch, width, inputs) if traced else None
+        for index, run_tokens, state in runs:
+            n = run_tokens.shape[1]
+            tokens[index, :n] = run_tokens
+            valid[index, :n] = True
+            if size is not None:
+                run_size = state.size
+                if run_size is None:  # nothing merged at this length
+                    run_size = run_tokens.new_ones(len(index), n, 1)
+                size[index, :n] = run_size.to(size.dtype)
+            if source is not None:
+                run_source = state.source
+                if run_source is None:
+                    eye = torch.eye(n, device=first.device)
+                    run_source = eye.expand(len(index), n, n)
+                size_in = run_source.shape[-1]
+                source[index, :n, :size_in] = run_source.to(source.dtype)
+        return tokens, MergeState(size, source, valid)
+
+    def _run_inputs(self, run):
+        """Input tokens of a run: the source's width, else its token count."""
+        _, tokens, state = run
+        return tokens.shape[1] if state.source is None else state.source.shape[-1]
+
+    def forward_features(self, feats, lengths=None):
         """Tokens after the final norm, before pooling.
 
         Arguments
         ---------
         feats : torch.Tensor
             Features ``[batch, time, freq]``.
+        lengths : torch.Tensor, optional
+            Relative lengths ``[batch]`` (used in ``"native"`` mode).
 
         Returns
         -------
         torch.Tensor
-            ``[batch, num_prefix_tokens + remaining, dim]``.
+            ``[batch, num_prefix_tokens + remaining, dim]`` (see
+            ``forward_tokens`` for the layout with masking).
         """
-        return self.forward_tokens(feats)[0]
+        return self.forward_tokens(feats, lengths)[0]
 
     def pool(self, tokens):
-        """Pool tokens into one embedding ``[batch, 1, dim]``."""
+        """Pool tokens into one embedding ``[batch, 1, dim]``.
+
+        Only prefix tokens are pooled: they are never padding.
+        """
         if self.pooling == "prefix_mean":
             return tokens[:, : self.num_prefix_tokens].mean(1, keepdim=True)
         return tokens[:, :1]
@@ -857,17 +863,20 @@ class ASTEncoder(nn.Module):
         Arguments
         ---------
         feats : torch.Tensor
-            Features ``[batch, time, freq]`` of exactly ``input_tdim`` frames.
+            Features ``[batch, time, freq]``, any number of frames of at
+            least one patch (see ``length_mode``).
         lengths : torch.Tensor, optional
-            Relative lengths (SpeechBrain convention). AST attends over the
-            padded input as the original model does, so they are unused.
+            Relative lengths ``[batch]`` (SpeechBrain convention). In
+            ``"native"`` mode padding is masked, so a clip's embedding does
+            not depend on its batch; in ``"pad"`` mode they are unused (AST
+            attends over its padding).
 
         Returns
         -------
         torch.Tensor
             ``[batch, 1, dim]``.
         """
-        return self.pool(self.forward_features(feats))
+        return self.pool(self.forward_features(feats, lengths))
 
 
 class ASTHead(nn.Module):
@@ -907,20 +916,32 @@ class ASTClassifier(nn.Module):
         The encoder.
     head : ASTHead
         The classification head.
+    labels : list of str, optional
+        Class names, one per output (e.g. a Hugging Face ``id2label``);
+        None when unknown. Not part of the state dict.
 
     Example
     -------
     >>> model = ASTClassifier(
-    ...     ASTEncoder("tiny224", input_tdim=128, depth=2), ASTHead(192, 10)
+    ...     ASTEncoder("tiny224", input_tdim=128, depth=2), ASTHead(192, 2),
+    ...     labels=["dog", "cat"],
     ... )
-    >>> model(torch.randn(2, 128, 128)).shape
-    torch.Size([2, 10])
+    >>> model(torch.randn(2, 128, 128)).shape, model.labels
+    (torch.Size([2, 2]), ['dog', 'cat'])
     """
 
-    def __init__(self, encoder, head):
+    def __init__(self, encoder, head, labels=None):
         super().__init__()
         self.encoder = encoder
         self.head = head
+        if isinstance(head, ASTHead) and labels is not None:
+            n_classes = head.linear.out_features
+            if len(labels) != n_classes:
+                raise ValueError(
+                    f"labels has {len(labels)} names for a head of {n_classes} "
+                    "classes; give one name per class"
+                )
+        self.labels = None if labels is None else list(labels)
 
     def forward(self, feats, lengths=None):
         """Return logits ``[batch, classes]`` for features ``[batch, time, freq]``."""

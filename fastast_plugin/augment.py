@@ -6,7 +6,8 @@ Brain can run them on the device:
 
 * ``SpecAugment``: one frequency mask and one time mask per clip, each of a
   width drawn uniformly from ``{0, ..., width - 1}``, filled with the value
-  AST's masks hold.
+  AST's masks hold (torchaudio's ``FrequencyMasking`` / ``TimeMasking``, as
+  AST).
 * ``Mixup``: ``lam * x + (1 - lam) * x[perm]`` with ``lam ~ Beta(alpha,
   alpha)`` per clip, applied to a clip with probability ``prob``; the returned
   ``MixupInfo`` mixes the targets (or a teacher's outputs) the same way.
@@ -37,6 +38,7 @@ from typing import NamedTuple
 
 import torch
 from torch import nn
+from torchaudio.transforms import FrequencyMasking, TimeMasking
 
 
 class MixupInfo(NamedTuple):
@@ -179,27 +181,58 @@ class Mixup(nn.Module):
         return info.mix(x), info
 
 
-def _band_mask(batch, size, max_width, device):
-    """``[batch, size]`` boolean masks, one band per row of width in [0, max_width)."""
-    width = (torch.rand(batch, device=device) * max_width).floor()
-    width = width.clamp(max=size)
-    start = (torch.rand(batch, device=device) * (size - width + 1)).floor()
-    start = start.clamp(max=size - width)
-    position = torch.arange(size, device=device)
-    return (position >= start[:, None]) & (position < (start + width)[:, None])
+class FeatureAugment(nn.Module):
+    """Base of the feature augmentations: ``aug(feats, lengths)`` on ``[batch, time, freq]``.
+
+    Checks the shape, returns the input itself when the augmentation is
+    disabled (``enabled`` False), else ``augment(feats)``. Subclasses
+    define ``enabled`` and ``augment``.
+
+    Example
+    -------
+    >>> class Negate(FeatureAugment):
+    ...     enabled = True
+    ...     def augment(self, feats):
+    ...         return -feats
+    >>> Negate()(torch.ones(1, 2, 3)).sum().item()
+    -6.0
+    """
+
+    def forward(self, feats, lengths=None):
+        """Augment a batch of features.
+
+        Arguments
+        ---------
+        feats : torch.Tensor
+            ``[batch, time, freq]``.
+        lengths : torch.Tensor, optional
+            Relative lengths; unused (AST augments the padded spectrogram).
+
+        Returns
+        -------
+        torch.Tensor
+            A new tensor of the same shape (``feats`` itself when disabled).
+        """
+        if feats.dim() != 3:
+            raise ValueError(
+                f"{type(self).__name__} expects features [batch, time, freq], got "
+                f"shape {tuple(feats.shape)}"
+            )
+        if not self.enabled:
+            return feats
+        return self.augment(feats)
 
 
-class SpecAugment(nn.Module):
-    """One frequency mask and one time mask per clip, with AST's semantics.
+class SpecAugment(FeatureAugment):
+    """One frequency mask and one time mask per clip: torchaudio's masks, as AST calls them.
 
-    AST calls torchaudio's ``FrequencyMasking(freqm)`` and
-    ``TimeMasking(timem)`` once per clip: a band of width drawn uniformly in
-    ``[0, param)`` at a uniformly random position, filled with 0 before
-    normalisation. Here the width is an integer drawn uniformly from
-    ``{0, ..., param - 1}`` and the start uniformly among the positions where
-    the band fits (torchaudio floors a real-valued start and end instead,
-    which differs only in rounding). Masks cover the whole ``target_length``
-    frames, padding included, as in AST.
+    AST (``src/dataloader.py``) calls ``torchaudio.transforms.FrequencyMasking(freqm)``
+    then ``TimeMasking(timem)`` on each clip: a band of width drawn
+    uniformly from ``{0, ..., param - 1}`` at a uniformly random position,
+    filled with 0 before normalisation. Here the same two transforms run on
+    the whole batch with ``iid_masks=True``, which draws every clip's bands
+    independently, as AST's clip-by-clip calls do. Masks cover the whole
+    ``target_length`` frames, padding included, as in AST.
 
     Arguments
     ---------
@@ -252,73 +285,24 @@ class SpecAugment(nn.Module):
         self.freq_mask_width = int(freq_mask_width)
         self.time_mask_width = int(time_mask_width)
         self.mask_value = 0.0 if mean is None else (0.0 - mean) / (2 * std)
+        self.freq_masking = FrequencyMasking(self.freq_mask_width, iid_masks=True)
+        self.time_masking = TimeMasking(self.time_mask_width, iid_masks=True)
 
     @property
     def enabled(self):
         """Whether any mask can be drawn."""
         return self.freq_mask_width > 0 or self.time_mask_width > 0
 
-    def masks(self, batch, frames, bins, device=None):
-        """Draw the masks of one batch.
-
-        Arguments
-        ---------
-        batch : int
-            Number of clips.
-        frames : int
-            Time frames per clip.
-        bins : int
-            Mel bins per clip.
-        device : torch.device, optional
-            Where the masks live.
-
-        Returns
-        -------
-        time_mask : torch.Tensor
-            ``[batch, frames]`` bool, True where masked.
-        freq_mask : torch.Tensor
-            ``[batch, bins]`` bool, True where masked.
-
-        Example
-        -------
-        >>> t, f = SpecAugment(10, 5).masks(3, 100, 128)
-        >>> t.shape, f.shape, bool((t.sum(1) < 5).all() and (f.sum(1) < 10).all())
-        (torch.Size([3, 100]), torch.Size([3, 128]), True)
-        """
-        return (
-            _band_mask(batch, frames, self.time_mask_width, device),
-            _band_mask(batch, bins, self.freq_mask_width, device),
-        )
-
-    def forward(self, feats, lengths=None):
-        """Mask a batch of features.
-
-        Arguments
-        ---------
-        feats : torch.Tensor
-            ``[batch, time, freq]``.
-        lengths : torch.Tensor, optional
-            Relative lengths; unused (AST masks the padded spectrogram).
-
-        Returns
-        -------
-        torch.Tensor
-            The masked features (a new tensor).
-        """
-        if feats.dim() != 3:
-            raise ValueError(
-                "SpecAugment expects features [batch, time, freq], got shape "
-                f"{tuple(feats.shape)}"
-            )
-        if not self.enabled:
-            return feats
-        batch, frames, bins = feats.shape
-        time_mask, freq_mask = self.masks(batch, frames, bins, feats.device)
-        masked = time_mask[:, :, None] | freq_mask[:, None, :]
-        return feats.masked_fill(masked, self.mask_value)
+    def augment(self, feats):
+        """One frequency and one time band per clip, ``[batch, time, freq]`` in and out (see ``forward``)."""
+        # torchaudio's layout: [batch, channel, freq, time]
+        spec = feats.transpose(1, 2).unsqueeze(1)
+        spec = self.freq_masking(spec, self.mask_value)
+        spec = self.time_masking(spec, self.mask_value)
+        return spec.squeeze(1).transpose(1, 2)
 
 
-class NoiseRoll(nn.Module):
+class NoiseRoll(FeatureAugment):
     """AST's SpeechCommands ``noise``: uniform noise, then a random circular time shift.
 
     For each clip, ``x + U(0, 1)[time, freq] * U(0, 1) * noise_scale`` (AST:
@@ -358,26 +342,8 @@ class NoiseRoll(nn.Module):
         """Whether the module changes its input."""
         return self.noise_scale > 0 or self.max_shift > 0
 
-    def forward(self, feats, lengths=None):
-        """Add noise and roll a batch of features.
-
-        Arguments
-        ---------
-        feats : torch.Tensor
-            ``[batch, time, freq]``.
-        lengths : torch.Tensor, optional
-            Relative lengths; unused (AST rolls the padded spectrogram).
-
-        Returns
-        -------
-        torch.Tensor
-            A new tensor of the same shape.
-        """
-        if feats.dim() != 3:
-            raise ValueError(
-                "NoiseRoll expects features [batch, time, freq], got shape "
-                f"{tuple(feats.shape)}"
-            )
+    def augment(self, feats):
+        """Noise, then a roll along time, clip by clip, ``[batch, time, freq]`` in and out (see ``forward``)."""
         batch, frames, bins = feats.shape
         if self.noise_scale > 0:
             level = torch.rand(batch, 1, 1, device=feats.device, dtype=feats.dtype)

@@ -3,8 +3,14 @@
 Dataset preparation scripts (``recipes/<Dataset>/<dataset>_prepare.py``)
 differ in how they walk a dataset's layout; they all check the audio files
 with ``audio_problem``, handle bad files with ``handle_bad_files`` and write
-JSON manifests with ``write_manifest``. Training scripts turn manifests into
-SpeechBrain datasets with ``classification_datasets``.
+JSON manifests with ``write_manifest``; ``read_manifest`` is the one reader.
+Training scripts turn manifests into SpeechBrain datasets with
+``classification_datasets`` (batched by SpeechBrain's ``PaddedBatch``, with
+relative lengths), reading whole files or, per split, one crop of each
+file (``cropped_audio_pipeline``: a random crop in training, a fixed one in
+evaluation, for datasets of long utterances such as VoxCeleb).
+``fold_path`` resolves per-fold file patterns of cross-validation recipes
+(``fastast_plugin.crossval``).
 
 Manifest format: a JSON object keyed by clip id; every entry has ``wav``
 (path), ``label`` (class name) and ``duration`` (seconds), plus whatever the
@@ -18,16 +24,22 @@ import csv
 import json
 import math
 import os
+import shutil
 
 import soundfile as sf
 import speechbrain as sb
 import torch
 from speechbrain.dataio import audio_io
+from speechbrain.dataio.dataio import load_data_json
+from speechbrain.utils.data_utils import download_file
 from speechbrain.utils.logger import get_logger
+
+from fastast_plugin.features import FRAME_LENGTH_MS, FRAME_SHIFT_MS
 
 logger = get_logger(__name__)
 
 BAD_FILE_POLICIES = ("skip", "raise")
+CROP_MODES = ("random", "start", "centre")
 
 
 def audio_problem(path, sample_rate=None):
@@ -127,6 +139,49 @@ def handle_bad_files(bad_files, report_path, on_bad_file="skip"):
     return set(bad_files)
 
 
+def fetch_dataset(data_folder, url, name, download=False, archive_folder=None):
+    """Download and unpack a dataset archive into ``data_folder`` if that folder is missing or empty.
+
+    Arguments
+    ---------
+    data_folder : str
+        Where the dataset lives (left alone when it holds anything).
+    url : str
+        The archive (``.zip`` / ``.tar.gz``, SpeechBrain's ``download_file``).
+    name : str
+        The dataset's name, for messages.
+    download : bool
+        Without it a missing dataset raises ``FileNotFoundError``.
+    archive_folder : str, optional
+        The folder inside the archive that becomes ``data_folder`` (e.g.
+        ``ESC-50-master``); None: the archive's contents.
+
+    Example
+    -------
+    >>> fetch_dataset(str(getfixture("tmp_path") / "none"), "http://x/a.zip", "X")
+    Traceback (most recent call last):
+    ...
+    FileNotFoundError: X not found in '...none'; unpack http://x/a.zip there or set download: True
+    """
+    if os.path.isdir(data_folder) and os.listdir(data_folder):
+        return
+    if not download:
+        raise FileNotFoundError(
+            f"{name} not found in {data_folder!r}; unpack {url} there or set download: True"
+        )
+    unpack = f"{os.path.abspath(data_folder)}.download"
+    archive = os.path.join(unpack, os.path.basename(url))
+    os.makedirs(unpack, exist_ok=True)
+    logger.info("Downloading %s to %s", url, archive)
+    download_file(url, archive, unpack=True, dest_unpack=unpack)
+    os.remove(archive)
+    if os.path.isdir(data_folder):
+        os.rmdir(data_folder)  # empty: replaced by the unpacked folder
+    shutil.move(os.path.join(unpack, archive_folder) if archive_folder else unpack, data_folder)
+    if os.path.isdir(unpack):
+        shutil.rmtree(unpack)
+
+
 def write_manifest(entries, path):
     """Write a JSON manifest (clip id to fields) atomically.
 
@@ -151,33 +206,48 @@ def write_manifest(entries, path):
     os.replace(tmp, path)
 
 
-def read_manifest(path):
-    """Read a JSON manifest written by ``write_manifest``.
+def read_manifest(path, replacements=None):
+    """Read a JSON manifest (clip id to fields): the one manifest reader of the package.
 
     Arguments
     ---------
     path : str
-        The manifest.
+        The manifest, as ``write_manifest`` writes it.
+    replacements : dict, optional
+        Placeholders such as ``{data_root}`` in string values, filled by
+        SpeechBrain's ``load_data_json``; None reads the values as they are.
 
     Returns
     -------
     dict
-        Clip id to fields.
+        Clip id to fields, in file order.
 
     Example
     -------
     >>> path = str(getfixture("tmpdir") / "m.json")
-    >>> write_manifest({"x": {"wav": "x.wav", "label": "yes"}}, path)
-    >>> list(read_manifest(path))
-    ['x']
+    >>> write_manifest({"x": {"wav": "{data_root}/x.wav", "label": "yes"}}, path)
+    >>> read_manifest(path, {"data_root": "/data"})["x"]["wav"]
+    '/data/x.wav'
     """
     if not os.path.isfile(path):
         raise FileNotFoundError(
             f"Manifest not found: {path}; run the dataset preparation "
             "(skip_prep: False) first"
         )
-    with open(path) as f:
-        return json.load(f)
+    try:
+        if replacements is None:
+            with open(path, encoding="utf-8") as f:
+                data = json.load(f)
+        else:
+            data = load_data_json(path, replacements)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"manifest {path} is not valid JSON: {err}") from err
+    if not isinstance(data, dict):
+        raise ValueError(
+            f"manifest {path} must be a JSON object {{clip id: {{'wav': ..., "
+            f"'label': ...}}}}, got {type(data).__name__}"
+        )
+    return data
 
 
 def prepared_with(options_path, options, manifests):
@@ -294,48 +364,6 @@ def fold_path(path, fold=None, required=False, name="path"):
     return path.replace(FOLD_PLACEHOLDER, str(fold))
 
 
-def check_fold_paths(settings, folds, per_fold=(), optional=()):
-    """Checks before any fold trains that every per-fold file exists.
-
-    A cross-validation run loads its hyperparameters once per fold, so a
-    missing file for fold 4 would only show after folds 1-3 have trained.
-    This checks all folds up front. Values that are not plain strings
-    (e.g. unresolved ``!ref`` expressions) are left to the per-fold load.
-
-    Arguments
-    ---------
-    settings : dict
-        Setting name to value (the top-level YAML values with overrides).
-    folds : list of int
-        The folds that will run.
-    per_fold : sequence of str
-        Settings that must hold ``{fold}`` when set (see ``fold_path``).
-    optional : sequence of str
-        Settings that may hold ``{fold}``.
-
-    Example
-    -------
-    >>> tmp = getfixture("tmp_path")
-    >>> _ = (tmp / "t1.pt").write_text("")
-    >>> check_fold_paths({"teacher": str(tmp / "t{fold}.pt")}, [1], per_fold=["teacher"])
-    >>> check_fold_paths({"teacher": str(tmp / "t{fold}.pt")}, [1, 2], per_fold=["teacher"])
-    Traceback (most recent call last):
-    ...
-    FileNotFoundError: teacher for fold 2 not found: ...t2.pt
-    """
-    missing = []
-    for name in (*per_fold, *optional):
-        pattern = settings.get(name)
-        if not isinstance(pattern, str) or not pattern:
-            continue
-        for fold in folds:
-            path = fold_path(pattern, fold, required=name in per_fold, name=name)
-            if not os.path.exists(path):
-                missing.append(f"{name} for fold {fold} not found: {path}")
-    if missing:
-        raise FileNotFoundError("; ".join(missing))
-
-
 def audio_pipeline(sample_rate):
     """A SpeechBrain pipeline ``wav -> sig`` that reads mono audio at a known rate.
 
@@ -372,12 +400,153 @@ def audio_pipeline(sample_rate):
     return read
 
 
-def classification_datasets(manifests, label_encoder_file, n_classes, sample_rate=16000):
+def crop_length(frames, sample_rate=16000):
+    """Samples of the shortest clip that gives ``frames`` Kaldi fbank frames.
+
+    ``(frames - 1) * shift + window`` with the 25 ms window and 10 ms shift
+    of ``fastast_plugin.features.KaldiFbank``, so a crop of this length
+    fills an encoder of ``input_tdim = frames`` exactly.
+
+    Arguments
+    ---------
+    frames : int
+        Number of feature frames (at least 1).
+    sample_rate : int
+        Sampling rate in Hz.
+
+    Returns
+    -------
+    int
+        Number of samples.
+
+    Example
+    -------
+    >>> crop_length(1024), crop_length(128)
+    (164080, 20720)
+    """
+    if isinstance(frames, bool) or not isinstance(frames, int) or frames < 1:
+        raise ValueError(f"crop frames must be an int >= 1, got {frames!r}")
+    window = int(sample_rate * FRAME_LENGTH_MS / 1000)
+    shift = int(sample_rate * FRAME_SHIFT_MS / 1000)
+    return (frames - 1) * shift + window
+
+
+def crop_window(num_samples, length, mode, generator=None):
+    """Where a crop of ``length`` samples lies in a clip of ``num_samples``.
+
+    A clip no longer than ``length`` is kept whole (the feature extractor
+    pads it). Otherwise the crop starts at a position drawn uniformly from
+    every position that keeps it inside the clip (``"random"``, with
+    ``torch.randint``: each DataLoader worker and each epoch draws its own,
+    since PyTorch reseeds the workers' generators for every epoch), at the
+    start of the clip (``"start"``, what AST's and FlexiAST's loaders
+    keep), or in its centre (``"centre"``, rounding down).
+
+    Arguments
+    ---------
+    num_samples : int
+        Length of the clip.
+    length : int
+        Length of the crop.
+    mode : str
+        ``"random"``, ``"start"`` or ``"centre"``.
+    generator : torch.Generator, optional
+        For ``"random"``; None uses PyTorch's default generator.
+
+    Returns
+    -------
+    tuple of int
+        ``(start, stop)`` with ``0 <= start < stop <= num_samples``.
+
+    Example
+    -------
+    >>> crop_window(100, 40, "start"), crop_window(100, 40, "centre"), crop_window(30, 40, "random")
+    ((0, 40), (30, 70), (0, 30))
+    >>> start, stop = crop_window(100, 40, "random")
+    >>> 0 <= start <= 60 and stop == start + 40
+    True
+    """
+    if mode not in CROP_MODES:
+        raise ValueError(f"crop mode must be one of {CROP_MODES}, got {mode!r}")
+    if num_samples < 1 or length < 1:
+        raise ValueError(
+            f"crop_window: need num_samples and length >= 1, got {num_samples}, {length}"
+        )
+    if num_samples <= length:
+        return 0, num_samples
+    slack = num_samples - length
+    if mode == "start":
+        start = 0
+    elif mode == "centre":
+        start = slack // 2
+    else:
+        start = int(torch.randint(slack + 1, (1,), generator=generator))
+    return start, start + length
+
+
+def cropped_audio_pipeline(sample_rate, length, mode, generator=None):
+    """A SpeechBrain pipeline ``wav -> sig`` that reads one crop of each file.
+
+    Only the crop is read from disk (``soundfile`` seeks to it), so long
+    utterances cost no more than short ones. Where the crop lies is
+    ``crop_window``'s rule; a clip shorter than the crop is read whole.
+
+    Arguments
+    ---------
+    sample_rate : int
+        Expected sampling rate; a file at another rate, or not mono, raises
+        ``ValueError`` naming it.
+    length : int
+        Crop length in samples (``crop_length(frames)`` fills ``frames``
+        feature frames).
+    mode : str
+        ``"random"`` (training), ``"start"`` or ``"centre"`` (evaluation).
+    generator : torch.Generator, optional
+        For ``"random"``; None: PyTorch's default generator.
+
+    Returns
+    -------
+    DynamicItem
+        Takes ``wav``, provides ``sig`` (a ``[samples]`` float tensor).
+
+    Example
+    -------
+    >>> import numpy as np
+    >>> path = str(getfixture("tmpdir") / "d.wav")
+    >>> sf.write(path, np.arange(1000) / 1000, 16000, subtype="FLOAT")
+    >>> sig = cropped_audio_pipeline(16000, 400, "centre")(path)
+    >>> sig.shape, round(float(sig[0]) * 1000)
+    (torch.Size([400]), 300)
+    """
+    if mode not in CROP_MODES:
+        raise ValueError(f"crop mode must be one of {CROP_MODES}, got {mode!r}")
+    if isinstance(length, bool) or not isinstance(length, int) or length < 1:
+        raise ValueError(f"crop length must be an int >= 1 (samples), got {length!r}")
+
+    @sb.utils.data_pipeline.takes("wav")
+    @sb.utils.data_pipeline.provides("sig")
+    def read(wav):
+        info = sf.info(wav)
+        if info.samplerate != sample_rate:
+            raise ValueError(f"{wav}: sampled at {info.samplerate} Hz, expected {sample_rate} Hz")
+        if info.channels != 1:
+            raise ValueError(f"{wav}: {info.channels} channels, expected mono")
+        start, stop = crop_window(info.frames, length, mode, generator)
+        sig, _ = sf.read(wav, start=start, stop=stop, dtype="float32", always_2d=False)
+        return torch.from_numpy(sig)
+
+    return read
+
+
+def classification_datasets(
+    manifests, label_encoder_file, n_classes, sample_rate=16000, crop_frames=None, crops=None
+):
     """SpeechBrain datasets for single-label classification from JSON manifests.
 
     The class index of each label is its rank in the sorted list of the
     training labels, stored in ``label_encoder_file`` (built once, on the
-    main process, and loaded by every rank).
+    main process, and loaded by every rank). Each split reads whole files,
+    or with ``crops`` one crop per file and epoch (``cropped_audio_pipeline``).
 
     Arguments
     ---------
@@ -389,6 +558,12 @@ def classification_datasets(manifests, label_encoder_file, n_classes, sample_rat
         Expected number of classes; anything else raises ``ValueError``.
     sample_rate : int
         Sampling rate of the audio.
+    crop_frames : int, optional
+        Crop length in feature frames (``crop_length``); needed with
+        ``crops``.
+    crops : dict, optional
+        Split name to crop mode (``"random"``, ``"start"``, ``"centre"``,
+        see ``crop_window``); a split not listed reads whole files.
 
     Returns
     -------
@@ -415,11 +590,32 @@ def classification_datasets(manifests, label_encoder_file, n_classes, sample_rat
     >>> item = data["train"][0]
     >>> item["id"], item["sig"].shape, int(item["label_encoded"])
     ('y', torch.Size([1600]), 1)
+    >>> data, _ = classification_datasets(
+    ...     {"train": str(tmp / "train.json")}, str(tmp / "labels.txt"), 2,
+    ...     crop_frames=4, crops={"train": "random"},
+    ... )
+    >>> data["train"][0]["sig"].shape  # 3 frames of 10 ms + one of 25 ms
+    torch.Size([880])
     """
     if "train" not in manifests:
         raise ValueError(
             f"classification_datasets needs a 'train' manifest, got {sorted(manifests)}"
         )
+    crops = dict(crops or {})
+    unknown = sorted(set(crops) - set(manifests))
+    if unknown:
+        raise ValueError(
+            f"classification_datasets: crops name splits {unknown} that have no "
+            f"manifest (splits: {sorted(manifests)})"
+        )
+    if crops and crop_frames is None:
+        raise ValueError("classification_datasets: crops need crop_frames (the crop length)")
+    for split, mode in crops.items():
+        if mode not in CROP_MODES:
+            raise ValueError(
+                f"classification_datasets: crop mode of {split!r} must be one of "
+                f"{CROP_MODES}, got {mode!r}"
+            )
     contents = {split: read_manifest(path) for split, path in manifests.items()}
     labels = sorted({entry["label"] for entry in contents["train"].values()})
     if len(labels) != n_classes:
@@ -442,10 +638,16 @@ def classification_datasets(manifests, label_encoder_file, n_classes, sample_rat
     def label_pipeline(label):
         return encoder.encode_label_torch(label)
 
+    def reader(split):
+        if split not in crops:
+            return audio_pipeline(sample_rate)
+        length = crop_length(crop_frames, sample_rate)
+        return cropped_audio_pipeline(sample_rate, length, crops[split])
+
     datasets = {
         split: sb.dataio.dataset.DynamicItemDataset(
             entries,
-            dynamic_items=[audio_pipeline(sample_rate), label_pipeline],
+            dynamic_items=[reader(split), label_pipeline],
             output_keys=["id", "sig", "label_encoded"],
         )
         for split, entries in contents.items()

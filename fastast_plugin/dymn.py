@@ -1,65 +1,28 @@
-"""EfficientAT's dynamic MobileNet (DyMN) and its log-mel front-end.
+"""EfficientAT's dynamic MobileNet (DyMN) audio tagger.
 
 DyMN (Schmid et al., "Dynamic Convolutional Neural Networks as Efficient
 Pre-trained Audio Models", IEEE/ACM TASLP 2024) is a MobileNetV3-style CNN
 whose blocks use dynamic convolutions, dynamic ReLU and coordinate attention,
-all driven by a per-block context vector. This module re-implements it with
-the parameter and buffer names of EfficientAT's released state dicts, so that
-``dymn04_as.pt``, ``dymn10_as.pt``, ``dymn20_as_mAP_493.pt`` and the
-ImageNet variants load strictly, together with EfficientAT's 32 kHz log-mel
-front-end (``AugmentMelSTFT``) that the released weights expect.
+all driven by a per-block context vector. This module re-implements it
+(EfficientAT's ``models/dymn/model.py`` and ``models/dymn/dy_block.py``,
+https://github.com/fschmid56/EfficientAT) with the parameter and buffer
+names of EfficientAT's released state dicts, so that ``dymn04_as.pt``,
+``dymn10_as.pt``, ``dymn20_as_mAP_493.pt`` and the ImageNet variants load
+strictly (``fastast_plugin.dymn_weights``). Its input is the log-mel
+spectrogram of ``fastast_plugin.dymn_frontend.DyMNFrontEnd``.
 
 Authors
  * fastast developers 2026
 """
 
 import math
-import os
-import pickle
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import List, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
-import torchaudio
-from speechbrain.utils.autocast import fwd_default_precision
-from speechbrain.utils.logger import get_logger
 from torch import nn
 
-__all__ = [
-    "DYMN_BASE_URL",
-    "DYMN_CHECKPOINTS",
-    "DyMN",
-    "DyMNFrontEnd",
-    "kaldi_mel_banks",
-    "load_dymn",
-    "load_dymn_state_dict",
-    "make_divisible",
-    "read_checkpoint",
-    "temperature_schedule",
-]
-
-logger = get_logger(__name__)
-
-# Release that hosts EfficientAT's pretrained weights.
-DYMN_BASE_URL = "https://github.com/fschmid56/EfficientAT/releases/download/v0.0.1/"
-
-# Checkpoint name -> file in the release. "_im" files are ImageNet weights
-# (trained to a final kernel-attention temperature of 30), "_as" files are
-# AudioSet weights (temperature 1). "dymn20_as" points to the current
-# upstream default; "(1)".."(3)" are the alternative dymn20 AudioSet files.
-DYMN_CHECKPOINTS = {
-    "dymn04_im": "dymn04_im.pt",
-    "dymn10_im": "dymn10_im.pt",
-    "dymn20_im": "dymn20_im.pt",
-    "dymn04_as": "dymn04_as.pt",
-    "dymn10_as": "dymn10_as.pt",
-    "dymn20_as": "dymn20_as_mAP_493.pt",
-    "dymn20_as(1)": "dymn20_as.pt",
-    "dymn20_as(2)": "dymn20_as_mAP_489.pt",
-    "dymn20_as(3)": "dymn20_as_mAP_490.pt",
-}
-
-_NAME_TO_WIDTH = {"dymn04": 0.4, "dymn10": 1.0, "dymn20": 2.0}
+__all__ = ["DyMN", "make_divisible", "temperature_schedule"]
 
 # MobileNetV3-Large without SE, as used by DyMN:
 # (in, kernel, expanded, out, activation, index into ``strides`` or None).
@@ -84,11 +47,6 @@ _BLOCK_TABLE = (
 # Every BatchNorm in DyMN uses TensorFlow-style settings.
 _BN_EPS = 0.001
 _BN_MOMENTUM = 0.01
-
-# Log-mel constants of EfficientAT's front-end.
-_LOG_OFFSET = 1e-5
-_NORM_SHIFT = 4.5
-_NORM_SCALE = 5.0
 
 
 def make_divisible(value: float, divisor: int = 8) -> int:
@@ -388,7 +346,7 @@ class DyMN(nn.Module):
     dicts (default ``use_dy_blocks="all"`` variant), so ``dymn04/10/20``
     checkpoints load with ``load_state_dict(sd)`` (strict) when
     ``width_mult`` is 0.4 / 1.0 / 2.0 and ``num_classes`` matches. Use
-    :func:`load_dymn` to load a checkpoint by name.
+    ``fastast_plugin.dymn_weights.load_dymn`` to load a checkpoint by name.
 
     The kernel-attention temperature is not part of the state dict: set it
     with the ``temperature`` argument (1.0 for AudioSet weights, 30.0 for
@@ -458,19 +416,18 @@ class DyMN(nn.Module):
         dropout: float = 0.2,
     ):
         super().__init__()
-        if num_classes < 1:
-            raise ValueError(f"num_classes must be >= 1, got {num_classes}")
+        for arg, value in (
+            ("num_classes", num_classes),
+            ("num_kernels", num_kernels),
+            ("dyrelu_pieces", dyrelu_pieces),
+        ):
+            if value < 1:
+                raise ValueError(f"{arg} must be >= 1, got {value}")
         if width_mult <= 0:
             raise ValueError(f"width_mult must be > 0, got {width_mult}")
         strides = tuple(int(s) for s in strides)
         if len(strides) != 4 or min(strides) < 1:
-            raise ValueError(
-                f"strides must be 4 integers >= 1, got {tuple(strides)}"
-            )
-        if num_kernels < 1:
-            raise ValueError(f"num_kernels must be >= 1, got {num_kernels}")
-        if dyrelu_pieces < 1:
-            raise ValueError(f"dyrelu_pieces must be >= 1, got {dyrelu_pieces}")
+            raise ValueError(f"strides must be 4 integers >= 1, got {strides}")
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
         self._check_temperature(temperature)
@@ -630,7 +587,9 @@ class DyMN(nn.Module):
         Arguments
         ---------
         x : torch.Tensor
-            Log-mel input ``[batch, 1, n_mels, time]``.
+            Log-mel input ``[batch, 1, n_mels, time]``; the input conv and
+            the four strided blocks each halve both axes (with the default
+            ``strides``).
 
         Returns
         -------
@@ -658,7 +617,8 @@ class DyMN(nn.Module):
         Arguments
         ---------
         x : torch.Tensor
-            Log-mel input ``[batch, 1, n_mels, time]``.
+            Log-mel input ``[batch, 1, n_mels, time]``. The average includes
+            padded frames (there is no padding mask).
 
         Returns
         -------
@@ -714,655 +674,16 @@ class DyMN(nn.Module):
         ---------
         x : torch.Tensor
             Log-mel input ``[batch, 1, n_mels, time]``, e.g. from
-            :class:`DyMNFrontEnd`.
+            ``fastast_plugin.dymn_frontend.DyMNFrontEnd``.
 
         Returns
         -------
         torch.Tensor
-            Logits ``[batch, num_classes]``.
+            Logits ``[batch, num_classes]``, as ``forward_head`` gives them.
 
         Example
         -------
-        >>> model = DyMN(num_classes=1, width_mult=0.4).eval()
-        >>> model(torch.randn(3, 1, 128, 32)).shape
+        >>> DyMN(num_classes=1, width_mult=0.4).eval()(torch.randn(3, 1, 128, 32)).shape
         torch.Size([3, 1])
         """
         return self.forward_head(self.forward_embedding(x))
-
-
-def read_checkpoint(path: str) -> Dict[str, torch.Tensor]:
-    """Reads a plain state dict with ``torch.load(weights_only=True)``.
-
-    Arguments
-    ---------
-    path : str
-        A ``.pt`` file holding a ``{name: tensor}`` dict.
-
-    Returns
-    -------
-    dict
-        The state dict, on the CPU.
-
-    Raises
-    ------
-    ValueError
-        If the file holds pickled objects other than tensors and plain
-        containers, or is not a ``{str: tensor}`` dict.
-
-    Example
-    -------
-    >>> path = getfixture("tmp_path") / "sd.pt"
-    >>> torch.save({"w": torch.zeros(2)}, path)
-    >>> read_checkpoint(path)
-    {'w': tensor([0., 0.])}
-    """
-    try:
-        state_dict = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, AttributeError, TypeError) as err:
-        raise ValueError(
-            f"checkpoint {os.fspath(path)!r} could not be read as a plain state "
-            "dict of tensors with torch.load(weights_only=True); it may hold "
-            f"pickled objects, which are refused: {err}"
-        ) from err
-    if not isinstance(state_dict, dict):
-        raise ValueError(
-            f"checkpoint {os.fspath(path)!r} must hold a dict of tensors, "
-            f"got {type(state_dict).__name__}"
-        )
-    bad = [
-        f"{key!r} ({type(value).__name__})"
-        for key, value in state_dict.items()
-        if not (isinstance(key, str) and isinstance(value, torch.Tensor))
-    ]
-    if bad:
-        raise ValueError(
-            f"checkpoint {os.fspath(path)!r} must map names to tensors; "
-            f"non-tensor entries: {', '.join(bad[:10])}"
-            + (f" and {len(bad) - 10} more" if len(bad) > 10 else "")
-        )
-    return state_dict
-
-
-def _format_keys(keys: List[str], limit: int = 10) -> str:
-    shown = ", ".join(keys[:limit])
-    return shown + (f" ... and {len(keys) - limit} more" if len(keys) > limit else "")
-
-
-def load_dymn_state_dict(
-    model: DyMN, state_dict: Dict[str, torch.Tensor], allow_new_head: bool = False
-) -> DyMN:
-    """Loads an EfficientAT DyMN state dict strictly, with a clear error.
-
-    Arguments
-    ---------
-    model : DyMN
-        The model to load into (in place).
-    state_dict : dict
-        EfficientAT-style state dict (no ``module.`` prefix).
-    allow_new_head : bool
-        If True and the checkpoint's output layer ``classifier.5`` has a
-        different number of classes than ``model``, the checkpoint's
-        ``classifier.5.{weight,bias}`` are dropped (logged) and the model
-        keeps its freshly initialised head. Every other tensor must still
-        match exactly.
-
-    Returns
-    -------
-    DyMN
-        ``model``, for chaining.
-
-    Raises
-    ------
-    RuntimeError
-        Naming the missing keys, unexpected keys and mis-shaped tensors.
-
-    Example
-    -------
-    >>> source = DyMN(num_classes=527, width_mult=0.4)
-    >>> target = DyMN(num_classes=50, width_mult=0.4)
-    >>> model = load_dymn_state_dict(target, source.state_dict(), allow_new_head=True)
-    >>> model.classifier[5].out_features
-    50
-    """
-    expected = model.state_dict()
-    state_dict = dict(state_dict)
-    dropped_head = False
-    head_key = "classifier.5.weight"
-    if (
-        allow_new_head
-        and head_key in state_dict
-        and state_dict[head_key].dim() == 2
-        and state_dict[head_key].shape[1] == expected[head_key].shape[1]
-        and state_dict[head_key].shape[0] != expected[head_key].shape[0]
-        and state_dict.get("classifier.5.bias", torch.empty(0)).shape
-        == (state_dict[head_key].shape[0],)
-    ):
-        logger.info(
-            "Dropping the checkpoint's classifier head (classifier.5, %d classes); "
-            "the model keeps a freshly initialised %d-class head.",
-            state_dict[head_key].shape[0],
-            expected[head_key].shape[0],
-        )
-        del state_dict[head_key], state_dict["classifier.5.bias"]
-        dropped_head = True
-
-    allowed_missing = {"classifier.5.weight", "classifier.5.bias"} if dropped_head else set()
-    missing = [k for k in expected if k not in state_dict and k not in allowed_missing]
-    unexpected = [k for k in state_dict if k not in expected]
-    mis_shaped = [
-        f"{k}: checkpoint {tuple(v.shape)} vs model {tuple(expected[k].shape)}"
-        for k, v in state_dict.items()
-        if k in expected and v.shape != expected[k].shape
-    ]
-    if missing or unexpected or mis_shaped:
-        problems = []
-        if missing:
-            problems.append(f"missing keys ({len(missing)}): {_format_keys(missing)}")
-        if unexpected:
-            problems.append(
-                f"unexpected keys ({len(unexpected)}): {_format_keys(unexpected)}"
-            )
-        if mis_shaped:
-            problems.append(
-                f"shape mismatches ({len(mis_shaped)}): {_format_keys(mis_shaped)}"
-            )
-        raise RuntimeError(
-            f"DyMN checkpoint does not match the model (width_mult="
-            f"{model.width_mult}, num_classes={model.num_classes}): "
-            + "; ".join(problems)
-        )
-    model.load_state_dict(state_dict, strict=not dropped_head)
-    return model
-
-
-def load_dymn(
-    name: str,
-    checkpoint_dir: str,
-    num_classes: Optional[int] = None,
-    download: bool = False,
-    temperature: Optional[float] = None,
-    strides: Sequence[int] = (2, 2, 2, 2),
-    dropout: float = 0.2,
-) -> DyMN:
-    """Builds a :class:`DyMN` and loads EfficientAT's released weights by name.
-
-    The file ``checkpoint_dir/<DYMN_CHECKPOINTS[name]>`` is read with
-    ``torch.load(weights_only=True)``. If it is missing and ``download`` is
-    True, it is first fetched from ``DYMN_BASE_URL``.
-
-    Arguments
-    ---------
-    name : str
-        A key of ``DYMN_CHECKPOINTS`` (e.g. ``"dymn10_as"``) or the stem of
-        one of its files (e.g. ``"dymn20_as_mAP_489"``).
-    checkpoint_dir : str
-        Folder holding (or receiving) the ``.pt`` files.
-    num_classes : int, optional
-        Output classes; None keeps the checkpoint's head. Any other value
-        that differs from the checkpoint drops the released output layer and
-        keeps a freshly initialised one (everything else loads strictly).
-    download : bool
-        Whether to download a missing file from EfficientAT's release.
-    temperature : float, optional
-        Kernel-attention temperature; None uses the value the weights were
-        trained with (30.0 for ``_im``, 1.0 for ``_as`` checkpoints).
-    strides : Sequence[int]
-        Strides of the four down-sampling blocks (see :class:`DyMN`).
-    dropout : float
-        Classifier dropout.
-
-    Returns
-    -------
-    DyMN
-        The model with loaded weights, in training mode like any new module.
-
-    Example
-    -------
-    >>> folder = getfixture("tmp_path")
-    >>> torch.save(DyMN(width_mult=0.4).state_dict(), folder / "dymn04_as.pt")
-    >>> model = load_dymn("dymn04_as", folder, num_classes=10)
-    >>> model.classifier[5].out_features, model.temperature
-    (10, 1.0)
-    """
-    # Registry names take precedence over file stems ("dymn20_as" is the
-    # mAP-493 file, not "dymn20_as.pt").
-    lookup = {os.path.splitext(f)[0]: f for f in DYMN_CHECKPOINTS.values()}
-    lookup.update(DYMN_CHECKPOINTS)
-    if name not in lookup:
-        raise ValueError(
-            f"name must be one of {sorted(lookup)}, got {name!r}"
-        )
-    filename = lookup[name]
-    width_mult = _NAME_TO_WIDTH[filename[:6]]
-    if temperature is None:
-        temperature = 30.0 if "_im" in filename else 1.0
-
-    path = os.path.join(os.fspath(checkpoint_dir), filename)
-    if not os.path.isfile(path):
-        url = DYMN_BASE_URL + filename
-        if not download:
-            raise FileNotFoundError(
-                f"DyMN checkpoint {path!r} not found; place {url} there or "
-                "call load_dymn(..., download=True)"
-            )
-        os.makedirs(os.fspath(checkpoint_dir), exist_ok=True)
-        logger.info("Downloading %s to %s", url, path)
-        torch.hub.download_url_to_file(url, path, progress=False)
-
-    state_dict = read_checkpoint(path)
-    head = state_dict.get("classifier.5.weight")
-    if num_classes is None:
-        if head is None or head.dim() != 2:
-            raise RuntimeError(
-                f"DyMN checkpoint {path!r} has no 2-D 'classifier.5.weight'; "
-                "cannot infer num_classes, pass it explicitly"
-            )
-        num_classes = int(head.shape[0])
-    model = DyMN(
-        num_classes=num_classes,
-        width_mult=width_mult,
-        strides=strides,
-        temperature=temperature,
-        dropout=dropout,
-    )
-    load_dymn_state_dict(model, state_dict, allow_new_head=True)
-    logger.info("Loaded DyMN weights %s (temperature %s)", path, temperature)
-    return model
-
-
-def kaldi_mel_banks(
-    n_mels: int,
-    n_fft: int,
-    sample_rate: float,
-    fmin: float,
-    fmax: float,
-) -> torch.Tensor:
-    """Kaldi-style triangular mel filterbank, as EfficientAT uses it.
-
-    Mel scale ``m(f) = 1127 ln(1 + f / 700)``; ``n_mels + 2`` edges equally
-    spaced in mel between ``fmin`` and ``fmax``; filter ``i`` rises from
-    edge ``i`` to ``i + 1`` and falls to ``i + 2`` linearly *in mel*,
-    evaluated at the FFT bin frequencies ``k * sample_rate / n_fft`` for
-    ``k < n_fft / 2``. Filters are not area-normalised (the triangle peaks
-    at 1), and a zero column is appended for the Nyquist bin.
-
-    Arguments
-    ---------
-    n_mels : int
-        Number of mel filters.
-    n_fft : int
-        FFT size (even).
-    sample_rate : float
-        Sampling rate in Hz.
-    fmin : float
-        Lower edge of the first filter in Hz.
-    fmax : float
-        Upper edge of the last filter in Hz (at most ``sample_rate / 2``).
-
-    Returns
-    -------
-    torch.Tensor
-        ``[n_mels, n_fft // 2 + 1]`` float32 weights.
-
-    Example
-    -------
-    >>> banks = kaldi_mel_banks(128, 1024, 32000, 0.0, 15000.0)
-    >>> banks.shape, bool(banks[:, -1].eq(0).all())
-    (torch.Size([128, 513]), True)
-    """
-    if not 0 <= fmin < fmax <= sample_rate / 2:
-        raise ValueError(
-            "need 0 <= fmin < fmax <= sample_rate / 2, got "
-            f"fmin={fmin}, fmax={fmax}, sample_rate={sample_rate}"
-        )
-
-    # Same float32 arithmetic as Kaldi/torchaudio, so that the weights agree
-    # bit for bit with the filterbank EfficientAT was trained with.
-    mel_low = 1127.0 * math.log(1.0 + fmin / 700.0)
-    mel_high = 1127.0 * math.log(1.0 + fmax / 700.0)
-    delta = (mel_high - mel_low) / (n_mels + 1)
-    index = torch.arange(n_mels, dtype=torch.float32).unsqueeze(1)
-    left = mel_low + index * delta
-    centre = mel_low + (index + 1.0) * delta
-    right = mel_low + (index + 2.0) * delta
-    bin_freqs = sample_rate / n_fft * torch.arange(n_fft // 2, dtype=torch.float32)
-    bin_mel = 1127.0 * (1.0 + bin_freqs / 700.0).log()
-    rising = (bin_mel - left) / (centre - left)
-    falling = (right - bin_mel) / (right - centre)
-    banks = torch.clamp(torch.minimum(rising, falling), min=0.0)
-    return F.pad(banks, (0, 1))
-
-
-class DyMNFrontEnd(nn.Module):
-    """EfficientAT's log-mel front-end (``AugmentMelSTFT``) for DyMN.
-
-    Steps: optional band-limited resampling to ``sample_rate``; pre-emphasis
-    ``y[n] = x[n+1] - 0.97 x[n]`` (one sample shorter); centred STFT with
-    reflect padding and a symmetric Hann window of ``win_length`` zero-padded
-    to ``n_fft``; power spectrum; Kaldi mel filterbank
-    (:func:`kaldi_mel_banks`, computed in fp32); ``ln(x + 1e-5)``; in
-    training only, SpecAugment masks; ``(x + 4.5) / 5``.
-
-    In eval mode the band is ``[fmin, fmax]`` exactly and the output is
-    deterministic. In training mode the band edges are
-    jittered once per batch, ``fmin + U{0..fmin_aug_range-1}`` and
-    ``fmax + fmax_aug_range // 2 - U{0..fmax_aug_range-1}``, and iid
-    frequency/time masks of widths below ``freqm``/``timem`` are applied per
-    clip (EfficientAT's training scripts set ``freqm = timem = 0``).
-
-    Each clip's features depend only on its own samples (as given by
-    ``wav_lens``): frames past a clip's end are set to the digital-silence
-    value ``(ln(1e-5) + 4.5) / 5``.
-
-    Arguments
-    ---------
-    sample_rate : int
-        Rate the features are computed at (DyMN's weights expect 32000).
-    orig_sample_rate : int
-        Rate of the input waveforms; if it differs from ``sample_rate`` the
-        input goes through ``torchaudio.transforms.Resample`` (Kaiser-windowed
-        sinc, band-limited) first. With 16 kHz input the mel bands above
-        about 7.6 kHz (the top ~25 of 128) stay near the silence value.
-    n_fft : int
-        FFT size.
-    win_length : int
-        Hann window length in samples.
-    hop_length : int
-        Frame shift in samples.
-    preemphasis : float
-        Pre-emphasis coefficient.
-    n_mels : int
-        Number of mel bands.
-    fmin : float
-        Lowest mel edge in Hz.
-    fmax : float, optional
-        Highest mel edge in Hz; None means ``sample_rate / 2 -
-        fmax_aug_range / 2`` (15 kHz at 32 kHz).
-    fmin_aug_range : int
-        Training-time jitter range of ``fmin`` in Hz (0 disables).
-    fmax_aug_range : int
-        Training-time jitter range of ``fmax`` in Hz (0 disables).
-    freqm : int
-        Maximum frequency-mask width in bins during training (0 disables).
-    timem : int
-        Maximum time-mask width in frames during training (0 disables).
-    resample_lowpass_width : int
-        Zero crossings on each side of the resampling filter.
-    resample_rolloff : float
-        Resampler cut-off as a fraction of the lower Nyquist frequency.
-    resample_beta : float
-        Kaiser window shape of the resampling filter. The signature's values
-        are librosa's "kaiser_best"; torchaudio's own Resample defaults
-        (width 6, rolloff 0.99, Hann) leave images only about 11 dB down
-        near the band edge, whereas these push them below the log-mel floor.
-
-    Example
-    -------
-    >>> frontend = DyMNFrontEnd().eval()
-    >>> frontend(torch.randn(2, 32000)).shape
-    torch.Size([2, 1, 128, 100])
-    >>> frontend_16k = DyMNFrontEnd(orig_sample_rate=16000).eval()
-    >>> frontend_16k(torch.randn(2, 16000), torch.tensor([1.0, 0.5])).shape
-    torch.Size([2, 1, 128, 100])
-    """
-
-    def __init__(
-        self,
-        # Sampling rates
-        sample_rate: int = 32000,
-        orig_sample_rate: int = 32000,
-        # STFT
-        n_fft: int = 1024,
-        win_length: int = 800,
-        hop_length: int = 320,
-        preemphasis: float = 0.97,
-        # Mel filterbank
-        n_mels: int = 128,
-        fmin: float = 0.0,
-        fmax: Optional[float] = None,
-        fmin_aug_range: int = 10,
-        fmax_aug_range: int = 2000,
-        # Training-time masking
-        freqm: int = 0,
-        timem: int = 0,
-        # Resampling (Kaiser-windowed sinc, librosa's "kaiser_best" settings)
-        resample_lowpass_width: int = 64,
-        resample_rolloff: float = 0.9475937167399596,
-        resample_beta: float = 14.769656459379492,
-    ):
-        super().__init__()
-        for arg, value in (
-            ("sample_rate", sample_rate),
-            ("orig_sample_rate", orig_sample_rate),
-            ("n_fft", n_fft),
-            ("win_length", win_length),
-            ("hop_length", hop_length),
-            ("n_mels", n_mels),
-            ("resample_lowpass_width", resample_lowpass_width),
-        ):
-            if int(value) != value or value < 1:
-                raise ValueError(f"{arg} must be an integer >= 1, got {value}")
-        if not 0 < resample_rolloff <= 1:
-            raise ValueError(
-                f"resample_rolloff must be in (0, 1], got {resample_rolloff}"
-            )
-        if win_length > n_fft:
-            raise ValueError(
-                f"win_length must be <= n_fft={n_fft}, got {win_length}"
-            )
-        for arg, value in (
-            ("fmin_aug_range", fmin_aug_range),
-            ("fmax_aug_range", fmax_aug_range),
-            ("freqm", freqm),
-            ("timem", timem),
-        ):
-            if int(value) != value or value < 0:
-                raise ValueError(f"{arg} must be an integer >= 0, got {value}")
-        if fmax is None:
-            fmax = sample_rate / 2 - fmax_aug_range / 2
-        if fmin < 0 or fmin + max(fmin_aug_range - 1, 0) >= fmax - fmax_aug_range / 2:
-            raise ValueError(
-                f"fmin must be >= 0 and below fmax even after jitter, got "
-                f"fmin={fmin}, fmax={fmax}"
-            )
-        if fmax + fmax_aug_range // 2 > sample_rate / 2:
-            raise ValueError(
-                "fmax + fmax_aug_range // 2 must be <= sample_rate / 2 = "
-                f"{sample_rate / 2}, got fmax={fmax}, fmax_aug_range={fmax_aug_range}"
-            )
-
-        self.sample_rate = int(sample_rate)
-        self.orig_sample_rate = int(orig_sample_rate)
-        self.n_fft = int(n_fft)
-        self.win_length = int(win_length)
-        self.hop_length = int(hop_length)
-        self.n_mels = int(n_mels)
-        self.fmin = float(fmin)
-        self.fmax = float(fmax)
-        self.fmin_aug_range = int(fmin_aug_range)
-        self.fmax_aug_range = int(fmax_aug_range)
-        self.freqm = int(freqm)
-        self.timem = int(timem)
-
-        if self.orig_sample_rate != self.sample_rate:
-            self.resampler = torchaudio.transforms.Resample(
-                self.orig_sample_rate,
-                self.sample_rate,
-                resampling_method="sinc_interp_kaiser",
-                lowpass_filter_width=resample_lowpass_width,
-                rolloff=resample_rolloff,
-                beta=resample_beta,
-            )
-            # The sinc kernel is derived from the rates: keep it out of the
-            # state dict so that checkpoints do not depend on the input rate.
-            kernel = self.resampler.kernel
-            delattr(self.resampler, "kernel")
-            self.resampler.register_buffer("kernel", kernel, persistent=False)
-        else:
-            self.resampler = None
-        # iid masks: one random band per clip, width uniform in [0, freqm).
-        self.freq_masking = torchaudio.transforms.FrequencyMasking(
-            self.freqm, iid_masks=True
-        )
-        self.time_masking = torchaudio.transforms.TimeMasking(self.timem, iid_masks=True)
-
-        self.register_buffer(
-            "window",
-            torch.hann_window(self.win_length, periodic=False),
-            persistent=False,
-        )
-        self.register_buffer(
-            "preemphasis_kernel",
-            torch.tensor([[[-float(preemphasis), 1.0]]]),
-            persistent=False,
-        )
-        self.register_buffer(
-            "mel_banks",
-            kaldi_mel_banks(n_mels, n_fft, sample_rate, self.fmin, self.fmax),
-            persistent=False,
-        )
-
-    @property
-    def silence_value(self) -> float:
-        """Output value for digital silence and padding, about -1.40."""
-        return (math.log(_LOG_OFFSET) + _NORM_SHIFT) / _NORM_SCALE
-
-    def resampled_length(self, num_samples: int) -> int:
-        """Length in samples after resampling to ``sample_rate``.
-
-        Arguments
-        ---------
-        num_samples : int
-            Input length at ``orig_sample_rate``.
-
-        Returns
-        -------
-        int
-            ``ceil(num_samples * sample_rate / orig_sample_rate)``, as
-            torchaudio's ``Resample`` produces.
-
-        Example
-        -------
-        >>> DyMNFrontEnd(orig_sample_rate=16000).resampled_length(16001)
-        32002
-        """
-        if self.resampler is None:
-            return num_samples
-        gcd = math.gcd(self.orig_sample_rate, self.sample_rate)
-        new, orig = self.sample_rate // gcd, self.orig_sample_rate // gcd
-        return -(-new * num_samples // orig)
-
-    def num_frames(self, num_samples: int) -> int:
-        """Number of output frames for an input of ``num_samples`` samples.
-
-        Arguments
-        ---------
-        num_samples : int
-            Input length at ``orig_sample_rate``.
-
-        Returns
-        -------
-        int
-            ``1 + (L - 1) // hop_length`` with ``L`` the length at
-            ``sample_rate`` (pre-emphasis removes one sample).
-
-        Example
-        -------
-        >>> DyMNFrontEnd().num_frames(320000)
-        1000
-        """
-        return 1 + (self.resampled_length(num_samples) - 1) // self.hop_length
-
-    def _batch_mel_banks(self) -> torch.Tensor:
-        if not self.training or (self.fmin_aug_range <= 1 and self.fmax_aug_range <= 1):
-            return self.mel_banks
-        fmin = self.fmin + int(torch.randint(max(self.fmin_aug_range, 1), ()))
-        fmax = (
-            self.fmax
-            + self.fmax_aug_range // 2
-            - int(torch.randint(max(self.fmax_aug_range, 1), ()))
-        )
-        banks = kaldi_mel_banks(self.n_mels, self.n_fft, self.sample_rate, fmin, fmax)
-        return banks.to(self.mel_banks.device)
-
-    def _log_mel(self, wavs: torch.Tensor, banks: torch.Tensor) -> torch.Tensor:
-        """Unnormalised log-mel ``[batch, n_mels, frames]`` of equal-length clips."""
-        if self.resampler is not None:
-            wavs = self.resampler(wavs)
-        min_samples = self.n_fft // 2 + 2
-        if wavs.shape[1] < min_samples:
-            raise ValueError(
-                f"clips must have at least {min_samples} samples at "
-                f"{self.sample_rate} Hz, got {wavs.shape[1]}"
-            )
-        wavs = F.conv1d(wavs.unsqueeze(1), self.preemphasis_kernel).squeeze(1)
-        spec = torch.stft(
-            wavs,
-            n_fft=self.n_fft,
-            hop_length=self.hop_length,
-            win_length=self.win_length,
-            window=self.window,
-            center=True,
-            pad_mode="reflect",
-            normalized=False,
-            return_complex=True,
-        )
-        power = spec.real.square() + spec.imag.square()
-        return torch.log(torch.matmul(banks, power) + _LOG_OFFSET)
-
-    @fwd_default_precision(cast_inputs=torch.float32)
-    def forward(
-        self, wavs: torch.Tensor, wav_lens: Optional[torch.Tensor] = None
-    ) -> torch.Tensor:
-        """Computes normalised log-mel features.
-
-        Arguments
-        ---------
-        wavs : torch.Tensor
-            Waveforms ``[batch, samples]`` at ``orig_sample_rate``, raw
-            amplitude (no peak normalisation).
-        wav_lens : torch.Tensor, optional
-            Relative lengths ``[batch]`` in (0, 1] (SpeechBrain convention);
-            None means all clips fill the tensor.
-
-        Returns
-        -------
-        torch.Tensor
-            ``[batch, 1, n_mels, num_frames(samples)]`` in fp32, even under
-            autocast.
-        """
-        if wavs.dim() != 2:
-            raise ValueError(
-                f"wavs must have shape [batch, samples], got {tuple(wavs.shape)}"
-            )
-        batch, num_samples = wavs.shape
-        banks = self._batch_mel_banks()
-        num_frames = self.num_frames(num_samples)
-        if wav_lens is None:
-            lengths = torch.full((batch,), num_samples, dtype=torch.long)
-        else:
-            if wav_lens.shape != (batch,):
-                raise ValueError(
-                    f"wav_lens must have shape [{batch}], got {tuple(wav_lens.shape)}"
-                )
-            if bool((wav_lens <= 0).any()) or bool((wav_lens > 1 + 1e-6).any()):
-                raise ValueError(
-                    f"wav_lens must be in (0, 1], got {wav_lens.tolist()}"
-                )
-            lengths = torch.round(wav_lens.detach().cpu().double() * num_samples)
-            lengths = lengths.long().clamp(1, num_samples)
-
-        if bool((lengths == num_samples).all()):
-            feats = self._log_mel(wavs, banks)
-        else:
-            feats = wavs.new_full((batch, self.n_mels, num_frames), math.log(_LOG_OFFSET))
-            for length in torch.unique(lengths).tolist():
-                index = torch.nonzero(lengths == length).flatten().to(wavs.device)
-                clip_feats = self._log_mel(wavs[index, :length], banks)
-                feats[index, :, : clip_feats.shape[-1]] = clip_feats
-
-        if self.training:
-            feats = self.freq_masking(feats)
-            feats = self.time_masking(feats)
-        feats = (feats + _NORM_SHIFT) / _NORM_SCALE
-        return feats.unsqueeze(1)

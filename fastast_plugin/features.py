@@ -21,6 +21,11 @@ FRAME_SHIFT_MS = 10.0
 PREEMPHASIS = 0.97
 LOW_FREQ = 20.0
 LOG_FLOOR = torch.finfo(torch.float32).eps
+# AST's AudioSet statistics of these features (YuanGongND/ast,
+# egs/audioset/run.sh: dataset_mean=-4.2677393, dataset_std=4.5689974), the
+# normalisation of every AudioSet-trained AST checkpoint.
+AUDIOSET_MEAN = -4.2677393
+AUDIOSET_STD = 4.5689974
 
 
 def num_frames(num_samples, sample_rate=16000):
@@ -51,6 +56,42 @@ def num_frames(num_samples, sample_rate=16000):
     return 1 + (num_samples - window) // shift
 
 
+def band_groups(banks, groups=8):
+    """Split the mel bands into ``groups`` runs and find the FFT bins each run covers.
+
+    A triangular band covers a few FFT bins, so ``power @ banks`` is
+    mostly products with zeros; one product per run of bands over just the
+    bins it covers gives the same sums at a fraction of the work.
+
+    Arguments
+    ---------
+    banks : torch.Tensor
+        Filterbank ``[bins, bands]``.
+    groups : int
+        Number of runs of consecutive bands.
+
+    Returns
+    -------
+    list of (slice, slice)
+        Bands of each run and the smallest run of bins holding all their
+        non-zero weights (one bin for a run of empty bands).
+
+    Example
+    -------
+    >>> banks = torch.tensor([[1.0, 0.0], [0.5, 0.5], [0.0, 1.0], [0.0, 0.0]])
+    >>> band_groups(banks, 2)
+    [(slice(0, 1, None), slice(0, 2, None)), (slice(1, 2, None), slice(1, 3, None))]
+    """
+    num_bands = banks.shape[1]
+    edges = sorted({round(num_bands * g / groups) for g in range(groups + 1)})
+    runs = []
+    for first, last in zip(edges, edges[1:]):
+        used = banks[:, first:last].ne(0).any(1).nonzero().flatten()
+        low, high = (int(used[0]), int(used[-1]) + 1) if len(used) else (0, 1)
+        runs.append((slice(first, last), slice(low, high)))
+    return runs
+
+
 class KaldiFbank(torch.nn.Module):
     """AST's input features for a batch of waveforms.
 
@@ -62,6 +103,16 @@ class KaldiFbank(torch.nn.Module):
     applied when the dataset statistics are given. Frames that would overlap
     a clip's padding are set to zero, exactly as if the clip had been
     processed alone and then padded.
+
+    Speed: on the CPU the frames go through in blocks of about
+    ``cpu_chunk_frames`` (several clips or part of one) whose work tensors
+    stay in the cache and are reused, the FFT input keeps a zero tail
+    instead of being padded per call, and each run of mel bands multiplies
+    only the FFT bins it covers (``band_groups``). Up to the FFT every
+    rounding is torchaudio's, in its order (including each clip's own
+    ``mean``), because the pre-emphasised low bands are sensitive to the
+    last bit of the FFT input; elsewhere (CUDA) the whole batch is one
+    block.
 
     Arguments
     ---------
@@ -84,6 +135,10 @@ class KaldiFbank(torch.nn.Module):
     >>> fbank(wavs, torch.tensor([1.0, 0.5])).shape
     torch.Size([2, 128, 128])
     """
+
+    # Frames per block on the CPU: a block's work tensors (~5 kB a frame)
+    # stay in the cache; on other devices the whole batch is one block.
+    cpu_chunk_frames = 1024
 
     def __init__(
         self,
@@ -122,6 +177,19 @@ class KaldiFbank(torch.nn.Module):
         banks = torch.nn.functional.pad(banks, (0, 1))
         self.register_buffer("window", window, persistent=False)
         self.register_buffer("mel_banks", banks.T.contiguous(), persistent=False)
+        self._group_slices = []
+        for index, (bands, bins) in enumerate(band_groups(self.mel_banks)):
+            weights = self.mel_banks[bins, bands].contiguous()
+            self.register_buffer(f"mel_group_{index}", weights, persistent=False)
+            self._group_slices.append((bands, bins))
+
+    @property
+    def _band_groups(self):
+        """``(bands, bins, weights)`` of each group of mel bands."""
+        return [
+            (bands, bins, getattr(self, f"mel_group_{index}"))
+            for index, (bands, bins) in enumerate(self._group_slices)
+        ]
 
     @fwd_default_precision(cast_inputs=torch.float32)
     def forward(self, wavs, wav_lens=None):
@@ -144,44 +212,106 @@ class KaldiFbank(torch.nn.Module):
                 "KaldiFbank expects mono waveforms [batch, samples], got shape "
                 f"{tuple(wavs.shape)}"
             )
+        wavs = wavs.float()
         batch, max_samples = wavs.shape
-        lengths = self._absolute_lengths(wav_lens, batch, max_samples, wavs.device)
-        frames_per_clip = 1 + torch.div(
-            lengths - self.window_length, self.window_shift, rounding_mode="floor"
-        )
-        too_short = (lengths < self.window_length).nonzero().flatten().tolist()
+        # Lengths live on the host: one transfer, then every check and loop
+        # bound is a plain integer (no device synchronisation per clip).
+        lengths = self._absolute_lengths(wav_lens, batch, max_samples)
+        too_short = [i for i, n in enumerate(lengths) if n < self.window_length]
         if too_short:
             raise ValueError(
                 f"KaldiFbank: clips {too_short} are shorter than one window "
                 f"({self.window_length} samples = {FRAME_LENGTH_MS} ms at "
-                f"{self.sample_rate} Hz); lengths were {lengths.tolist()}"
+                f"{self.sample_rate} Hz); lengths were {lengths}"
             )
+        frames_per_clip = [
+            1 + (n - self.window_length) // self.window_shift for n in lengths
+        ]
+        total_frames = max(frames_per_clip)
+        out_frames = total_frames if self.target_length is None else self.target_length
+        # Frames past target_length would be cropped: never computed.
+        computed = min(total_frames, out_frames)
 
-        sample_mask = torch.arange(max_samples, device=wavs.device) < lengths[:, None]
-        clip_mean = (wavs * sample_mask).sum(1) / lengths
-        wavs = (wavs - clip_mean[:, None]) * sample_mask
-
-        total_frames = int(frames_per_clip.max())
-        frames = wavs.unfold(1, self.window_length, self.window_shift)
-        frames = frames[:, :total_frames]
-        frames = frames - frames.mean(-1, keepdim=True)
-        previous = torch.cat([frames[..., :1], frames[..., :-1]], dim=-1)
-        frames = (frames - PREEMPHASIS * previous) * self.window
-        spectrum = torch.fft.rfft(frames, n=self.n_fft).abs().pow(2)
-        feats = (spectrum @ self.mel_banks).clamp_min(LOG_FLOOR).log()
-
-        frame_mask = torch.arange(total_frames, device=wavs.device) < frames_per_clip[:, None]
-        feats = feats * frame_mask[..., None]
-        feats = self._pad_or_crop(feats)
+        feats = wavs.new_zeros(batch, out_frames, self.n_mels)
+        chunk_clips, chunk_frames = self._chunking(batch, computed, wavs.device)
+        buffers = _FrameBuffers(
+            chunk_clips, chunk_frames, self.window_length, self.n_fft, self.n_mels, wavs
+        )
+        for first in range(0, batch, chunk_clips):
+            last = min(first + chunk_clips, batch)
+            clip_lengths = lengths[first:last]
+            centred = self._remove_clip_mean(wavs[first:last], clip_lengths)
+            clip_frames = centred.unfold(1, self.window_length, self.window_shift)
+            for start in range(0, computed, chunk_frames):
+                stop = min(start + chunk_frames, computed)
+                self._log_mel(
+                    clip_frames[:, start:stop], buffers, feats[first:last, start:stop]
+                )
+        if min(frames_per_clip) < computed:
+            counts = torch.tensor(frames_per_clip, device=wavs.device)
+            past_end = torch.arange(out_frames, device=wavs.device) >= counts[:, None]
+            feats.masked_fill_(past_end[..., None], 0.0)
         if self.mean is not None:
-            feats = (feats - self.mean) / (2 * self.std)
+            feats.sub_(self.mean).div_(2 * self.std)
         return feats
 
-    def _absolute_lengths(self, wav_lens, batch, max_samples, device):
-        """Turn relative lengths into sample counts, validating them."""
+    def _chunking(self, batch, frames, device):
+        """Clips and frames per step: cache-sized blocks on the CPU, one block elsewhere."""
+        if device.type != "cpu":
+            return batch, frames
+        chunk_frames = min(frames, self.cpu_chunk_frames)
+        return max(1, min(batch, self.cpu_chunk_frames // chunk_frames)), chunk_frames
+
+    def _remove_clip_mean(self, wavs, lengths):
+        """``wav - wav.mean()`` over each clip's own samples (AST's loader).
+
+        On the CPU each mean is that of the clip alone, as AST computes it:
+        a batched reduction sums in another order (and splits the work over
+        threads differently), and the one-ulp change of the mean alone moves
+        the lowest bands by up to ~6e-4.
+        """
+        if wavs.device.type == "cpu":
+            means = torch.stack([wav[:n].mean() for wav, n in zip(wavs, lengths)])
+        else:
+            counts = torch.tensor(lengths, device=wavs.device)
+            valid = torch.arange(wavs.shape[1], device=wavs.device) < counts[:, None]
+            means = torch.where(valid, wavs, 0.0).sum(1) / counts
+        return wavs - means[:, None]
+
+    def _log_mel(self, frames, buffers, out):
+        """Kaldi's log-mel energies of a block of frames, written into ``out``.
+
+        Up to the FFT the roundings are torchaudio's, in its order, on
+        purpose: the pre-emphasised low bands lie ~30 dB below the frame
+        energy, so a one-ulp change of the FFT input moves their log energy
+        by ~1e-4. After the FFT only sums of positive terms remain, so the
+        power and the mel sums may be computed in any order.
+        """
+        clips, count = frames.shape[:2]
+        centred, scaled, padded, power = buffers.view(clips, count)
+        torch.sub(frames, frames.mean(-1, keepdim=True), out=centred)
+        torch.mul(centred, PREEMPHASIS, out=scaled)
+        # x[i] - 0.97 x[i - 1], with x[-1] = x[0] (Kaldi's replicate padding).
+        centred[..., 1:].sub_(scaled[..., :-1])
+        centred[..., :1].sub_(scaled[..., :1])
+        torch.mul(centred, self.window, out=padded[..., : self.window_length])
+        parts = torch.view_as_real(torch.fft.rfft(padded)).square_()
+        torch.add(parts[..., 0], parts[..., 1], out=power)
+        power = power.view(clips * count, -1)
+        mel = out.view(clips * count, -1) if out.is_contiguous() else buffers.mel(clips * count)
+        # Each band's triangle covers a few FFT bins: one product per group
+        # of bands over just the bins the group covers.
+        for bands, bins, weights in self._band_groups:
+            torch.mm(power[:, bins], weights, out=mel[:, bands])
+        mel.clamp_min_(LOG_FLOOR).log_()
+        if mel.data_ptr() != out.data_ptr():
+            out.copy_(mel.view(out.shape))
+
+    def _absolute_lengths(self, wav_lens, batch, max_samples):
+        """Relative lengths as a host list of sample counts, validated."""
         if wav_lens is None:
-            return torch.full((batch,), max_samples, device=device)
-        wav_lens = torch.as_tensor(wav_lens, device=device)
+            return [max_samples] * batch
+        wav_lens = torch.as_tensor(wav_lens).detach().cpu()
         if wav_lens.shape != (batch,):
             raise ValueError(
                 f"KaldiFbank `wav_lens` must have shape ({batch},), got "
@@ -192,13 +322,37 @@ class KaldiFbank(torch.nn.Module):
                 "KaldiFbank `wav_lens` are relative lengths in (0, 1], got "
                 f"{wav_lens.tolist()}"
             )
-        return torch.round(wav_lens.double() * max_samples).long()
+        return torch.round(wav_lens.double() * max_samples).long().tolist()
 
-    def _pad_or_crop(self, feats):
-        """Zero-pad or crop the time axis to ``target_length``."""
-        if self.target_length is None:
-            return feats
-        missing = self.target_length - feats.shape[1]
-        if missing > 0:
-            return torch.nn.functional.pad(feats, (0, 0, 0, missing))
-        return feats[:, : self.target_length]
+
+class _FrameBuffers:
+    """Work tensors for blocks of frames, allocated once per call.
+
+    The FFT input keeps its zero tail (``window .. n_fft``) from the
+    allocation on: only the window part is ever written.
+    """
+
+    def __init__(self, clips, frames, window_length, n_fft, n_mels, like):
+        rows = clips * frames
+        bins = n_fft // 2 + 1
+        self.widths = (window_length, window_length, n_fft, bins)
+        self.storages = (
+            like.new_empty(rows * window_length),
+            like.new_empty(rows * window_length),
+            like.new_zeros(rows * n_fft),
+            like.new_empty(rows * bins),
+        )
+        self.mel_storage = like.new_empty(rows * n_mels)
+        self.n_mels = n_mels
+
+    def view(self, clips, frames):
+        """Frames, pre-emphasised frames, FFT input and power ``[clips, frames, width]``."""
+        rows = clips * frames
+        return [
+            storage[: rows * width].view(clips, frames, width)
+            for storage, width in zip(self.storages, self.widths)
+        ]
+
+    def mel(self, rows):
+        """A ``[rows, n_mels]`` buffer for blocks that are not contiguous in the output."""
+        return self.mel_storage[: rows * self.n_mels].view(rows, self.n_mels)

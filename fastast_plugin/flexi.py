@@ -12,8 +12,11 @@ current patch grid, prefix tokens kept, as FlexiAST does.
 * :func:`resample_pos_embed`: a positional embedding on another grid.
 * :class:`PatchSizeSampler`: one random patch size per training batch.
 
+* :func:`parse_patch_size`: the one parser of patch sizes (``16``,
+  ``"16x24"``, ``[16, 24]``).
+
 ``ASTEncoder(flexible=...)`` and ``ASTEncoder.set_patch_size`` use these;
-``fastast_plugin.checkpoints`` uses them to initialise flexible encoders
+``fastast_plugin.convert`` uses them to initialise flexible encoders
 from fixed-patch checkpoints and to load FlexiAST checkpoints.
 
 Design: only the resize *matrices* are cached (they are constants); the
@@ -50,6 +53,7 @@ __all__ = [
     "PatchSizeSampler",
     "grid_to_pos_embed",
     "kernel_matrices",
+    "parse_patch_size",
     "patch_grid",
     "pi_resize",
     "pos_embed_to_grid",
@@ -71,27 +75,45 @@ _MATRIX_CACHE_SIZE = 128
 Size = Union[int, Sequence[int]]
 
 
-def to_pair(value, name="patch_size"):
-    """An int or a pair of ints as a ``(freq, time)`` tuple of positive ints.
+def parse_patch_size(value, name="patch_size", as_pair=True):
+    """The one patch-size parser: YAML, command line and code spellings.
+
+    Accepts an int ``16``, a string ``"16"``, ``"16x12"`` or ``"16,12"``
+    (frequency x time) and a pair ``(16, 12)`` / ``[16, 12]``.
 
     Arguments
     ---------
-    value : int or sequence of int
-        ``p`` (square) or ``(p_freq, p_time)``.
+    value : int, str or sequence of int
+        ``p`` (square) or ``(p_freq, p_time)`` in any of the forms above.
     name : str
         Argument name for the error message.
+    as_pair : bool
+        True: always return ``(p_freq, p_time)``. False: a single size stays
+        an int, as ``ASTEncoder.set_patch_size`` takes it (an int applies to
+        the flexible axes only, e.g. the time axis of a ``flexible="time"``
+        encoder, where ``(48, 48)`` would be rejected).
 
     Returns
     -------
-    tuple of int
-        ``(p_freq, p_time)``.
+    tuple of int or int
+        ``(p_freq, p_time)`` of positive ints (or one int, see ``as_pair``).
+
+    Raises
+    ------
+    ValueError
+        Naming ``name`` and the value for anything else (zero, negative,
+        bool, float, three sizes, other text).
 
     Example
     -------
-    >>> to_pair(16), to_pair([16, 24])
-    ((16, 16), (16, 24))
+    >>> parse_patch_size(16), parse_patch_size("16x12"), parse_patch_size([16, 24])
+    ((16, 16), (16, 12), (16, 24))
+    >>> parse_patch_size("48", as_pair=False), parse_patch_size("16,48", as_pair=False)
+    (48, (16, 48))
     """
-    items = [value, value] if _is_int(value) else value
+    items = _split_size(value) if isinstance(value, str) else value
+    single = _is_int(items)
+    items = [items, items] if single else items
     try:
         pair = tuple(items)
     except TypeError:
@@ -99,9 +121,23 @@ def to_pair(value, name="patch_size"):
     if len(pair) != 2 or not all(_is_int(v) and v > 0 for v in pair):
         raise ValueError(
             f"{name} must be a positive int or a (freq, time) pair of positive "
-            f"ints, got {value!r}"
+            f"ints (e.g. 16, '16x24', '16,24' or [16, 24]), got {value!r}"
         )
-    return int(pair[0]), int(pair[1])
+    pair = int(pair[0]), int(pair[1])
+    return pair[0] if single and not as_pair else pair
+
+
+def _split_size(text):
+    """``"16"`` -> 16, ``"16x24"`` / ``"16,24"`` -> [16, 24]; None if not numbers."""
+    parts = text.lower().replace(",", "x").split("x")
+    if not all(part.strip().isdigit() for part in parts):
+        return None
+    numbers_ = [int(part) for part in parts]
+    return numbers_[0] if len(numbers_) == 1 else numbers_
+
+
+# The original name, kept for callers of ``to_pair(value, name)``.
+to_pair = parse_patch_size
 
 
 def _is_int(value):
@@ -131,8 +167,8 @@ def patch_grid(input_size: Tuple[int, int], patch_size, stride):
     >>> patch_grid((128, 1024), 48, 48), patch_grid((128, 1024), 16, 10)
     ((2, 21), (12, 101))
     """
-    (fdim, tdim), (pf, pt) = input_size, to_pair(patch_size)
-    sf, st = to_pair(stride, "stride")
+    (fdim, tdim), (pf, pt) = input_size, parse_patch_size(patch_size)
+    sf, st = parse_patch_size(stride, "stride")
     if fdim < pf:
         raise ValueError(
             f"patch_size {_show(patch_size)} does not fit an input of {fdim} mel bands"
@@ -145,7 +181,7 @@ def patch_grid(input_size: Tuple[int, int], patch_size, stride):
 
 
 def _show(size):
-    pair = to_pair(size)
+    pair = parse_patch_size(size)
     return str(pair[0]) if pair[0] == pair[1] else str(pair)
 
 
@@ -207,7 +243,8 @@ def resize_matrices(
     >>> p_f.shape, p_t.shape, torch.equal(p_f, torch.eye(16))
     (torch.Size([16, 16]), torch.Size([16, 24]), True)
     """
-    old_size, new_size = to_pair(old_size, "old_size"), to_pair(new_size, "new_size")
+    old_size = parse_patch_size(old_size, "old_size")
+    new_size = parse_patch_size(new_size, "new_size")
     if interpolation not in INTERPOLATIONS:
         raise ValueError(
             f"interpolation must be one of {INTERPOLATIONS}, got {interpolation!r}"
@@ -294,7 +331,8 @@ def pi_resize(
             f"pi_resize expects a kernel [out, in, h, w], got shape "
             f"{tuple(weight.shape)}"
         )
-    old_size, new_size = tuple(weight.shape[-2:]), to_pair(new_size, "new_size")
+    old_size = tuple(weight.shape[-2:])
+    new_size = parse_patch_size(new_size, "new_size")
     if old_size == new_size:
         return weight
     p_f, p_t = _suitable(weight, new_size, interpolation, antialias, matrices)
@@ -435,7 +473,7 @@ def resample_pos_embed(
     tokens are kept. Differentiable, so a flexible encoder trains its one
     stored grid through every patch size. (For a different input *length*
     at the same patch geometry, AST cuts or interpolates instead:
-    ``fastast_plugin.checkpoints.adapt_pos_embed``.)
+    ``fastast_plugin.convert.adapt_pos_embed``.)
 
     Arguments
     ---------
@@ -524,9 +562,9 @@ class PatchSizeSampler:
         sizes = list(sizes)
         if not sizes:
             raise ValueError("sizes must hold at least one patch size, got []")
-        self.sizes = [s if _is_int(s) else to_pair(s, "sizes") for s in sizes]
+        self.sizes = [s if _is_int(s) else parse_patch_size(s, "sizes") for s in sizes]
         for size in self.sizes:
-            to_pair(size, "sizes")  # validates ints
+            parse_patch_size(size, "sizes")  # validates ints
         self.weights = None if weights is None else self._check_weights(weights)
         self.seed = seed
         self._rng = random.Random(seed)

@@ -149,8 +149,7 @@ def bipartite_soft_matching(
             scores[:, :, 0] = -math.inf
 
         node_max, node_idx = scores.max(dim=-1)
-        # Stable, so that equal scores (frequent in bf16) order reproducibly.
-        edge_idx = torch.argsort(node_max, dim=-1, descending=True, stable=True)
+        edge_idx = _descending_order(node_max)
         unm_idx, src_idx = edge_idx[:, r:], edge_idx[:, :r]
         dst_idx = node_idx.gather(dim=1, index=src_idx)
         if class_token:
@@ -182,6 +181,37 @@ def bipartite_soft_matching(
         return rows.index_select(0, restore_rows).view(batch, num_tokens, c)
 
     return merge, unmerge
+
+
+def _descending_order(values: torch.Tensor) -> torch.Tensor:
+    """Indices that sort ``values`` [batch, n] descending, ties in index order.
+
+    A stable ``argsort`` in eager mode and under ``torch.compile``. While
+    ``torch.export`` traces (``torch.onnx.export(..., dynamo=True)``), a full
+    ``topk`` instead: the ONNX exporter has no translation of the stable
+    sort (``aten.sort.stable``), and ONNX ``TopK`` orders equal values by
+    lower index first (ONNX operator specification, TopK), which is the
+    stable order, so the exported graph matches eager mode tie for tie.
+
+    Arguments
+    ---------
+    values : torch.Tensor
+        Scores ``[batch, n]``.
+
+    Returns
+    -------
+    torch.Tensor
+        Long indices ``[batch, n]``.
+
+    Example
+    -------
+    >>> _descending_order(torch.tensor([[0.5, 2.0, 0.5, 3.0]])).tolist()
+    [[3, 1, 0, 2]]
+    """
+    if torch.compiler.is_exporting():
+        return values.topk(values.shape[-1], dim=-1, largest=True, sorted=True)[1]
+    # Stable, so that equal scores (frequent in bf16) order reproducibly.
+    return torch.argsort(values, dim=-1, descending=True, stable=True)
 
 
 def _merge_rows(

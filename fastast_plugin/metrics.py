@@ -3,24 +3,29 @@
 SpeechBrain does not shard the validation and test sets across DDP ranks
 and its ``MetricStats`` does not reduce across ranks. ``AudioClassifierBrain``
 shards them (each rank evaluates a disjoint slice, see
-``fastast_plugin.dataio.EvalShardSampler``) and ``ClassificationStats``
-gathers the per-clip scores of all ranks before computing the metrics, keyed
-by clip id: a clip seen by several ranks (an unsharded loader) still counts
-once, and every rank ends with the same numbers.
+``fastast_plugin.dataio.EvalShardSampler``) and ``ClipScores`` gathers the
+per-clip scores of all ranks before computing the metrics, keyed by clip id:
+a clip seen by several ranks (an unsharded loader) still counts once, and
+every rank ends with the same numbers. (SpeechBrain's own
+``speechbrain.utils.metric_stats.ClassificationStats`` is a different thing:
+string predictions and a confusion matrix on one process.)
+
+``accuracy`` is AST's top-1 accuracy; ``mean_average_precision`` is the mAP
+AST reports, computed with ``sklearn.metrics.average_precision_score``;
+``mean_auc`` and ``d_prime`` are AST's mean ROC AUC and its d-prime
+(``sqrt(2) * Phi^-1(mAUC)``, AST's ``src/utilities/stats.py`` ``d_prime``,
+with ``scipy.stats.norm.ppf``). ``ClipScores.summarize(multilabel=True)``
+adds all three, computed once over the gathered clips of every rank.
 
 Authors
  * fastast developers 2026
 """
 
-import json
-import math
-import os
-
+import numpy as np
 import torch
 import torch.distributed as dist
-from speechbrain.utils.logger import get_logger
-
-logger = get_logger(__name__)
+from scipy.stats import norm
+from sklearn.metrics import average_precision_score, roc_auc_score
 
 
 def accuracy(scores, targets):
@@ -51,18 +56,178 @@ def accuracy(scores, targets):
     return (scores.argmax(-1) == targets.argmax(-1)).float()
 
 
-def _world_size():
+def mean_average_precision(scores, targets):
+    """Macro mean average precision over the classes that have positives, as AST reports it.
+
+    Per class, ``sklearn.metrics.average_precision_score`` (AST's
+    ``src/utilities/stats.py`` calls it class by class); the mean is over
+    the classes with at least one positive clip (for a class without
+    positives, average precision is undefined).
+
+    Arguments
+    ---------
+    scores : torch.Tensor or numpy.ndarray
+        ``[clips, classes]`` logits or probabilities (only their order
+        within a class matters).
+    targets : torch.Tensor or numpy.ndarray
+        ``[clips, classes]`` one-hot or multi-hot targets; a target >= 0.5
+        is a positive.
+
+    Returns
+    -------
+    float
+        The mAP, in [0, 1].
+
+    Example
+    -------
+    >>> scores = torch.tensor([[0.9, 0.1], [0.8, 0.7], [0.1, 0.2]])
+    >>> targets = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0]])
+    >>> round(mean_average_precision(scores, targets), 4)  # (5/6 + 1) / 2
+    0.9167
+    """
+    scores = torch.as_tensor(np.asarray(scores)).float().numpy()
+    positive = torch.as_tensor(np.asarray(targets)).float().numpy() >= 0.5
+    if scores.shape != positive.shape or scores.ndim != 2:
+        raise ValueError(
+            f"mean_average_precision: scores {scores.shape} and targets "
+            f"{positive.shape} must have the same shape [clips, classes]"
+        )
+    present = positive.any(axis=0)
+    if not present.any():
+        raise ValueError("mean_average_precision: no class has a positive clip")
+    per_class = average_precision_score(
+        positive[:, present], scores[:, present], average=None
+    )
+    return float(np.mean(per_class))
+
+
+def mean_auc(scores, targets):
+    """Mean ROC AUC over the classes that have both positive and negative clips.
+
+    Per class ``sklearn.metrics.roc_auc_score``, as AST's
+    ``calculate_stats``; a class whose clips are all positive or all
+    negative has no AUC and is left out of the mean.
+
+    Arguments
+    ---------
+    scores : torch.Tensor or numpy.ndarray
+        ``[clips, classes]`` logits or probabilities.
+    targets : torch.Tensor or numpy.ndarray
+        ``[clips, classes]`` targets; >= 0.5 is a positive.
+
+    Returns
+    -------
+    float
+        The mean AUC, in [0, 1].
+
+    Example
+    -------
+    >>> scores = torch.tensor([[0.9, 0.1], [0.8, 0.7], [0.1, 0.2]])
+    >>> targets = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0]])
+    >>> round(mean_auc(scores, targets), 4)  # (1/2 + 1) / 2
+    0.75
+    """
+    scores = torch.as_tensor(np.asarray(scores)).float().numpy()
+    positive = torch.as_tensor(np.asarray(targets)).float().numpy() >= 0.5
+    if scores.shape != positive.shape or scores.ndim != 2:
+        raise ValueError(
+            f"mean_auc: scores {scores.shape} and targets {positive.shape} must "
+            "have the same shape [clips, classes]"
+        )
+    both = positive.any(axis=0) & (~positive).any(axis=0)
+    if not both.any():
+        raise ValueError("mean_auc: no class has both positive and negative clips")
+    per_class = [
+        roc_auc_score(positive[:, c], scores[:, c]) for c in np.flatnonzero(both)
+    ]
+    return float(np.mean(per_class))
+
+
+def d_prime(auc):
+    """AST's d-prime of an AUC: ``sqrt(2) * Phi^-1(auc)`` (``scipy.stats.norm.ppf``).
+
+    The separation, in standard deviations, of two unit-variance Gaussian
+    score distributions with that AUC.
+
+    Arguments
+    ---------
+    auc : float
+        An AUC in [0, 1] (0.5 gives 0; 1 gives ``inf``).
+
+    Returns
+    -------
+    float
+        The d-prime.
+
+    Example
+    -------
+    >>> d_prime(0.5), round(d_prime(0.9), 4)
+    (0.0, 1.8124)
+    """
+    if not 0.0 <= auc <= 1.0:
+        raise ValueError(f"d_prime: auc must be in [0, 1], got {auc}")
+    return float(np.sqrt(2.0) * norm.ppf(auc))
+
+
+def multilabel_metrics(scores, targets):
+    """``mAP``, ``mAUC`` and ``d_prime`` of one set of clips, as AST reports them.
+
+    Arguments
+    ---------
+    scores : torch.Tensor or numpy.ndarray
+        ``[clips, classes]`` logits or probabilities.
+    targets : torch.Tensor or numpy.ndarray
+        ``[clips, classes]`` multi-hot targets.
+
+    Returns
+    -------
+    dict
+        ``{"mAP": ..., "mAUC": ..., "d_prime": ...}`` (AUC terms None when no
+        class has both positives and negatives).
+
+    Example
+    -------
+    >>> scores = torch.tensor([[0.9, 0.1], [0.8, 0.7], [0.1, 0.2]])
+    >>> targets = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0]])
+    >>> {k: round(v, 4) for k, v in multilabel_metrics(scores, targets).items()}
+    {'mAP': 0.9167, 'mAUC': 0.75, 'd_prime': 0.9539}
+    """
+    result = {"mAP": mean_average_precision(scores, targets)}
+    try:
+        auc = mean_auc(scores, targets)
+    except ValueError:
+        result.update(mAUC=None, d_prime=None)
+    else:
+        result.update(mAUC=auc, d_prime=d_prime(auc))
+    return result
+
+
+def distributed_world():
+    """This process' rank and the number of processes (0 and 1 outside DDP).
+
+    Returns
+    -------
+    rank : int
+        Rank in the default process group.
+    world_size : int
+        Number of processes.
+
+    Example
+    -------
+    >>> distributed_world()
+    (0, 1)
+    """
     if dist.is_available() and dist.is_initialized():
-        return dist.get_world_size()
-    return 1
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
 
 
-class ClassificationStats:
+class ClipScores:
     """Accumulates per-clip scores, targets and losses; summarises over all ranks.
 
     Example
     -------
-    >>> stats = ClassificationStats()
+    >>> stats = ClipScores()
     >>> scores = torch.tensor([[2.0, 0.0], [2.0, 0.0], [0.0, 1.0]])
     >>> targets = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.0, 1.0]])
     >>> stats.append(["a", "b"], scores[:2], targets[:2], torch.tensor([0.1, 0.3]))
@@ -99,7 +264,7 @@ class ClassificationStats:
         """
         if len(ids) != scores.shape[0] or scores.shape != targets.shape:
             raise ValueError(
-                f"ClassificationStats.append: {len(ids)} ids, scores "
+                f"ClipScores.append: {len(ids)} ids, scores "
                 f"{tuple(scores.shape)}, targets {tuple(targets.shape)}; expected "
                 "one row per id and equal shapes"
             )
@@ -133,8 +298,9 @@ class ClassificationStats:
             torch.cat(self.losses) if self.losses else None,
         )
         parts = [local]
-        if _world_size() > 1:
-            parts = [None] * _world_size()
+        _, world_size = distributed_world()
+        if world_size > 1:
+            parts = [None] * world_size
             dist.all_gather_object(parts, local)
         self.rank_clips = [len(part[0]) for part in parts]
         rows = {}
@@ -152,99 +318,31 @@ class ClassificationStats:
         losses = torch.stack([rows[i][2] for i in ids]) if has_loss else None
         return ids, scores, targets, losses
 
-    def summarize(self):
+    def summarize(self, multilabel=False):
         """Metrics over every clip of every rank.
+
+        Arguments
+        ---------
+        multilabel : bool
+            Also ``mAP``, ``mAUC`` and ``d_prime`` (``multilabel_metrics``)
+            over the gathered clips: computed from all ranks' scores at
+            once, so they equal a one-process evaluation of the same clips
+            (a mean of per-rank mAPs would not).
 
         Returns
         -------
         dict
             ``acc`` (top-1 accuracy), ``loss`` (mean per-clip loss, if
-            losses were given) and ``clips`` (number of distinct clips).
+            losses were given), ``clips`` (number of distinct clips) and,
+            with ``multilabel``, the multi-label metrics.
         """
         ids, scores, targets, losses = self.gather()
         if not ids:
-            raise ValueError("ClassificationStats.summarize: no clips were appended")
+            raise ValueError("ClipScores.summarize: no clips were appended")
         summary = {"acc": accuracy(scores, targets).mean().item()}
+        if multilabel:
+            summary.update(multilabel_metrics(scores, targets))
         if losses is not None:
             summary["loss"] = losses.mean().item()
         summary["clips"] = len(ids)
         return summary
-
-
-def summarize_folds(metric_files, output_folder, metric="acc"):
-    """Mean and standard deviation of a metric over cross-validation folds.
-
-    Writes ``cv_results.json`` and a Markdown table ``cv_results.md`` into
-    ``output_folder``.
-
-    Arguments
-    ---------
-    metric_files : dict
-        Fold name to the path of that fold's ``test_metrics.json``.
-    output_folder : str
-        Where the summary files go.
-    metric : str
-        Key of the metric in the ``test_metrics.json`` files.
-
-    Returns
-    -------
-    dict
-        ``folds`` (fold name to value), ``mean``, ``std`` (sample standard
-        deviation, 0 for one fold) and ``metric``.
-
-    Example
-    -------
-    >>> tmp = getfixture("tmpdir")
-    >>> files = {}
-    >>> for fold, acc in (("fold_1", 0.9), ("fold_2", 0.8)):
-    ...     files[fold] = str(tmp / f"{fold}.json")
-    ...     with open(files[fold], "w") as f:
-    ...         json.dump({"acc": acc}, f)
-    >>> summary = summarize_folds(files, str(tmp))
-    >>> round(summary["mean"], 3), round(summary["std"], 4)
-    (0.85, 0.0707)
-    """
-    values = {}
-    for fold, path in metric_files.items():
-        if not os.path.isfile(path):
-            raise FileNotFoundError(
-                f"summarize_folds: no test metrics for {fold} at {path}; run that "
-                "fold first"
-            )
-        with open(path) as f:
-            record = json.load(f)
-        if metric not in record:
-            raise KeyError(
-                f"summarize_folds: {path} has no {metric!r}, keys are {sorted(record)}"
-            )
-        values[fold] = float(record[metric])
-    if not values:
-        raise ValueError("summarize_folds: no folds given")
-    mean = sum(values.values()) / len(values)
-    variance = (
-        sum((v - mean) ** 2 for v in values.values()) / (len(values) - 1)
-        if len(values) > 1
-        else 0.0
-    )
-    summary = {
-        "metric": metric,
-        "folds": values,
-        "mean": mean,
-        "std": math.sqrt(variance),
-    }
-    os.makedirs(output_folder, exist_ok=True)
-    with open(os.path.join(output_folder, "cv_results.json"), "w") as f:
-        json.dump(summary, f, indent=2)
-    lines = [f"| fold | {metric} |", "|---|---|"]
-    lines += [f"| {fold} | {value:.4f} |" for fold, value in values.items()]
-    lines.append(f"| mean ± std | {mean:.4f} ± {summary['std']:.4f} |")
-    with open(os.path.join(output_folder, "cv_results.md"), "w") as f:
-        f.write("\n".join(lines) + "\n")
-    logger.info(
-        "Cross-validation %s over %d folds: %.4f ± %.4f",
-        metric,
-        len(values),
-        mean,
-        summary["std"],
-    )
-    return summary

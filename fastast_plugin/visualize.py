@@ -1,7 +1,7 @@
 """Pictures of token merging: which patches each final token holds.
 
-``python -m fastast_plugin.visualize AUDIO.wav --r 16 --out x.png`` draws the
-clip's spectrogram with every final token's group of patches in its own
+``python -m fastast_plugin.visualize AUDIO.wav --r 16 --out x.png`` (``fastast
+visualize ...``) draws the clip's spectrogram with every final token's group of patches in its own
 colour, outlined, next to the number of tokens after each block.
 
 Authors
@@ -12,11 +12,14 @@ import argparse
 
 import numpy as np
 import torch
-from speechbrain.dataio import audio_io
 from speechbrain.utils.logger import get_logger
 
-from fastast_plugin.features import KaldiFbank
+from fastast_plugin.ast import ASTEncoder
+from fastast_plugin.audio import load_audio
+from fastast_plugin.checkpoints import from_pretrained, read_export_config
+from fastast_plugin.features import AUDIOSET_MEAN, AUDIOSET_STD, KaldiFbank, num_frames
 from fastast_plugin.merge import token_counts
+from fastast_plugin.plotting import pyplot, save_figure
 
 logger = get_logger(__name__)
 
@@ -85,11 +88,7 @@ def plot_token_groups(feats, encoder, path):
     numpy.ndarray
         The ``[f_dim, t_dim]`` group map that was drawn.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     tracing = encoder.trace_source
     encoder.trace_source = True
     try:
@@ -127,9 +126,7 @@ def plot_token_groups(feats, encoder, path):
     ax_count.set_xlabel("block")
     ax_count.set_ylabel("tokens")
     ax_count.set_ylim(bottom=0)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path)
     return groups
 
 
@@ -150,11 +147,6 @@ def plot_tokens_per_block(encoder, settings, path):
     dict
         Label to token counts per block.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     saved = {"r": encoder.r, "keep_ratio": encoder.keep_ratio}
     curves = {}
     for setting in settings:
@@ -165,53 +157,36 @@ def plot_tokens_per_block(encoder, settings, path):
         label = ", ".join(f"{k}={v}" for k, v in setting.items())
         curves[label] = [encoder.num_tokens] + counts
     encoder.set_merge(**saved)
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = pyplot().subplots(figsize=(6, 4))
     for label, counts in curves.items():
         ax.plot(range(len(counts)), counts, "o-", label=label)
     ax.set_xlabel("block")
     ax.set_ylabel("tokens")
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path)
     return curves
 
 
-def load_clip(path, sample_rate=16000):
-    """Read a mono clip at ``sample_rate``, failing clearly on bad files.
+def main(argv=None, prog=None):
+    """Command line: ``python -m fastast_plugin.visualize AUDIO --out x.png``.
 
     Arguments
     ---------
-    path : str
-        Audio file.
-    sample_rate : int
-        Rate the model expects; other rates are resampled.
+    argv : list of str, optional
+        E.g. ``["clip.wav", "--r", "16", "--out", "x.png"]`` (default
+        ``sys.argv[1:]``).
+    prog : str, optional
+        Name in the usage line (``fastast visualize`` when run by ``fastast``).
 
     Returns
     -------
-    torch.Tensor
-        Waveform ``[samples]``.
+    numpy.ndarray
+        The ``[f_dim, t_dim]`` group map that was drawn.
     """
-    try:
-        wav, rate = audio_io.load(path)
-    except Exception as error:
-        raise ValueError(f"Cannot read audio file {path!r}: {error}") from error
-    if wav.numel() == 0:
-        raise ValueError(f"Audio file {path!r} is empty")
-    if wav.shape[0] > 1:
-        logger.info("%s has %d channels; averaging them", path, wav.shape[0])
-    wav = wav.float().mean(0)
-    if rate != sample_rate:
-        import torchaudio
-
-        logger.info("Resampling %s from %d Hz to %d Hz", path, rate, sample_rate)
-        wav = torchaudio.functional.resample(wav, rate, sample_rate)
-    return wav
-
-
-def main(argv=None):
-    """Command-line entry point."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog=prog or "python -m fastast_plugin.visualize",
+        description=__doc__.splitlines()[0],
+    )
     parser.add_argument("audio")
     parser.add_argument("--out", required=True, help="PNG to write")
     parser.add_argument("--r", type=int, default=16)
@@ -219,15 +194,19 @@ def main(argv=None):
     parser.add_argument("--checkpoint", help="AST checkpoint (default: random weights)")
     parser.add_argument("--model-size", default="base384")
     parser.add_argument("--frames", type=int, help="input frames (default: clip length)")
-    parser.add_argument("--mean", type=float, default=-4.2677393)
-    parser.add_argument("--std", type=float, default=4.5689974)
+    parser.add_argument(
+        "--mean", type=float, help="feature mean (an exported folder's, else AudioSet's)"
+    )
+    parser.add_argument(
+        "--std", type=float, help="feature std (an exported folder's, else AudioSet's)"
+    )
     args = parser.parse_args(argv)
+    exported = read_export_config(args.checkpoint) if args.checkpoint else None
+    stats = exported["features"] if exported else {"mean": AUDIOSET_MEAN, "std": AUDIOSET_STD}
+    mean = stats["mean"] if args.mean is None else args.mean
+    std = stats["std"] if args.std is None else args.std
 
-    from fastast_plugin.ast import ASTEncoder
-    from fastast_plugin.checkpoints import from_pretrained
-    from fastast_plugin.features import num_frames
-
-    wav = load_clip(args.audio)
+    wav = load_audio(args.audio)
     frames = args.frames or num_frames(len(wav))
     if args.checkpoint:
         encoder = from_pretrained(args.checkpoint, input_tdim=frames).encoder
@@ -235,10 +214,11 @@ def main(argv=None):
         logger.warning("No --checkpoint: random weights merge arbitrary patches")
         encoder = ASTEncoder(args.model_size, input_tdim=frames)
     encoder.set_merge(r=args.r, keep_ratio=args.keep_ratio)
-    fbank = KaldiFbank(target_length=frames, mean=args.mean, std=args.std)
+    fbank = KaldiFbank(target_length=frames, mean=mean, std=std)
     feats = fbank(wav[None])[0]
     groups = plot_token_groups(feats, encoder, args.out)
     print(f"wrote {args.out}: {len(np.unique(groups))} patch tokens")
+    return groups
 
 
 if __name__ == "__main__":

@@ -35,16 +35,15 @@ Authors
 import csv
 import json
 import os
-import shutil
 
 import soundfile as sf
 import torch
 import torchaudio
-from speechbrain.utils.data_utils import download_file
 from speechbrain.utils.logger import get_logger
 
 from fastast_plugin.dataio import (
     audio_problem,
+    fetch_dataset,
     handle_bad_files,
     prepared_with,
     read_manifest,
@@ -213,20 +212,8 @@ def check_no_source_leak(manifests):
 
 
 def _ensure_dataset(data_folder, download):
-    """Download and unpack ESC-50 if ``data_folder`` is missing or empty."""
-    empty = not os.path.isdir(data_folder) or not os.listdir(data_folder)
-    if empty:
-        if not download:
-            raise FileNotFoundError(
-                f"ESC-50 not found in {data_folder!r}; unpack {URL} (its "
-                "ESC-50-master folder) there or set download: True"
-            )
-        unpack = f"{os.path.abspath(data_folder)}.download"
-        archive = os.path.join(unpack, "ESC-50-master.zip")
-        logger.info("Downloading %s to %s", URL, archive)
-        download_file(URL, archive, unpack=True, dest_unpack=unpack)
-        shutil.move(os.path.join(unpack, "ESC-50-master"), data_folder)
-        shutil.rmtree(unpack)
+    """Download and unpack ESC-50 if ``data_folder`` is missing or empty; check its layout."""
+    fetch_dataset(data_folder, URL, "ESC-50 (its ESC-50-master folder)", download, "ESC-50-master")
     meta = os.path.join(data_folder, "meta", "esc50.csv")
     if not os.path.isfile(meta):
         raise FileNotFoundError(

@@ -18,7 +18,9 @@ fixed-patch checkpoint fine-tuned on ESC-50) are given as one path with a
 must have it. Every fold's file is checked before the first fold trains.
 With ``test_patch_sizes`` (``flexiast.yaml``) each fold's test set is also
 evaluated at every patch size, and ``cv_patch_sweep.{csv,md,png}`` averages
-the finished folds.
+the finished folds. Each fold runs ``fastast_plugin.recipe.run_experiment``
+(as every recipe); fold selection, the up-front file checks and the
+summaries are ``fastast_plugin.crossval``.
 
 Usage::
 
@@ -31,60 +33,40 @@ Authors
  * fastast developers 2026
 """
 
-import glob
-import os
 import sys
 
-import ruamel.yaml
 import speechbrain as sb
 from esc50_prepare import FOLDS, prepare_esc50
 from hyperpyyaml import load_hyperpyyaml
 
-from fastast_plugin.brain import AudioClassifierBrain, parse_arguments
-from fastast_plugin.dataio import check_fold_paths, classification_datasets
-from fastast_plugin.flexi_eval import summarize_patch_sweeps
-from fastast_plugin.metrics import summarize_folds
+from fastast_plugin.crossval import check_fold_paths, requested_folds, summarize_cross_validation
+from fastast_plugin.dataio import classification_datasets
+from fastast_plugin.recipe import parse_arguments, run_experiment
 
-# Settings that must be per fold when set ({fold} placeholder), and that may be
+# Settings that must be per fold when set ({fold} placeholder), and those that may be
 PER_FOLD = ("teacher_checkpoint", "teacher_logits_dir")
 MAY_BE_PER_FOLD = ("init_from",)
 
 
-def requested_folds(hparams_file, overrides):
-    """Folds to run, the overrides as a dict, and the top-level settings, built without any object.
+def run_fold(fold, hparams_file, run_opts, overrides):
+    """Prepare (once), train and test one fold; return its hyperparameters.
 
     Arguments
     ---------
+    fold : int
+        The test fold.
     hparams_file : str
         The recipe YAML.
-    overrides : str
-        Command-line overrides (YAML).
+    run_opts : RunOptions
+        SpeechBrain's run options.
+    overrides : dict
+        Command-line overrides (``fold`` is added).
 
     Returns
     -------
-    folds : list of int
-        The folds to run.
-    overrides : dict
-        The overrides, ready to receive ``fold``.
-    settings : dict
-        Top-level YAML values with the overrides applied (tagged values
-        such as ``!ref`` unresolved).
+    dict
+        The fold's loaded hyperparameters.
     """
-    yaml = ruamel.yaml.YAML(typ="rt")  # keeps !new / !ref tags unbuilt
-    with open(hparams_file, encoding="utf-8") as fin:
-        settings = dict(yaml.load(fin))
-    overrides = dict(ruamel.yaml.YAML(typ="safe").load(overrides) or {}) if overrides else {}
-    settings.update(overrides)
-    fold = settings.get("fold")
-    if str(fold) == "all":
-        return list(FOLDS), overrides, settings
-    if fold not in FOLDS:
-        raise ValueError(f"fold must be one of {list(FOLDS)} or 'all', got {fold!r}")
-    return [fold], overrides, settings
-
-
-def run_fold(fold, hparams_file, run_opts, overrides):
-    """Prepare (once), train and test one fold; return its hyperparameters."""
     overrides = {**overrides, "fold": fold}
     with open(hparams_file, encoding="utf-8") as fin:
         hparams = load_hyperpyyaml(fin, overrides)
@@ -111,54 +93,23 @@ def run_fold(fold, hparams_file, run_opts, overrides):
         hparams["n_classes"],
         hparams["sample_rate"],
     )
-    brain = AudioClassifierBrain(
-        modules=hparams["modules"],
-        opt_class=hparams["opt_class"],
-        hparams=hparams,
-        run_opts=run_opts,
-        checkpointer=hparams["checkpointer"],
+    test = datasets["test"]  # also the validation set: monitoring only
+    run_experiment(
+        hparams, run_opts, datasets["train"], test, test, test_key=hparams["test_checkpoint_key"]
     )
-    brain.fit(
-        brain.hparams.epoch_counter,
-        datasets["train"],
-        datasets["test"],
-        train_loader_kwargs=hparams["train_dataloader_options"],
-        valid_loader_kwargs=hparams["valid_dataloader_options"],
-    )
-    brain.evaluate(
-        datasets["test"],
-        max_key=hparams["test_checkpoint_key"],
-        test_loader_kwargs=dict(hparams["valid_dataloader_options"]),
-    )
-    if hparams.get("test_patch_sizes"):
-        brain.evaluate_patch_sizes(
-            datasets["test"],
-            hparams["test_patch_sizes"],
-            hparams["patch_sweep_file"],
-            test_loader_kwargs=dict(hparams["valid_dataloader_options"]),
-        )
     return hparams
 
 
 if __name__ == "__main__":
     hparams_file, run_opts, overrides = parse_arguments(sys.argv[1:])
     sb.utils.distributed.ddp_init_group(run_opts)
-    folds, overrides, settings = requested_folds(hparams_file, overrides)
+    folds, overrides, settings = requested_folds(hparams_file, overrides, FOLDS)
     check_fold_paths(settings, folds, per_fold=PER_FOLD, optional=MAY_BE_PER_FOLD)
     for fold in folds:
         hparams = run_fold(fold, hparams_file, run_opts, overrides)
     if sb.utils.distributed.if_main_process():
-        finished = sorted(
-            glob.glob(os.path.join(hparams["output_folder"], "fold_*", "test_metrics.json"))
-        )
-        summarize_folds(
-            {os.path.basename(os.path.dirname(p)): p for p in finished},
+        summarize_cross_validation(
             hparams["output_folder"],
+            hparams.get("patch_sweep_file") if hparams.get("test_patch_sizes") else None,
+            hparams.get("cv_patch_sweep_file"),
         )
-        if hparams.get("test_patch_sizes"):
-            name = os.path.basename(hparams["patch_sweep_file"]) + ".csv"
-            sweeps = sorted(glob.glob(os.path.join(hparams["output_folder"], "fold_*", name)))
-            summarize_patch_sweeps(
-                {os.path.basename(os.path.dirname(p)): p for p in sweeps},
-                hparams["cv_patch_sweep_file"],
-            )

@@ -34,12 +34,12 @@ Authors
 import json
 import os
 
-from speechbrain.utils.data_utils import download_file
 from speechbrain.utils.logger import get_logger
 
 from fastast_plugin.dataio import (
     audio_problem,
     clip_duration,
+    fetch_dataset,
     handle_bad_files,
     prepared_with,
     write_manifest,
@@ -199,19 +199,8 @@ def prepare_speech_commands(
 
 
 def _ensure_dataset(data_folder, download):
-    """Download and unpack the archive if ``data_folder`` is missing or empty."""
-    empty = not os.path.isdir(data_folder) or not os.listdir(data_folder)
-    if empty:
-        if not download:
-            raise FileNotFoundError(
-                f"Speech Commands not found in {data_folder!r}; unpack "
-                f"{URL} there or set download: True"
-            )
-        os.makedirs(data_folder, exist_ok=True)
-        archive = os.path.join(data_folder, os.path.basename(URL))
-        logger.info("Downloading %s to %s", URL, archive)
-        download_file(URL, archive, unpack=True, dest_unpack=data_folder)
-        os.remove(archive)
+    """Download and unpack the archive if ``data_folder`` is missing or empty; check its layout."""
+    fetch_dataset(data_folder, URL, "Speech Commands", download)
     for name in LISTS.values():
         if not os.path.isfile(os.path.join(data_folder, name)):
             raise FileNotFoundError(

@@ -2,7 +2,7 @@
 """Train AST, token-merged AST or FlexiAST on Speech Commands V2 (35 words) with SpeechBrain.
 
 Prepares the official splits (``sc_prepare.py``), trains with
-``fastast_plugin.brain.AudioClassifierBrain``, keeps the checkpoint with the
+``fastast_plugin.recipe.run_experiment`` (``AudioClassifierBrain``), keeps the checkpoint with the
 best validation accuracy and evaluates it on the test list, writing
 ``test_metrics.json`` (and the tested weights, ``model.pt``) into the output
 folder. With ``test_patch_sizes`` in the YAML (``flexiast.yaml``) the test
@@ -31,8 +31,8 @@ import speechbrain as sb
 from hyperpyyaml import load_hyperpyyaml
 from sc_prepare import prepare_speech_commands
 
-from fastast_plugin.brain import AudioClassifierBrain, parse_arguments
 from fastast_plugin.dataio import classification_datasets
+from fastast_plugin.recipe import parse_arguments, run_experiment
 
 if __name__ == "__main__":
     hparams_file, run_opts, overrides = parse_arguments(sys.argv[1:])
@@ -61,29 +61,6 @@ if __name__ == "__main__":
         hparams["n_classes"],
         hparams["sample_rate"],
     )
-    brain = AudioClassifierBrain(
-        modules=hparams["modules"],
-        opt_class=hparams["opt_class"],
-        hparams=hparams,
-        run_opts=run_opts,
-        checkpointer=hparams["checkpointer"],
+    run_experiment(
+        hparams, run_opts, datasets["train"], datasets["valid"], datasets["test"], test_key="acc"
     )
-    brain.fit(
-        brain.hparams.epoch_counter,
-        datasets["train"],
-        datasets["valid"],
-        train_loader_kwargs=hparams["train_dataloader_options"],
-        valid_loader_kwargs=hparams["valid_dataloader_options"],
-    )
-    brain.evaluate(
-        datasets["test"],
-        max_key="acc",
-        test_loader_kwargs=dict(hparams["valid_dataloader_options"]),
-    )
-    if hparams.get("test_patch_sizes"):
-        brain.evaluate_patch_sizes(
-            datasets["test"],
-            hparams["test_patch_sizes"],
-            hparams["patch_sweep_file"],
-            test_loader_kwargs=dict(hparams["valid_dataloader_options"]),
-        )

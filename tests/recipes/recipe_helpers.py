@@ -9,6 +9,7 @@ Authors
 """
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -35,8 +36,8 @@ def recipe_env():
     return dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", CUDA_VISIBLE_DEVICES="")
 
 
-def run_recipe(recipe, args, log_path, launcher=(), timeout=600):
-    """Run ``train.py`` of a recipe; fail the test with the log tail if it fails.
+def run_recipe(recipe, args, log_path, launcher=(), timeout=600, must_fail=False):
+    """Run ``train.py`` of a recipe; fail the test with the log tail if it ends otherwise than expected.
 
     Arguments
     ---------
@@ -50,6 +51,8 @@ def run_recipe(recipe, args, log_path, launcher=(), timeout=600):
         Command before ``train.py`` (default: this Python).
     timeout : float
         Seconds before the run is killed.
+    must_fail : bool
+        The run must fail (its error is then at the end of the output).
 
     Returns
     -------
@@ -67,7 +70,9 @@ def run_recipe(recipe, args, log_path, launcher=(), timeout=600):
             timeout=timeout,
         )
     output = Path(log_path).read_text()
-    if process.returncode != 0:
+    if must_fail and process.returncode == 0:
+        pytest.fail(f"{' '.join(command)} succeeded but should have failed:\n{output[-2000:]}")
+    if not must_fail and process.returncode != 0:
         pytest.fail(
             f"{' '.join(command)} exited with {process.returncode}:\n{output[-4000:]}"
         )
@@ -75,35 +80,31 @@ def run_recipe(recipe, args, log_path, launcher=(), timeout=600):
 
 
 def run_failing_recipe(recipe, args, log_path, timeout=300):
-    """Run ``train.py`` of a recipe that must fail; return its output.
+    """``run_recipe`` for a run that must fail; return its output (the error at its end)."""
+    return run_recipe(recipe, args, log_path, timeout=timeout, must_fail=True)
+
+
+def epoch_stats(train_log_text):
+    """``{name: number}`` of every ``epoch: N, ...`` line of a train log's text.
 
     Arguments
     ---------
-    recipe : str
-        Folder under ``recipes/``.
-    args : list of str
-        Arguments after ``train.py``.
-    log_path : pathlib.Path
-        Where stdout and stderr go.
-    timeout : float
-        Seconds before the run is killed.
+    train_log_text : str
+        The contents of a ``train_log.txt``.
 
     Returns
     -------
-    str
-        The output of the run (the error is at its end).
+    list of dict
+        One dict per epoch line, e.g. ``{"epoch": 1.0, "train loss": 0.5, ...}``.
     """
-    command = [sys.executable, "train.py", *map(str, args)]
-    with open(log_path, "w") as log:
-        process = subprocess.run(
-            command,
-            cwd=RECIPES / recipe,
-            env=recipe_env(),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            timeout=timeout,
-        )
-    output = Path(log_path).read_text()
-    if process.returncode == 0:
-        pytest.fail(f"{' '.join(command)} succeeded but should have failed:\n{output[-2000:]}")
-    return output
+    rows = []
+    for line in train_log_text.splitlines():
+        if line.startswith("epoch:"):
+            pairs = re.findall(r"([a-z_ ]+): ([-+.\deE]+)", line)
+            rows.append({name.strip(): float(value) for name, value in pairs})
+    return rows
+
+
+def epochs(train_log_text):
+    """Epoch numbers (ints, in log order) of the ``epoch_stats`` of a train log's text."""
+    return [int(row["epoch"]) for row in epoch_stats(train_log_text)]

@@ -8,7 +8,7 @@ import json
 import statistics
 
 import pytest
-from recipe_helpers import TINY_MODEL, run_recipe
+from recipe_helpers import TINY_MODEL, epochs, run_recipe
 
 from fastast_plugin.synthetic import write_esc50
 
@@ -22,12 +22,6 @@ FAST_TRAINING = (
     "--time_mask=24",  # 96 (AST's) would hide most of a 128-frame input
     "--r=8",
 )
-
-
-def _epochs(text):
-    """Epoch numbers of the ``epoch: N, ...`` lines of a train log."""
-    lines = [line for line in text.splitlines() if line.startswith("epoch:")]
-    return [int(line.split(",")[0].split(":")[1]) for line in lines]
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +52,7 @@ def test_all_folds_trained_and_aggregated(cross_validation):
     folds = {}
     for fold in range(1, 6):
         folder = out / f"fold_{fold}"
-        assert _epochs((folder / "train_log.txt").read_text()) == list(range(1, EPOCHS + 1))
+        assert epochs((folder / "train_log.txt").read_text()) == list(range(1, EPOCHS + 1))
         record = json.loads((folder / "test_metrics.json").read_text())
         assert record["clips"] == 32  # the held-out fold only
         assert record["epoch"] == EPOCHS  # the last epoch is tested (no choice on the test fold)
@@ -80,7 +74,7 @@ def test_rerunning_a_finished_fold_only_tests_it(cross_validation):
     before = (out / "fold_2" / "train_log.txt").read_text()
     run_recipe("ESC50", [*args, "--fold=2"], out.parent / "fold2.out")
     after = (out / "fold_2" / "train_log.txt").read_text()
-    assert _epochs(after) == _epochs(before)  # no epoch trained again
+    assert epochs(after) == epochs(before)  # no epoch trained again
     assert after.count("test acc") == before.count("test acc") + 1
     assert len(json.loads((out / "cv_results.json").read_text())["folds"]) == 5
 
@@ -100,5 +94,5 @@ def test_debug_mode_with_the_recipe_defaults(esc50_data, tmp_path):
         ],
         tmp_path / "debug.out",
     )
-    assert _epochs((out / "fold_4" / "train_log.txt").read_text()) == [1, 2]
+    assert epochs((out / "fold_4" / "train_log.txt").read_text()) == [1, 2]
     assert json.loads((out / "cv_results.json").read_text())["folds"].keys() == {"fold_4"}

@@ -15,14 +15,13 @@ Authors
 
 import csv
 import json
-import re
 from types import SimpleNamespace
 
 import pytest
 import torch
-from recipe_helpers import TINY_MODEL, run_failing_recipe, run_recipe
+from recipe_helpers import TINY_MODEL, epoch_stats, run_failing_recipe, run_recipe
 
-from fastast_plugin import distill
+from fastast_plugin import precompute
 from fastast_plugin.ast import ASTEncoder
 from fastast_plugin.dymn import DyMN
 from fastast_plugin.flexi import EVAL_PATCH_SIZES, FLEXI_PATCH_SIZES
@@ -38,16 +37,6 @@ ESC_TINY = (
     "--time_mask=24",
 )
 SWEEP_SIZES = [str(size) for size in EVAL_PATCH_SIZES]
-
-
-def _epoch_stats(train_log):
-    """``{name: number}`` of every ``epoch: N, ...`` line of a train log."""
-    rows = []
-    for line in train_log.read_text().splitlines():
-        if line.startswith("epoch:"):
-            pairs = re.findall(r"([a-z_ ]+): ([-+.\deE]+)", line)
-            rows.append({name.strip(): float(value) for name, value in pairs})
-    return rows
 
 
 def _read_csv(path):
@@ -70,27 +59,29 @@ def sc(tmp_path_factory):
     return SimpleNamespace(root=root, data=data, teacher=teacher)
 
 
-@pytest.fixture(scope="module")
-def sc_online_kd(sc):
-    out = sc.root / "online"
-    run_recipe(
-        "SpeechCommands",
-        [
-            "hparams/tome_ast_kd.yaml",
-            f"--data_folder={sc.data}",
-            f"--output_folder={out}",
-            "--number_of_epochs=1",
-            f"--teacher_checkpoint={sc.teacher}",
-            "--teacher_width=0.4",
-            *SC_TINY,
-        ],
-        sc.root / "online.out",
-    )
+def _sc_kd_epoch(sc, out, *teacher_args):
+    """One epoch of the Speech Commands ``tome_ast_kd.yaml`` with these teacher settings."""
+    args = [
+        "hparams/tome_ast_kd.yaml",
+        f"--data_folder={sc.data}",
+        f"--output_folder={out}",
+        "--number_of_epochs=1",
+        *teacher_args,
+        *SC_TINY,
+    ]
+    run_recipe("SpeechCommands", args, f"{out}.out")
     return out
 
 
+@pytest.fixture(scope="module")
+def sc_online_kd(sc):
+    return _sc_kd_epoch(
+        sc, sc.root / "online", f"--teacher_checkpoint={sc.teacher}", "--teacher_width=0.4"
+    )
+
+
 def test_sc_tome_ast_kd_with_an_online_dymn_checkpoint(sc, sc_online_kd):
-    (stats,) = _epoch_stats(sc_online_kd / "train_log.txt")
+    (stats,) = epoch_stats((sc_online_kd / "train_log.txt").read_text())
     assert stats["train kd_clips"] == 27 and stats["train kd_missing"] == 0
     assert stats["train kd_term"] > 0
     record = json.loads((sc_online_kd / "test_metrics.json").read_text())
@@ -104,28 +95,20 @@ def test_sc_tome_ast_kd_with_precomputed_logits_missing_three_clips(sc, sc_onlin
     partial = tmp_path / "train_partial.json"
     partial.write_text(json.dumps({k: v for k, v in manifest.items() if k not in left_out}))
     store = tmp_path / "teacher_logits"
-    distill.main(  # python -m fastast_plugin.distill precompute ...
+    precompute.main(  # fastast precompute ... / python -m fastast_plugin.precompute ...
         [
-            "precompute", "--manifest", str(partial), "--out", str(store),
+            "--manifest", str(partial), "--out", str(store),
             "--weights", str(sc.teacher), "--width-mult", "0.4",
             "--sample-rate", "16000", "--clip-seconds", "1.0", "--num-classes", "3",
         ]
     )
-    out = tmp_path / "store_run"
-    run_recipe(
-        "SpeechCommands",
-        [
-            "hparams/tome_ast_kd.yaml",
-            f"--data_folder={sc.data}",
-            f"--output_folder={out}",
-            "--number_of_epochs=1",
-            f"--teacher_logits_dir={store}",
-            "--mixup_prob=0",  # with mixup, a clip whose partner is missing has no KD term either
-            *SC_TINY,
-        ],
-        tmp_path / "store_run.out",
+    out = _sc_kd_epoch(
+        sc,
+        tmp_path / "store_run",
+        f"--teacher_logits_dir={store}",
+        "--mixup_prob=0",  # with mixup, a clip whose partner is missing has no KD term either
     )
-    (stats,) = _epoch_stats(out / "train_log.txt")
+    (stats,) = epoch_stats((out / "train_log.txt").read_text())
     assert stats["train kd_missing"] == 3 and stats["train kd_clips"] == 24
     assert json.loads((out / "test_metrics.json").read_text())["teacher"] == str(store)
 
@@ -218,7 +201,7 @@ def test_esc50_knowledge_flexification_and_patch_sweep(esc):
         esc.root / "flexiast.out",
     )
     fold = out / "fold_1"
-    for stats in _epoch_stats(fold / "train_log.txt"):
+    for stats in epoch_stats((fold / "train_log.txt").read_text()):
         assert stats["train kd_clips"] == 128 and stats["train kd_missing"] == 0
     record = json.loads((fold / "test_metrics.json").read_text())
     assert record["teacher"] == str(esc.per_fold_model).replace("{fold}", "1")
@@ -299,4 +282,5 @@ def test_esc50_tome_ast_kd_with_per_fold_dymn_teachers(esc, tmp_path):
     )
     record = json.loads((out / "fold_2" / "test_metrics.json").read_text())
     assert record["teacher"] == str(tmp_path / "dymn_fold2.pt")
-    assert all(s["train kd_missing"] == 0 for s in _epoch_stats(out / "fold_2" / "train_log.txt"))
+    train_log = (out / "fold_2" / "train_log.txt").read_text()
+    assert all(s["train kd_missing"] == 0 for s in epoch_stats(train_log))

@@ -18,7 +18,7 @@ from types import SimpleNamespace
 
 import pytest
 import ruamel.yaml
-from recipe_helpers import RECIPES, TINY_MODEL, recipe_env, run_recipe
+from recipe_helpers import RECIPES, TINY_MODEL, epochs, recipe_env, run_recipe
 
 from fastast_plugin.synthetic import CLASSES, write_speech_commands
 
@@ -42,15 +42,6 @@ FAST_TRAINING = (
 
 def _read(path):
     return Path(path).read_text() if Path(path).exists() else ""
-
-
-def _epochs(train_log_text):
-    """Epoch numbers of the ``epoch: N, ...`` lines of a train log."""
-    return [
-        int(line.split(",")[0].split(":")[1])
-        for line in train_log_text.splitlines()
-        if line.startswith("epoch:")
-    ]
 
 
 @pytest.fixture(scope="module")
@@ -92,9 +83,9 @@ def interrupted_run(tmp_path_factory):
 
 def test_restart_continues_from_epoch_2(interrupted_run):
     run = interrupted_run
-    assert _epochs(_read(run.out / "train_log.txt")) == list(range(1, EPOCHS + 1))
+    assert epochs(_read(run.out / "train_log.txt")) == list(range(1, EPOCHS + 1))
     assert "test acc" not in run.first.train_log
-    assert _epochs(run.first.train_log) == [1]
+    assert epochs(run.first.train_log) == [1]
     resumed = _read(run.out / "log.txt")[len(run.first.log) :]
     started = [e for e in range(1, EPOCHS + 1) if f"Epoch {e}: training" in resumed]
     assert started == list(range(2, EPOCHS + 1))
@@ -129,6 +120,22 @@ def test_accuracy_far_above_chance_at_r_and_r0(interrupted_run):
     assert merged["clips_per_s"] > 0 and plain["clips_per_s"] > 0
 
 
+def test_exported_model_predicts_what_the_test_stage_predicted(interrupted_run):
+    """The recipe's export/ folder, loaded with AudioClassifier, gives the test stage's labels."""
+    from fastast_plugin.inference import AudioClassifier
+
+    run = interrupted_run
+    with open(run.out / "test_predictions.csv", encoding="utf-8") as f:
+        predicted = dict(line.strip().split(",")[:2] for line in list(f)[1:])
+    with open(run.out / "save" / "test.json", encoding="utf-8") as f:
+        test = json.load(f)
+    assert sorted(predicted) == sorted(test)
+    clf = AudioClassifier.from_hparams(source=run.out / "export")
+    ids = sorted(test)
+    results = clf.classify_files([test[i]["wav"] for i in ids], batch_size=32, top_k=1, progress=False)
+    assert [res.labels[0] for res in results] == [predicted[i] for i in ids]
+
+
 @pytest.fixture(scope="module")
 def small_dataset(tmp_path_factory):
     """3 words, 5 speakers, 3 takes: 27 train, 9 valid, 9 test clips."""
@@ -152,7 +159,7 @@ def test_debug_mode_with_the_recipe_defaults(small_dataset, tmp_path):
         ],
         tmp_path / "debug.out",
     )
-    assert _epochs(_read(out / "train_log.txt")) == [1, 2]  # debug_epochs
+    assert epochs(_read(out / "train_log.txt")) == [1, 2]  # debug_epochs
     assert json.loads(_read(out / "test_metrics.json"))["clips"] == 8  # 2 batches of 4
     assert not list((out / "save").glob("CKPT+*"))  # debug checkpoints go to a temp dir
 

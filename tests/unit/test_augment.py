@@ -1,5 +1,10 @@
 """Unit tests for fastast_plugin.augment (AST-style SpecAugment, mixup, noise + roll).
 
+SpecAugment runs torchaudio's ``FrequencyMasking`` / ``TimeMasking``, the
+transforms AST calls; the tests check AST's semantics through them (band
+widths in ``{0, ..., param - 1}``, one band per clip and axis, AST's mask
+value, masks drawn independently per clip).
+
 Authors
  * fastast developers 2026
 """
@@ -11,6 +16,16 @@ from fastast_plugin.augment import Mixup, MixupInfo, NoiseRoll, SpecAugment
 from fastast_plugin.features import KaldiFbank
 
 SC_MEAN, SC_STD = -6.845978, 5.5654526
+
+
+def _masks(aug, batch, frames, bins, device="cpu"):
+    """``[batch, frames]`` and ``[batch, bins]`` masks SpecAugment drew on a batch of ones.
+
+    A frame (bin) is masked when the whole frame (bin) holds the mask value:
+    the other axis' band never covers a whole frame (bin) here.
+    """
+    masked = aug(torch.ones(batch, frames, bins, device=device)) == aug.mask_value
+    return masked.all(2), masked.all(1)
 
 
 def _bands(mask):
@@ -25,7 +40,7 @@ def _bands(mask):
 def test_masks_are_one_band_narrower_than_the_parameter(device):
     torch.manual_seed(0)
     aug = SpecAugment(freq_mask_width=48, time_mask_width=20)
-    time_mask, freq_mask = aug.masks(2000, 128, 128, device)
+    time_mask, freq_mask = _masks(aug, 2000, 128, 128, device)
     freq_width, time_width = freq_mask.sum(1), time_mask.sum(1)
     assert int(freq_width.max()) == 47 and int(freq_width.min()) == 0
     assert int(time_width.max()) == 19 and int(time_width.min()) == 0
@@ -35,8 +50,11 @@ def test_masks_are_one_band_narrower_than_the_parameter(device):
     nonempty = freq_width > 0
     assert bool((_bands(freq_mask)[nonempty] == 1).all())
     assert bool((_bands(time_mask)[time_width > 0] == 1).all())
-    # band positions cover the whole axis, both ends included
-    assert bool(freq_mask[:, 0].any()) and bool(freq_mask[:, -1].any())
+    # band positions cover the axis from its first position; as in AST, the
+    # last is never masked (torchaudio floors the real start and adds the
+    # floored width, so a band ends before start + width < size)
+    assert bool(freq_mask[:, 0].any()) and bool(freq_mask[:, -2].any())
+    assert not bool(freq_mask[:, -1].any()) and not bool(time_mask[:, -1].any())
 
 
 def test_masked_value_is_ast_zero_before_normalisation(device):
@@ -77,7 +95,7 @@ def test_zero_widths_leave_features_untouched():
 
 def test_masks_differ_between_clips():
     torch.manual_seed(3)
-    time_mask, _ = SpecAugment(0, 40).masks(64, 128, 128)
+    time_mask, _ = _masks(SpecAugment(0, 40), 64, 128, 128)
     assert len({tuple(row.nonzero().flatten().tolist()) for row in time_mask}) > 32
 
 

@@ -1,4 +1,4 @@
-"""Unit tests for fastast_plugin.dataio (audio checks, bad files, datasets, sharding).
+"""Unit tests for fastast_plugin.dataio (audio checks, bad files, datasets, crops, sharding).
 
 Authors
  * fastast developers 2026
@@ -7,13 +7,20 @@ Authors
 import numpy as np
 import pytest
 import soundfile as sf
+import speechbrain as sb
+import torch
 
 from fastast_plugin.dataio import (
     EvalShardSampler,
     audio_pipeline,
     audio_problem,
     classification_datasets,
+    crop_length,
+    crop_window,
+    cropped_audio_pipeline,
+    fold_path,
     handle_bad_files,
+    read_manifest,
     write_manifest,
 )
 
@@ -107,3 +114,170 @@ def test_eval_shards_cover_every_item_exactly_once(num_items, world_size):
     ]
     with pytest.raises(ValueError, match="rank must be in"):
         EvalShardSampler(num_items, world_size, world_size)
+
+
+def test_read_manifest_fills_placeholders_and_names_bad_files(tmp_path):
+    path = tmp_path / "m.json"
+    write_manifest({"a": {"wav": "{data_root}/a.wav", "label": "x"}}, str(path))
+    assert read_manifest(str(path))["a"]["wav"] == "{data_root}/a.wav"  # read as is
+    assert read_manifest(str(path), {"data_root": "/d"})["a"]["wav"] == "/d/a.wav"
+    with pytest.raises(FileNotFoundError, match="Manifest not found: .*nope.json"):
+        read_manifest(str(tmp_path / "nope.json"))
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(ValueError, match="bad.json is not valid JSON"):
+        read_manifest(str(tmp_path / "bad.json"))
+    (tmp_path / "list.json").write_text("[1, 2]")
+    with pytest.raises(ValueError, match="list.json must be a JSON object"):
+        read_manifest(str(tmp_path / "list.json"))
+
+
+def test_fold_path_placeholder_rules():
+    assert fold_path("runs/fold_{fold}/m.pt", 2) == "runs/fold_2/m.pt"
+    assert fold_path("runs/fold_{fold}/m.pt") == "runs/fold_{fold}/m.pt"
+    assert fold_path(None, 2) == "" and fold_path("shared.pt", 2) == "shared.pt"
+    with pytest.raises(ValueError, match=r"teacher 'shared.pt' has no \{fold\} placeholder"):
+        fold_path("shared.pt", 2, required=True, name="teacher")
+
+
+def test_fetch_dataset_unpacks_into_a_missing_or_empty_folder_only(tmp_path, monkeypatch):
+    import zipfile
+
+    from fastast_plugin import dataio
+
+    calls = []
+
+    def fake_download(url, archive, unpack, dest_unpack):  # SpeechBrain's download_file
+        calls.append(url)
+        with zipfile.ZipFile(archive, "w") as z:
+            z.writestr("Data-master/meta/index.csv", "x")
+        zipfile.ZipFile(archive).extractall(dest_unpack)
+
+    monkeypatch.setattr(dataio, "download_file", fake_download)
+    (tmp_path / "empty").mkdir()
+    for folder in ("missing", "empty"):
+        dataio.fetch_dataset(str(tmp_path / folder), "http://x/a.zip", "X", True, "Data-master")
+        assert (tmp_path / folder / "meta" / "index.csv").read_text() == "x"
+        assert not (tmp_path / f"{folder}.download").exists()
+    dataio.fetch_dataset(str(tmp_path / "missing"), "http://x/a.zip", "X", True)  # has data
+    assert len(calls) == 2
+    with pytest.raises(FileNotFoundError, match="X not found in .*; unpack http://x/a.zip"):
+        dataio.fetch_dataset(str(tmp_path / "other"), "http://x/a.zip", "X")
+
+
+# ----------------------------------------------------------------------
+# Crops: random in training, fixed (start / centre) in evaluation
+# ----------------------------------------------------------------------
+def _ramp(path, num_samples):
+    """A float WAV whose sample i is exactly i / 2**20: a read crop tells where it starts."""
+    sf.write(str(path), np.arange(num_samples) / 2**20, 16000, subtype="FLOAT")
+    return str(path)
+
+
+def _start_of(sig):
+    """Where a crop of a ``_ramp`` starts; checks that it is contiguous."""
+    positions = np.rint(sig.numpy().astype(np.float64) * 2**20).astype(int)
+    assert np.array_equal(positions, np.arange(positions[0], positions[0] + len(positions)))
+    return int(positions[0])
+
+
+@pytest.mark.parametrize("frames", [1, 2, 98, 128, 1024])
+def test_crop_length_gives_exactly_that_many_kaldi_frames(frames):
+    from fastast_plugin.features import KaldiFbank, num_frames
+
+    length = crop_length(frames)
+    assert num_frames(length) == frames and num_frames(length - 1) == frames - 1
+    fbank = KaldiFbank(target_length=None)
+    assert fbank(torch.randn(1, length)).shape[1] == frames
+    with pytest.raises(ValueError, match="crop frames must be an int >= 1"):
+        crop_length(0)
+
+
+def test_crop_window_rules():
+    assert crop_window(1000, 400, "start") == (0, 400)
+    assert crop_window(1000, 400, "centre") == (300, 700)
+    assert crop_window(1001, 400, "centre") == (300, 700)  # rounds down
+    for mode in ("random", "start", "centre"):  # a short clip is kept whole
+        assert crop_window(300, 400, mode) == (0, 300)
+        assert crop_window(400, 400, mode) == (0, 400)
+    generator = torch.Generator().manual_seed(0)
+    starts = [crop_window(1000, 400, "random", generator)[0] for _ in range(4000)]
+    # every start that keeps the crop inside, none outside, about uniformly
+    assert min(starts) == 0 and max(starts) == 600
+    counts = np.bincount(starts, minlength=601)
+    assert counts.max() < 25  # 601 starts, 6.7 per start on average
+    with pytest.raises(ValueError, match="crop mode must be one of"):
+        crop_window(1000, 400, "middle")
+
+
+def _crop_dataset(path, mode, length):
+    return sb.dataio.dataset.DynamicItemDataset(
+        {"u": {"wav": path}},
+        dynamic_items=[cropped_audio_pipeline(16000, length, mode)],
+        output_keys=["id", "sig"],
+    )
+
+
+def _epoch_starts(dataset, epochs, num_workers):
+    loader = sb.dataio.dataloader.make_dataloader(
+        dataset, batch_size=1, num_workers=num_workers
+    )
+    starts = []
+    for _ in range(epochs):
+        for batch in loader:
+            sig = batch.sig.data[0]
+            assert len(sig) == 4000
+            starts.append(_start_of(sig))
+    return starts
+
+
+@pytest.mark.parametrize("num_workers", [0, 2])
+def test_random_crops_differ_between_epochs_and_stay_inside_the_clip(tmp_path, num_workers):
+    path = _ramp(tmp_path / "long.wav", 20000)
+    torch.manual_seed(0)
+    starts = _epoch_starts(_crop_dataset(path, "random", 4000), 8, num_workers)
+    assert all(0 <= start <= 16000 for start in starts)  # crop inside the 20000 samples
+    assert len(set(starts)) == 8  # a new crop in every epoch
+
+
+@pytest.mark.parametrize("mode,start", [("start", 0), ("centre", 8000)])
+def test_evaluation_crops_are_fixed(tmp_path, mode, start):
+    path = _ramp(tmp_path / "long.wav", 20000)
+    assert _epoch_starts(_crop_dataset(path, mode, 4000), 3, 0) == [start] * 3
+
+
+def test_cropped_pipeline_reads_short_clips_whole_and_checks_files(tmp_path):
+    path = _ramp(tmp_path / "short.wav", 3000)
+    for mode in ("random", "start", "centre"):
+        sig = cropped_audio_pipeline(16000, 4000, mode)(path)
+        assert len(sig) == 3000 and _start_of(sig) == 0 and sig.dtype == torch.float32
+    paths = _write_bad_files(tmp_path)
+    read = cropped_audio_pipeline(16000, 400, "random")
+    with pytest.raises(ValueError, match="rate.wav: sampled at 8000 Hz"):
+        read(paths["rate"])
+    with pytest.raises(ValueError, match="stereo.wav: 2 channels"):
+        read(paths["stereo"])
+    with pytest.raises(ValueError, match="crop length must be an int >= 1"):
+        cropped_audio_pipeline(16000, 0, "random")
+
+
+def test_classification_datasets_crop_per_split(tmp_path):
+    path = _ramp(tmp_path / "u.wav", 30000)
+    for split in ("train", "test"):
+        write_manifest({f"{split}1": {"wav": path, "label": "a"}}, str(tmp_path / f"{split}.json"))
+    manifests = {s: str(tmp_path / f"{s}.json") for s in ("train", "test")}
+    data, _ = classification_datasets(
+        manifests, str(tmp_path / "enc.txt"), 1, crop_frames=128, crops={"test": "centre"}
+    )
+    assert len(data["train"][0]["sig"]) == 30000  # not listed: the whole file
+    sig = data["test"][0]["sig"]
+    assert len(sig) == crop_length(128) == 20720 and _start_of(sig) == (30000 - 20720) // 2
+    with pytest.raises(ValueError, match=r"crops name splits \['valid'\] that have no manifest"):
+        classification_datasets(
+            manifests, str(tmp_path / "e.txt"), 1, crop_frames=128, crops={"valid": "start"}
+        )
+    with pytest.raises(ValueError, match="crops need crop_frames"):
+        classification_datasets(manifests, str(tmp_path / "e.txt"), 1, crops={"test": "start"})
+    with pytest.raises(ValueError, match="crop mode of 'test' must be one of"):
+        classification_datasets(
+            manifests, str(tmp_path / "e.txt"), 1, crop_frames=128, crops={"test": "end"}
+        )

@@ -6,7 +6,13 @@ import pytest
 import torch
 import torchaudio
 
-from fastast_plugin.features import KaldiFbank, num_frames
+from fastast_plugin.features import (
+    AUDIOSET_MEAN,
+    AUDIOSET_STD,
+    KaldiFbank,
+    band_groups,
+    num_frames,
+)
 
 
 def ast_reference(wav, target_length=None, mean=None, std=None):
@@ -57,7 +63,7 @@ def test_batch_matches_per_clip_reference(kind, device):
     for i, clip in enumerate(clips):
         batch[i, : len(clip)] = clip
     rel = torch.tensor(lengths) / max(lengths)
-    feats = KaldiFbank()(batch.to(device), rel.to(device)).cpu()
+    feats = KaldiFbank().to(device)(batch.to(device), rel.to(device)).cpu()
     assert feats.shape == (4, num_frames(16000), 128)
     for i, clip in enumerate(clips):
         ref = ast_reference(clip)
@@ -72,11 +78,20 @@ def test_target_length_and_normalisation_match_ast(device):
     clips = [real_like(16000, 1), real_like(24000, 2)]
     batch = torch.zeros(2, 24000)
     batch[0, :16000], batch[1] = clips
-    fbank = KaldiFbank(target_length=128, mean=mean, std=std)
+    fbank = KaldiFbank(target_length=128, mean=mean, std=std).to(device)
     feats = fbank(batch.to(device), torch.tensor([16000 / 24000, 1.0]).to(device))
     for i, clip in enumerate(clips):
         ref = ast_reference(clip, 128, mean, std)
         assert (feats[i].cpu() - ref).abs().max() <= 1e-4 / (2 * std)
+
+
+def test_audioset_statistics_normalise_as_ast():
+    """AST's AudioSet statistics (YuanGongND/ast egs/audioset/run.sh)."""
+    assert (AUDIOSET_MEAN, AUDIOSET_STD) == (-4.2677393, 4.5689974)
+    clip = real_like(16000, 4)
+    plain = KaldiFbank(target_length=128)(clip[None])[0]
+    normed = KaldiFbank(target_length=128, mean=AUDIOSET_MEAN, std=AUDIOSET_STD)(clip[None])[0]
+    torch.testing.assert_close(normed, (plain - AUDIOSET_MEAN) / (2 * AUDIOSET_STD))
 
 
 def test_padding_does_not_change_features():
@@ -114,3 +129,68 @@ def test_bad_config_is_named():
         KaldiFbank(mean=1.0)
     with pytest.raises(ValueError, match="std"):
         KaldiFbank(mean=1.0, std=0.0)
+
+
+def test_matches_reference_with_two_threads():
+    """Clips longer than one thread's share of a reduction (> 32768 samples).
+
+    With several threads, torch splits a long 1-D mean across them, so the
+    clip mean of a batched reduction differs from AST's by an ulp, and the
+    lowest bands then move by up to ~1e-3: each clip's mean must be its own.
+    """
+    g = torch.Generator().manual_seed(5)
+    batch = torch.randn(3, 80000, generator=g) + 0.1
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        feats = KaldiFbank()(batch)
+        refs = [ast_reference(clip) for clip in batch]
+    finally:
+        torch.set_num_threads(previous)
+    for i, ref in enumerate(refs):
+        assert (feats[i] - ref).abs().max() <= 1e-4
+
+
+@pytest.mark.parametrize("target_length", [None, 60, 200])
+def test_blocks_do_not_change_features(target_length, monkeypatch):
+    """Frames are computed in cache-sized blocks; the blocking changes nothing.
+
+    Up to the FFT every block computes the same bits; only the mel sums may
+    round differently for tiny blocks (~5e-7), far below the ~1e-4 an FFT
+    input change of one ulp would cause in the low bands.
+    """
+    lengths = [16000, 9000, 24000]
+    batch = torch.zeros(3, 24000)
+    for i, n in enumerate(lengths):
+        batch[i, :n] = real_like(n, 10 + i)
+    rel = torch.tensor(lengths) / 24000
+    whole = KaldiFbank(target_length=target_length, mean=-4.0, std=4.0)(batch, rel)
+    for chunk in (7, 100, 150):
+        monkeypatch.setattr(KaldiFbank, "cpu_chunk_frames", chunk)
+        blocked = KaldiFbank(target_length=target_length, mean=-4.0, std=4.0)(batch, rel)
+        assert (blocked - whole).abs().max() <= 1e-6, chunk
+    for i, n in enumerate(lengths):
+        ref = ast_reference(batch[i, :n], target_length, -4.0, 4.0)
+        frames = ref.shape[0]
+        assert (whole[i, :frames] - ref).abs().max() <= 1e-4 / 8
+        # Past the clip, AST's zero padding after normalisation.
+        assert torch.all(whole[i, frames:] == (0.0 + 4.0) / 8)
+
+
+def test_band_groups_cover_every_weight():
+    banks = KaldiFbank().mel_banks  # [bins, bands]
+    covered = torch.zeros_like(banks, dtype=torch.bool)
+    groups = band_groups(banks)
+    assert len(groups) == 8
+    for bands, bins in groups:
+        covered[bins, bands] = True
+    assert not (banks.ne(0) & ~covered).any()
+    # The grouped products are the dense product.
+    power = torch.rand(50, 257, dtype=torch.float64)
+    grouped = torch.zeros(50, 128, dtype=torch.float64)
+    for bands, bins in groups:
+        grouped[:, bands] = power[:, bins] @ banks.double()[bins, bands]
+    torch.testing.assert_close(grouped, power @ banks.double(), rtol=1e-12, atol=0)
+    # ...at a fraction of the work.
+    work = sum((b.stop - b.start) * (n.stop - n.start) for n, b in groups)
+    assert work < 0.2 * banks.numel()

@@ -403,7 +403,10 @@ def test_parse_r_errors():
 
 
 def test_token_counts_speechcommands():
-    # reference_spec.md 2.5, SpeechCommands (128 frames = 146 tokens).
+    # SpeechCommands in AST (Gong et al., 2021): 128 frames, 16x16 patches at
+    # stride 10 give a 12 x 12 grid, + cls + dist = 146 tokens; every block
+    # merges min(r, (n - 2) // 2), the cap of ToMe's tome/merge.py
+    # bipartite_soft_matching.
     r16 = [130, 114, 98, 82, 66, 50, 34, 18, 10, 6, 4, 3]
     r32 = [114, 82, 50, 26, 14, 8, 5, 4, 3, 3, 3, 3]
     assert token_counts(146, parse_r(12, 16)) == r16
@@ -438,7 +441,7 @@ def test_keep_ratio_schedule():
     r_list = keep_ratio_schedule(12, 1214, 0.89)
     counts = token_counts(1214, r_list)
     assert r_list[:3] == [133, 119, 106]
-    assert counts[-1] == 301  # PERFORMANCE_NOTES: "~304"
+    assert counts[-1] == 301  # of 1214 (AudioSet's 1024 frames: 12 x 101 + 2)
     assert effective_r(1214, r_list) == r_list  # already within the cap
     assert keep_ratio_schedule(3, 146, 1.0) == [0, 0, 0]
     # Tiny inputs saturate at half the unprotected tokens.
@@ -449,3 +452,22 @@ def test_keep_ratio_schedule():
 def test_keep_ratio_schedule_errors(keep_ratio):
     with pytest.raises(ValueError, match="keep_ratio must be in"):
         keep_ratio_schedule(12, 1214, keep_ratio)
+
+
+def test_export_path_of_the_sort_matches_eager_bit_for_bit(monkeypatch):
+    """While exporting, the stable argsort becomes a full topk (ONNX TopK):
+    the merge must stay exactly today's on inputs without tied scores."""
+    torch.manual_seed(0)
+    metric, x = torch.randn(3, 197, 16), torch.randn(3, 197, 24)
+    size = torch.randint(1, 5, (3, 197, 1)).float()
+    outputs = {}
+    for exporting in (False, True):
+        monkeypatch.setattr(torch.compiler, "is_exporting", lambda e=exporting: e)
+        results = []
+        for class_token, distill_token in ((False, False), (True, False), (True, True)):
+            merge, unmerge = bipartite_soft_matching(metric, 40, class_token, distill_token)
+            merged, merged_size = merge_wavg(merge, x, size)
+            results += [merged, merged_size, unmerge(merged), merge(x, mode="amax")]
+        outputs[exporting] = results
+    for eager, exported in zip(outputs[False], outputs[True]):
+        assert torch.equal(eager, exported)

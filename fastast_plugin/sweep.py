@@ -1,66 +1,54 @@
-"""Evaluate one checkpoint at many patch sizes; benchmark patch size x r.
+"""Patch-size sweeps: one checkpoint evaluated at many patch sizes; patch size x r timing.
 
-``python -m fastast_plugin.flexi_eval --checkpoint CKPT --manifest test.json
---labels label_encoder.txt --out DIR`` reads a SpeechBrain JSON manifest
-(``{id: {"wav": path, "label": name or [names]}}``), computes the features
-of every batch once and runs the model on it at every patch size (so audio
-is read once and machine noise hits every size alike), and writes
-``flexi_eval.csv``, ``flexi_eval.md`` and ``flexi_eval.png``: accuracy, mAP,
-clips/s (model forward only) and GFLOPs per clip for each patch size.
-
-``python -m fastast_plugin.flexi_eval --bench --out DIR`` times random
-inputs instead and writes ``flexi_bench.csv`` / ``flexi_bench.md``: clips/s
-and GFLOPs for every (patch size, r) pair, plus a patch size x r table.
+``evaluate_patch_sizes`` runs a flexible model (FlexiAST, Feng et al.,
+Interspeech 2023) on every batch at every patch size in turn, so features are
+computed once and machine noise hits every size alike, and reports accuracy,
+mAP, clips/s (model forward only) and GFLOPs per clip for each size.
+``benchmark_patch_sizes`` times random inputs for every (patch size, r) pair.
+``write_table``, ``plot_patch_sweep`` and ``summarize_patch_sweeps`` write the
+results (CSV, Markdown, PNG; the mean over cross-validation folds). This is
+library code: the command line is ``fastast sweep`` (``fastast_plugin.cli``),
+and recipes call ``evaluate_patch_sizes`` after their test.
 
 Authors
  * fastast developers 2026
 """
 
-import argparse
 import csv
 import json
 import os
-import time
 from typing import List, NamedTuple
 
 import torch
-from speechbrain.dataio.dataio import read_audio, read_audio_info
+from speechbrain.utils.data_utils import batch_pad_right
 from speechbrain.utils.logger import get_logger
 
 from fastast_plugin import dataio
-from fastast_plugin.ast import ASTClassifier, ASTEncoder, ASTHead
-from fastast_plugin.bench import (
-    DTYPES,
-    autocast_context,
-    count_gflops,
-    synchronize,
-    time_side_by_side,
-)
-from fastast_plugin.checkpoints import from_pretrained
-from fastast_plugin.features import KaldiFbank
-from fastast_plugin.flexi import EVAL_PATCH_SIZES, to_pair
+from fastast_plugin.audio import load_audio
+from fastast_plugin.bench import autocast_context, count_gflops, time_side_by_side, timed
+from fastast_plugin.flexi import parse_patch_size
 from fastast_plugin.merge import token_counts
-from fastast_plugin.metrics import accuracy
+from fastast_plugin.metrics import accuracy, mean_average_precision
+from fastast_plugin.plotting import pyplot, save_figure
 
 __all__ = [
+    "BENCH_COLUMNS",
+    "EVAL_COLUMNS",
+    "SWEEP_SUMMARY_COLUMNS",
     "ManifestClip",
-    "average_precision",
     "benchmark_patch_sizes",
     "evaluate_patch_sizes",
+    "feature_batches",
     "load_labels",
-    "parse_patch_size",
+    "manifest_clips",
     "plot_patch_sweep",
     "product_table",
-    "read_manifest",
     "summarize_patch_sweeps",
     "write_table",
 ]
 
 logger = get_logger(__name__)
 
-# AST's AudioSet normalisation (also used for ESC-50 by AST's recipes).
-AUDIOSET_MEAN = -4.2677393
-AUDIOSET_STD = 4.5689974
 EVAL_COLUMNS = [
     "patch_size",
     "stride",
@@ -111,16 +99,18 @@ class ManifestClip(NamedTuple):
     labels: List[str]
 
 
-def read_manifest(path, data_root=None, label_key="label"):
-    """Read a SpeechBrain JSON manifest and check that every file exists.
+def manifest_clips(path, data_root=None, label_key="label"):
+    """The clips of a SpeechBrain JSON manifest, every audio file checked to exist.
 
     Arguments
     ---------
     path : str
-        JSON file ``{id: {"wav": path, "label": name or [names]}}``; a
-        comma-separated string is several labels.
+        JSON file ``{id: {"wav": path, "label": name or [names]}}``
+        (read by ``fastast_plugin.dataio.read_manifest``); a comma-separated
+        string is several labels.
     data_root : str, optional
-        Replaces ``{data_root}`` in the paths, as SpeechBrain does.
+        Replaces ``{data_root}`` in the paths (SpeechBrain's
+        ``load_data_json`` replacements).
     label_key : str
         Key of the labels in each entry.
 
@@ -136,18 +126,13 @@ def read_manifest(path, data_root=None, label_key="label"):
     >>> sf.write(str(tmp / "a.wav"), np.zeros(1600), 16000)
     >>> with open(tmp / "m.json", "w") as f:
     ...     json.dump({"a": {"wav": "{data_root}/a.wav", "label": "dog,cat"}}, f)
-    >>> read_manifest(str(tmp / "m.json"), data_root=str(tmp))[0].labels
+    >>> manifest_clips(str(tmp / "m.json"), data_root=str(tmp))[0].labels
     ['dog', 'cat']
     """
-    try:
-        data = dataio.read_manifest(path)
-    except ValueError as err:  # json.JSONDecodeError
-        raise ValueError(f"manifest {path!r} is not valid JSON: {err}") from err
-    if not isinstance(data, dict) or not data:
-        raise ValueError(
-            f"manifest {path!r} must be a non-empty JSON object "
-            "{id: {'wav': path, 'label': ...}}"
-        )
+    replacements = None if data_root is None else {"data_root": data_root}
+    data = dataio.read_manifest(path, replacements)
+    if not data:
+        raise ValueError(f"manifest {path!r} holds no clips")
     return [
         _manifest_clip(path, key, entry, data_root, label_key)
         for key, entry in data.items()
@@ -161,8 +146,6 @@ def _manifest_clip(path, clip_id, entry, data_root, label_key):
             f"{label_key!r}, got {entry!r}"
         )
     wav = str(entry["wav"])
-    if data_root is not None:
-        wav = wav.replace("{data_root}", data_root)
     if not os.path.isfile(wav):
         raise FileNotFoundError(
             f"manifest {path!r}: audio of clip {clip_id!r} not found at {wav!r}"
@@ -219,26 +202,6 @@ def load_labels(path):
     return [line.strip() for line in text.splitlines() if line.strip()]
 
 
-def _read_clip(clip, sample_rate):
-    """Mono waveform of a clip at ``sample_rate``."""
-    try:
-        rate = read_audio_info(clip.wav).sample_rate
-        wav = read_audio(clip.wav)
-    except Exception as err:  # backends raise many types for bad files
-        raise ValueError(
-            f"cannot read audio of clip {clip.clip_id!r} at {clip.wav!r}: {err}"
-        ) from err
-    if wav.dim() == 2:
-        wav = wav.mean(dim=1)
-    if wav.numel() == 0:
-        raise ValueError(f"audio of clip {clip.clip_id!r} at {clip.wav!r} is empty")
-    if rate != sample_rate:
-        import torchaudio
-
-        wav = torchaudio.functional.resample(wav, rate, sample_rate)
-    return wav.float()
-
-
 def _targets(clips, label_index):
     targets = torch.zeros(len(clips), len(label_index))
     for row, clip in enumerate(clips):
@@ -252,98 +215,52 @@ def _targets(clips, label_index):
     return targets
 
 
-def _batches(clips, features, label_index, batch_size):
-    """(clips, features [B, T, F], targets [B, C]) per batch, on the CPU."""
-    for start in range(0, len(clips), batch_size):
-        chunk = clips[start : start + batch_size]
-        wavs = [_read_clip(clip, features.sample_rate) for clip in chunk]
-        longest = max(len(w) for w in wavs)
-        padded = torch.zeros(len(wavs), longest)
-        for row, wav in enumerate(wavs):
-            padded[row, : len(wav)] = wav
-        lens = torch.tensor([len(w) / longest for w in wavs])
-        with torch.no_grad():
-            feats = features(padded, lens)
-        yield chunk, feats, _targets(chunk, label_index)
-
-
-# ----------------------------------------------------------------------
-# Metrics
-# ----------------------------------------------------------------------
-def average_precision(scores, targets):
-    """Mean over classes of the average precision (mAP), as AST reports it.
-
-    Classes without a positive clip are skipped.
+def feature_batches(clips, features, label_index, batch_size):
+    """Features and multi-hot targets of the clips, batch by batch, on the CPU.
 
     Arguments
     ---------
-    scores : torch.Tensor
-        ``[clips, classes]`` logits or probabilities.
-    targets : torch.Tensor
-        ``[clips, classes]`` multi-hot (or one-hot) targets.
+    clips : list of ManifestClip
+        From ``manifest_clips``.
+    features : torch.nn.Module
+        E.g. ``KaldiFbank``; maps ``(wavs, wav_lens)`` to ``[B, T, F]`` and
+        has a ``sample_rate`` (clips at another rate are resampled).
+    label_index : dict
+        Label name to class index.
+    batch_size : int
+        Clips per batch.
 
-    Returns
-    -------
-    float
-        mAP, or NaN when no class has a positive clip.
+    Yields
+    ------
+    tuple
+        ``(clips, feats [B, T, F], targets [B, C])``, what
+        ``evaluate_patch_sizes`` takes.
 
     Example
     -------
-    >>> scores = torch.tensor([[0.9, 0.1], [0.5, 0.8], [0.2, 0.3]])
-    >>> targets = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0]])
-    >>> round(average_precision(scores, targets), 4)  # (5/6 + 1) / 2
-    0.9167
+    >>> import soundfile as sf, numpy as np
+    >>> from fastast_plugin.features import KaldiFbank
+    >>> path = str(getfixture("tmp_path") / "a.wav")
+    >>> sf.write(path, np.zeros(8000), 16000)
+    >>> clips = [ManifestClip("a", path, ["dog"])]
+    >>> _, feats, targets = next(feature_batches(clips, KaldiFbank(target_length=64), {"dog": 0}, 4))
+    >>> feats.shape, targets.tolist()
+    (torch.Size([1, 64, 128]), [[1.0]])
     """
-    values = []
-    for c in range(scores.shape[1]):
-        positives = targets[:, c] > 0.5
-        if not positives.any():
-            continue
-        order = scores[:, c].argsort(descending=True)
-        hits = positives[order].float()
-        precision = hits.cumsum(0) / torch.arange(1, len(hits) + 1)
-        values.append((precision * hits).sum().item() / hits.sum().item())
-    return sum(values) / len(values) if values else float("nan")
+    for start in range(0, len(clips), batch_size):
+        chunk = clips[start : start + batch_size]
+        wavs, lens = batch_pad_right([load_audio(c.wav, features.sample_rate) for c in chunk])
+        with torch.no_grad():
+            feats = features(wavs, lens)
+        yield chunk, feats, _targets(chunk, label_index)
 
 
 # ----------------------------------------------------------------------
 # Evaluation across patch sizes
 # ----------------------------------------------------------------------
-def parse_patch_size(text):
-    """``"16"`` -> 16, ``"16x24"`` -> (16, 24) (frequency x time).
-
-    Arguments
-    ---------
-    text : str or int
-        Patch size as written on the command line.
-
-    Returns
-    -------
-    int or tuple of int
-        What ``ASTEncoder.set_patch_size`` takes.
-
-    Example
-    -------
-    >>> parse_patch_size("24"), parse_patch_size("16x48")
-    (24, (16, 48))
-    """
-    if isinstance(text, int):
-        return text
-    parts = str(text).lower().split("x")
-    try:
-        values = [int(part) for part in parts]
-    except ValueError:
-        values = []
-    if len(values) not in (1, 2):
-        raise ValueError(
-            f"patch size must be an int or FREQxTIME (e.g. 16x24), got {text!r}"
-        )
-    return values[0] if len(values) == 1 else to_pair(values)
-
-
 def _label(size):
     """``"16"`` for a square patch, ``"16x24"`` (frequency x time) otherwise."""
-    freq, time_ = to_pair(size)
+    freq, time_ = parse_patch_size(size)
     return str(freq) if freq == time_ else f"{freq}x{time_}"
 
 
@@ -365,7 +282,7 @@ def evaluate_patch_sizes(model, batches, patch_sizes, device="cpu", dtype=None):
     device : str
         Device to run on.
     dtype : torch.dtype, optional
-        Autocast dtype (None for fp32).
+        Autocast dtype (None or float32: no autocast).
 
     Returns
     -------
@@ -374,6 +291,7 @@ def evaluate_patch_sizes(model, batches, patch_sizes, device="cpu", dtype=None):
 
     Example
     -------
+    >>> from fastast_plugin.ast import ASTClassifier, ASTEncoder, ASTHead
     >>> enc = ASTEncoder("tiny224", depth=1, input_tdim=64, fstride=16,
     ...                  tstride=16, flexible="both")
     >>> model = ASTClassifier(enc, ASTHead(192, 3)).eval()
@@ -402,7 +320,7 @@ def _sweep(model, batches, patch_sizes, device):
             model.encoder.set_patch_size(size)
             if first:
                 model(feats)  # warm-up: caches, allocator
-            seconds, logits = _timed(model, feats, device)
+            seconds, logits = timed(model, feats, device=device)
             entry = stats[_label(size)]
             entry["seconds"] += seconds
             entry["scores"].append(logits.float().cpu())
@@ -415,14 +333,6 @@ def _sweep(model, batches, patch_sizes, device):
     ]
 
 
-def _timed(model, feats, device):
-    synchronize(device)
-    start = time.perf_counter()
-    logits = model(feats)
-    synchronize(device)
-    return time.perf_counter() - start, logits
-
-
 def _eval_row(model, size, entry, one_clip):
     encoder = model.encoder
     encoder.set_patch_size(size)
@@ -433,7 +343,7 @@ def _eval_row(model, size, entry, one_clip):
         "grid": "x".join(map(str, encoder.grid_size)),
         "tokens": encoder.num_tokens,
         "acc": accuracy(scores, targets).mean().item(),
-        "mAP": average_precision(scores, targets),
+        "mAP": mean_average_precision(scores, targets),
         "clips_per_s": len(scores) / max(entry["seconds"], 1e-9),
         "gflops_per_clip": count_gflops(model, one_clip),
         "clips": len(scores),
@@ -475,9 +385,9 @@ def benchmark_patch_sizes(
 
     Example
     -------
-    >>> enc = ASTEncoder("tiny224", depth=1, input_tdim=64, fstride=16,
-    ...                  tstride=16, flexible="both")
-    >>> model = ASTClassifier(enc, ASTHead(192, 3)).eval()
+    >>> from fastast_plugin.ast import ASTClassifier, ASTEncoder, ASTHead
+    >>> model = ASTClassifier(ASTEncoder("tiny224", depth=1, input_tdim=64, fstride=16,
+    ...                                  tstride=16, flexible="both"), ASTHead(192, 3))
     >>> feats = torch.randn(1, 64, 128)
     >>> rows = benchmark_patch_sizes(model, feats, [16, 32], [0, 2], runs=1)
     >>> [(r["patch_size"], r["r"], r["tokens_last_block"]) for r in rows]
@@ -626,12 +536,15 @@ def plot_patch_sweep(rows, path):
         From :func:`evaluate_patch_sizes`.
     path : str
         PNG file to write.
+
+    Example
+    -------
+    >>> path = getfixture("tmp_path") / "sweep.png"
+    >>> plot_patch_sweep([{"patch_size": "16", "acc": 0.5, "mAP": 0.6, "clips_per_s": 2.0}], path)
+    >>> path.stat().st_size > 0
+    True
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     labels = [row["patch_size"] for row in rows]
     x = range(len(rows))
     fig, (ax_metric, ax_speed) = plt.subplots(1, 2, figsize=(10, 4))
@@ -645,9 +558,7 @@ def plot_patch_sweep(rows, path):
     for ax in (ax_metric, ax_speed):
         ax.set_xticks(list(x), labels)
         ax.set_xlabel("patch size")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def summarize_patch_sweeps(sweep_files, path_stem):
@@ -688,147 +599,30 @@ def summarize_patch_sweeps(sweep_files, path_stem):
         with open(path, newline="", encoding="utf-8") as f:
             for row in csv.DictReader(f):
                 values.setdefault(row["patch_size"], []).append(row)
-    rows = []
-    for size, entries in values.items():
-        accs = [float(e["acc"]) for e in entries]
-        mean = sum(accs) / len(accs)
-        spread = (
-            (sum((a - mean) ** 2 for a in accs) / (len(accs) - 1)) ** 0.5
-            if len(accs) > 1
-            else 0.0
-        )
-        rows.append(
-            {
-                "patch_size": size,
-                "tokens": entries[0]["tokens"],
-                "acc": mean,
-                "acc_std": spread,
-                "mAP": sum(float(e["mAP"]) for e in entries) / len(entries),
-                "clips_per_s": sum(float(e["clips_per_s"]) for e in entries) / len(entries),
-                "folds": len(entries),
-            }
-        )
+    rows = [_summary_row(size, entries) for size, entries in values.items()]
     write_table(rows, SWEEP_SUMMARY_COLUMNS, path_stem)
     try:
         plot_patch_sweep(rows, path_stem + ".png")
-    except ImportError:
-        logger.warning("matplotlib is not installed: no plot %s.png", path_stem)
+    except ImportError as err:
+        logger.warning("No plot %s.png: %s", path_stem, err)
     return rows
 
 
-# ----------------------------------------------------------------------
-# Command line
-# ----------------------------------------------------------------------
-def _parse_args(argv):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--checkpoint", help="any checkpoint from_pretrained reads")
-    parser.add_argument("--manifest", help="JSON manifest to evaluate on")
-    parser.add_argument("--labels", help="label file (CategoricalEncoder, JSON or lines)")
-    parser.add_argument("--out", required=True, help="output folder")
-    parser.add_argument(
-        "--patch-sizes", nargs="+", default=[str(p) for p in EVAL_PATCH_SIZES],
-        help="ints or FREQxTIME",
+def _summary_row(size, entries):
+    """Mean (and sample std of the accuracy) of one patch size over folds."""
+    accs = [float(e["acc"]) for e in entries]
+    mean = sum(accs) / len(accs)
+    spread = (
+        (sum((a - mean) ** 2 for a in accs) / (len(accs) - 1)) ** 0.5
+        if len(accs) > 1
+        else 0.0
     )
-    parser.add_argument("--flexible", choices=["both", "time", "freq"])
-    parser.add_argument("--input-tdim", type=int, help="frames (default: checkpoint's)")
-    parser.add_argument(
-        "--r", type=int, nargs="+", default=[0],
-        help="merge rates: the first for evaluation, all for --bench",
-    )
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--dtype", choices=sorted(DTYPES), default="fp32")
-    parser.add_argument("--sample-rate", type=int, default=16000)
-    parser.add_argument(
-        "--mean", type=float, default=AUDIOSET_MEAN, help="feature mean (AudioSet's)"
-    )
-    parser.add_argument(
-        "--std", type=float, default=AUDIOSET_STD, help="feature std (AudioSet's)"
-    )
-    parser.add_argument("--data-root", help="replaces {data_root} in the manifest")
-    parser.add_argument("--bench", action="store_true", help="random-input benchmark")
-    parser.add_argument(
-        "--model-size", default="base384", help="--bench without --checkpoint"
-    )
-    parser.add_argument(
-        "--frames", type=int, default=1024, help="--bench without --checkpoint"
-    )
-    parser.add_argument("--runs", type=int, default=5)
-    args = parser.parse_args(argv)
-    if not args.bench and not (args.checkpoint and args.manifest and args.labels):
-        parser.error(
-            "evaluation needs --checkpoint, --manifest and --labels (or --bench)"
-        )
-    args.patch_sizes = [parse_patch_size(p) for p in args.patch_sizes]
-    return args
-
-
-def _load_model(args):
-    # A fixed-patch checkpoint is evaluated flexibly too (FlexiAST's baselines).
-    overrides = {"flexible": args.flexible or "both"}
-    if args.input_tdim:
-        overrides["input_tdim"] = args.input_tdim
-    return from_pretrained(args.checkpoint, **overrides)
-
-
-def _run_eval(args):
-    model = _load_model(args)
-    model.encoder.set_merge(r=args.r[0])
-    labels = load_labels(args.labels)
-    n_classes = model.head.linear.out_features
-    if len(labels) != n_classes:
-        raise ValueError(
-            f"--labels {args.labels!r} has {len(labels)} names but the model has "
-            f"{n_classes} classes"
-        )
-    clips = read_manifest(args.manifest, args.data_root)
-    enc = model.encoder
-    features = KaldiFbank(
-        args.sample_rate, enc.input_fdim, enc.input_tdim, args.mean, args.std
-    )
-    index = {name: i for i, name in enumerate(labels)}
-    batches = _batches(clips, features, index, args.batch_size)
-    rows = evaluate_patch_sizes(
-        model, batches, args.patch_sizes, args.device, DTYPES[args.dtype]
-    )
-    stem = os.path.join(args.out, "flexi_eval")
-    write_table(rows, EVAL_COLUMNS, stem)
-    plot_patch_sweep(rows, stem + ".png")
-    return rows, stem
-
-
-def _run_bench(args):
-    if args.checkpoint:
-        model = _load_model(args)
-    else:
-        encoder = ASTEncoder(
-            args.model_size, input_tdim=args.frames, fstride=16, tstride=16,
-            flexible=args.flexible or "both",
-        )
-        model = ASTClassifier(encoder, ASTHead(encoder.embed_dim))
-    model = model.to(args.device).eval()
-    enc = model.encoder
-    shape = (args.batch_size, enc.input_tdim, enc.input_fdim)
-    feats = torch.randn(shape, device=args.device)
-    rows = benchmark_patch_sizes(
-        model, feats, args.patch_sizes, args.r, DTYPES[args.dtype], args.runs, args.device
-    )
-    stem = os.path.join(args.out, "flexi_bench")
-    write_table(rows, BENCH_COLUMNS, stem)
-    with open(stem + ".md", "a", encoding="utf-8") as f:
-        f.write("\n" + product_table(rows) + "\n")
-    return rows, stem
-
-
-def main(argv=None):
-    """Run the evaluation (or ``--bench``) and print the Markdown table."""
-    args = _parse_args(argv)
-    rows, stem = _run_bench(args) if args.bench else _run_eval(args)
-    with open(stem + ".md", encoding="utf-8") as f:
-        print(f.read())
-    print(f"wrote {stem}.csv and {stem}.md" + ("" if args.bench else f" and {stem}.png"))
-    return rows
-
-
-if __name__ == "__main__":
-    main()
+    return {
+        "patch_size": size,
+        "tokens": entries[0]["tokens"],
+        "acc": mean,
+        "acc_std": spread,
+        "mAP": sum(float(e["mAP"]) for e in entries) / len(entries),
+        "clips_per_s": sum(float(e["clips_per_s"]) for e in entries) / len(entries),
+        "folds": len(entries),
+    }

@@ -1,4 +1,9 @@
+#!/usr/bin/env python3
 """``make demo``: the Speech Commands recipe trains a tiny ToMe-AST on generated sounds (CPU).
+
+A repository script (``python tools/demo.py``), not part of the installed
+package: it runs ``recipes/SpeechCommands/train.py`` of this checkout, with
+``fastast_plugin`` installed (editable or not).
 
 1. Generates a small dataset in the exact layout of ``speech_commands_v0.02``
    (word folders, ``validation_list.txt``, ``testing_list.txt``,
@@ -9,7 +14,11 @@
    command-line overrides (2 blocks of ``tiny224``, 16x16 patches, short
    schedule, light augmentation), evaluating the best checkpoint on the test
    list.
-3. Evaluates the same weights on the test list at other merging rates
+3. Exports the trained model (``fastast export``) into an inference folder,
+   classifies generated files with ``fastast classify`` (one 1 s clip, one
+   44.1 kHz stereo clip, one 25 s recording classified in windows) and draws
+   the merged tokens of one of them (``fastast visualize``).
+4. Evaluates the same weights on the test list at other merging rates
    (``--test_only --r=...``) and prints accuracy and speed side by side.
 
 Runs in a few minutes on 2 CPU cores. Each training process uses one
@@ -24,14 +33,19 @@ import argparse
 import json
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from fastast_plugin.synthetic import CLASSES, write_speech_commands
+import numpy as np
+import soundfile as sf
 
+from fastast_plugin.synthetic import CLASSES, synthesize, write_speech_commands
+
+# this checkout's recipe, next to tools/
 RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "SpeechCommands"
 
 # Overrides that shrink the recipe to a CPU demo (everything else is the
@@ -145,6 +159,8 @@ def main(argv=None):
             for line in log:
                 print(f"  {line.rstrip()}")
 
+        use_the_model(out, root, args.r, args.threads)
+
         rows = []
         for r in args.eval_r:
             metrics_file = out / f"test_metrics_r{r}.json"
@@ -159,6 +175,50 @@ def main(argv=None):
                 rows.append(json.load(f))
         print_table(rows, args.r, len(CLASSES))
     return rows
+
+
+def _fastast(args, threads):
+    """Run the ``fastast`` command (this interpreter's), printing it and its output."""
+    command = [sys.executable, "-m", "fastast_plugin.cli", *map(str, args)]
+    shown = "fastast " + shlex.join(map(str, args))
+    print(f"  $ {shown}", flush=True)
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads))
+    result = subprocess.run(command, env=env, capture_output=True, text=True)
+    for line in result.stdout.splitlines():
+        print(f"    {line}")
+    if result.returncode != 0:
+        raise RuntimeError(f"{shown} failed (exit {result.returncode}):\n{result.stderr[-2000:]}")
+
+
+def use_the_model(results, root, r, threads):
+    """Export the trained model, classify generated files, draw the merged tokens.
+
+    Arguments
+    ---------
+    results : pathlib.Path
+        The recipe's output folder.
+    root : pathlib.Path
+        Where the model folder, the clips and the picture go.
+    r : int
+        Tokens merged per block in the exported model.
+    threads : int
+        Torch / OpenMP threads of each command.
+    """
+    model, clips = root / "model", root / "clips"
+    shutil.rmtree(clips, ignore_errors=True)
+    clips.mkdir(parents=True)
+    sf.write(clips / "tone_16k.wav", synthesize("tone", 1.0, seed=7), 16000)
+    stereo = synthesize("chirp", 1.0, seed=8, sample_rate=44100)
+    sf.write(clips / "chirp_44k_stereo.wav", np.stack([stereo, 0.5 * stereo], 1), 44100)
+    parts = [synthesize(label, 6.25, seed=9 + i) for i, label in enumerate(CLASSES)]
+    sf.write(clips / "recording_25s.flac", np.concatenate(parts), 16000)
+    print("\nUsing the model: export, classify files of any rate and length, draw tokens", flush=True)
+    _fastast(["export", results, model, "--r", r], threads)
+    _fastast(["classify", model, clips, "--top-k", "2"], threads)
+    _fastast(["classify", model, clips / "recording_25s.flac", "--json", "--top-k", "1"], threads)
+    picture = root / "tokens_tone_16k.png"
+    _fastast(["visualize", clips / "tone_16k.wav", "--checkpoint", model, "--r", r, "--out", picture], threads)
+    print(f"  model folder: {model}\n  clips: {clips}\n  merged-token picture: {picture}")
 
 
 def print_table(rows, train_r, n_classes):

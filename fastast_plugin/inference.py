@@ -1,0 +1,537 @@
+"""Classify audio files with a trained or exported AST: a SpeechBrain interface.
+
+``AudioClassifier`` is a ``speechbrain.inference.interfaces.Pretrained``
+interface over the modules of an exported folder (``fastast export`` or
+``fastast_plugin.export``): ``compute_features`` (``KaldiFbank``),
+``embedding_model`` (``ASTEncoder``) and ``classifier`` (``ASTHead``).
+
+* Any file: read with soundfile, averaged to mono, resampled to the model's
+  rate (``fastast_plugin.audio.load_audio``).
+* Any length: a clip longer than the model's input is cut into windows of
+  the model's input length (``input_tdim`` frames, 10.24 s for AudioSet
+  models) with a hop of ``window_hop`` windows (default 0.5), the last
+  window aligned to the end of the clip. Single-label models average the
+  windows' logits; multi-label models take, per class, the maximum of the
+  windows' probabilities, as AudioSet tagging does. The per-window results,
+  with start and end times, come with ``predict_file``.
+* Run-time knobs: ``set_merge`` (token merging), ``set_patch_size``
+  (flexible models), ``set_length_mode`` (pad to the model's input as AST
+  does, or "native": the clip's own length, masking padding in a batch).
+
+Like every SpeechBrain interface, ``from_hparams`` executes the
+``hyperparams.yaml`` it loads (``!new:``, ``!apply:``): only load folders you
+trust. ``fastast_plugin.checkpoints.from_pretrained`` reads an exported folder
+from its weights and plain JSON config without executing anything.
+
+Authors
+ * fastast developers 2026
+"""
+
+from pathlib import Path
+from typing import List, NamedTuple, Optional, Sequence
+
+import torch
+from speechbrain.inference.interfaces import Pretrained
+from speechbrain.utils.logger import get_logger
+from tqdm import tqdm
+
+from fastast_plugin.ast import LENGTH_MODES
+from fastast_plugin.audio import AudioError, load_audio
+from fastast_plugin.state_dict import load_strict, read_state_dict
+
+logger = get_logger(__name__)
+
+
+class Window(NamedTuple):
+    """The model's output for one window of a clip.
+
+    Arguments
+    ---------
+    start : float
+        Start of the window in seconds.
+    end : float
+        End of the window in seconds.
+    scores : torch.Tensor
+        ``[classes]``: logits (single-label) or probabilities (multi-label).
+    """
+
+    start: float
+    end: float
+    scores: torch.Tensor
+
+
+class Prediction(NamedTuple):
+    """A clip's aggregated output and its windows.
+
+    Arguments
+    ---------
+    scores : torch.Tensor
+        ``[classes]``: log-probabilities (single-label, from the mean of the
+        windows' logits) or probabilities (multi-label, the maximum over
+        windows).
+    windows : list of Window
+        One entry per window, in time order.
+    """
+
+    scores: torch.Tensor
+    windows: List[Window]
+
+
+class MultiLabelOutput(NamedTuple):
+    """``classify_batch`` of a multi-label model (unpacks like SpeechBrain's 4-tuple).
+
+    Arguments
+    ---------
+    out_prob : torch.Tensor
+        ``[batch, classes]`` probabilities.
+    score : list of torch.Tensor
+        Per clip, the probabilities of the selected classes (descending).
+    index : list of torch.Tensor
+        Per clip, the selected class indices.
+    text_lab : list of list of str
+        Per clip, the selected labels.
+    """
+
+    out_prob: torch.Tensor
+    score: List[torch.Tensor]
+    index: List[torch.Tensor]
+    text_lab: List[List[str]]
+
+
+class FileResult(NamedTuple):
+    """What ``classify_files`` returns for one file.
+
+    Arguments
+    ---------
+    path : str
+        The file.
+    labels : list of str
+        The selected labels, best first (empty when the file failed).
+    scores : list of float
+        Their probabilities.
+    windows : list of Window
+        Per-window outputs (empty when the file failed).
+    error : str or None
+        Why the file could not be classified, or None.
+    """
+
+    path: str
+    labels: List[str]
+    scores: List[float]
+    windows: List[Window]
+    error: Optional[str] = None
+
+
+def load_weights(module, path):
+    """Pretrainer hook: load a safetensors / torch state dict strictly.
+
+    Arguments
+    ---------
+    module : torch.nn.Module
+        The module to load into.
+    path : str or os.PathLike
+        The weights file (``.safetensors`` or a torch state dict).
+
+    Example
+    -------
+    >>> from safetensors.torch import save_file
+    >>> path = str(getfixture("tmpdir") / "w.safetensors")
+    >>> save_file(torch.nn.Linear(2, 2).state_dict(), path)
+    >>> load_weights(torch.nn.Linear(2, 2), path).weight.shape
+    torch.Size([2, 2])
+    """
+    return load_strict(module, read_state_dict(path), str(path))
+
+
+def _check_local_source(source, hparams_file):
+    """Name a missing local folder or YAML (SpeechBrain would try the hub instead)."""
+    text = str(source)
+    path = Path(text).expanduser()
+    looks_local = path.exists() or text.startswith((".", "/", "~")) or text.count("/") > 1
+    if not looks_local:
+        return  # a hub id, "owner/name", fetched by SpeechBrain
+    if not path.is_dir():
+        raise FileNotFoundError(f"model folder not found: {text}")
+    if not (path / hparams_file).is_file():
+        raise FileNotFoundError(
+            f"{text} has no {hparams_file}: expected an exported model folder "
+            "(`fastast export CHECKPOINT OUT_DIR` writes one)"
+        )
+
+
+class AudioClassifier(Pretrained):
+    """Classify waveforms or files of any rate and length with an AST.
+
+    The hyperparameters must define ``sample_rate``, ``label_encoder`` and
+    ``multi_label``; ``window_hop`` (fraction of a window, default 0.5) and
+    ``patch_size`` (run-time patch size of a flexible model) are optional.
+
+    Example
+    -------
+    >>> from fastast_plugin.ast import ASTEncoder, ASTHead
+    >>> from fastast_plugin.features import KaldiFbank
+    >>> from speechbrain.dataio.encoder import CategoricalEncoder
+    >>> labels = CategoricalEncoder()
+    >>> labels.load_or_create(getfixture("tmpdir") / "l.txt", from_iterables=[["a", "b"]])
+    >>> modules = {
+    ...     "compute_features": KaldiFbank(target_length=128),
+    ...     "embedding_model": ASTEncoder("tiny224", depth=1, input_tdim=128),
+    ...     "classifier": ASTHead(192, 2),
+    ... }
+    >>> hparams = {"sample_rate": 16000, "label_encoder": labels, "multi_label": False}
+    >>> clf = AudioClassifier(modules, hparams, run_opts={"device": "cpu"})
+    >>> out_prob, score, index, text_lab = clf.classify_batch(torch.randn(3, 40000))
+    >>> out_prob.shape, len(text_lab)
+    (torch.Size([3, 2]), 3)
+    """
+
+    MODULES_NEEDED = ["compute_features", "embedding_model", "classifier"]
+    HPARAMS_NEEDED = ["sample_rate", "label_encoder", "multi_label"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.window_hop = float(vars(self.hparams).get("window_hop", 0.5))
+        if not 0 < self.window_hop <= 1:
+            raise ValueError(f"window_hop must be in (0, 1], got {self.window_hop}")
+        self.batch_size = 8
+        patch_size = vars(self.hparams).get("patch_size")
+        if patch_size is not None:  # a flexible model exported at another patch size
+            self.set_patch_size(patch_size)
+        self.set_length_mode(self.mods.embedding_model.length_mode)
+
+    @classmethod
+    def from_hparams(cls, source, hparams_file="hyperparams.yaml", **kwargs):
+        """Load an exported folder (local path or hub id) as an interface.
+
+        Executes the folder's ``hyperparams.yaml``: load only folders you trust.
+
+        Arguments
+        ---------
+        source : str or os.PathLike
+            A local folder or a hub id (fetched by SpeechBrain).
+        hparams_file : str
+            The YAML file in the folder.
+        **kwargs : dict
+            Passed to ``Pretrained.from_hparams`` (``savedir``, ``run_opts``, ...).
+
+        Returns
+        -------
+        AudioClassifier
+        """
+        _check_local_source(source, hparams_file)
+        overrides = dict(kwargs.pop("overrides", {}))
+        overrides.setdefault("source", str(source))
+        return super().from_hparams(
+            source, hparams_file=hparams_file, overrides=overrides, **kwargs
+        )
+
+    # ------------------------------------------------------------------
+    # Run-time knobs
+    # ------------------------------------------------------------------
+    @property
+    def multi_label(self):
+        """Whether the model is multi-label (sigmoid) rather than single-label."""
+        return bool(self.hparams.multi_label)
+
+    def set_merge(self, r=0, keep_ratio=None, prop_attn=None):
+        """Token merging of the encoder (``ASTEncoder.set_merge``), same weights.
+
+        Arguments
+        ---------
+        r : int, list or tuple
+            Tokens merged per block.
+        keep_ratio : float, optional
+            Fraction of tokens kept per block (overrides ``r``).
+        prop_attn : bool, optional
+            Proportional attention; None leaves it as it is.
+        """
+        encoder = self.mods.embedding_model
+        encoder.set_merge(r=r, keep_ratio=keep_ratio)
+        if prop_attn is not None:
+            encoder.prop_attn = bool(prop_attn)
+
+    def set_patch_size(self, patch_size=None):
+        """Patch size of a flexible encoder (None: its base size)."""
+        self.mods.embedding_model.set_patch_size(patch_size)
+
+    def set_length_mode(self, mode):
+        """``"pad"``: pad/crop every clip to the model's input, as AST does.
+
+        ``"native"``: each clip runs at its own length (shorter clips cost
+        fewer tokens); in a batch, padding is masked.
+
+        Arguments
+        ---------
+        mode : str
+            ``"pad"`` or ``"native"``.
+        """
+        if mode not in LENGTH_MODES:
+            raise ValueError(f"length mode must be one of {LENGTH_MODES}, got {mode!r}")
+        encoder = self.mods.embedding_model
+        encoder.length_mode = mode
+        features = self.mods.compute_features
+        features.target_length = encoder.input_tdim if mode == "pad" else None
+
+    def use_onnx(self, path, providers=None, threads=None):
+        """Run an ONNX export of the model (``fastast export --onnx``) instead of PyTorch.
+
+        Features stay PyTorch's, in ``"pad"`` length mode; merging and patch
+        size are those the ONNX file was exported with.
+
+        Arguments
+        ---------
+        path : str or os.PathLike
+            The ``.onnx`` file (``onnx_export.export_onnx``, or its int8
+            version from ``quantize.quantize_onnx``).
+        providers : list of str, optional
+            onnxruntime execution providers (default: CPU).
+        threads : int, optional
+            onnxruntime intra-op threads.
+
+        Returns
+        -------
+        AudioClassifier
+            This interface.
+        """
+        from fastast_plugin.onnx_export import attach_onnx  # optional dependencies
+
+        attach_onnx(self, path, providers, threads)
+        return self
+
+    @property
+    def window_samples(self):
+        """Samples in one window: the model's input of ``input_tdim`` frames."""
+        features = self.mods.compute_features
+        frames = self.mods.embedding_model.input_tdim
+        return (frames - 1) * features.window_shift + features.window_length
+
+    # ------------------------------------------------------------------
+    # Prediction
+    # ------------------------------------------------------------------
+    def windows(self, num_samples):
+        """Window ``(start, end)`` sample ranges covering a clip.
+
+        Arguments
+        ---------
+        num_samples : int
+            Clip length in samples.
+
+        Returns
+        -------
+        list of (int, int)
+            One window for a clip no longer than the model's input; else
+            windows of the model's input with a hop of ``window_hop``
+            windows, the last one ending at the end of the clip.
+        """
+        size = self.window_samples
+        if num_samples <= size:
+            return [(0, num_samples)]
+        hop = max(1, int(size * self.window_hop))
+        starts = list(range(0, num_samples - size, hop)) + [num_samples - size]
+        return [(start, start + size) for start in sorted(set(starts))]
+
+    def predict_batch(self, wavs, wav_lens=None):
+        """Aggregated scores and windows for a batch of waveforms.
+
+        Arguments
+        ---------
+        wavs : torch.Tensor
+            ``[batch, samples]`` (or ``[samples]``) mono at ``sample_rate``.
+        wav_lens : torch.Tensor, optional
+            Relative lengths ``[batch]``.
+
+        Returns
+        -------
+        list of Prediction
+            One per clip.
+        """
+        if wavs.dim() == 1:
+            wavs = wavs.unsqueeze(0)
+        if wav_lens is None:
+            wav_lens = torch.ones(wavs.shape[0])
+        lengths = torch.round(wav_lens.double().cpu() * wavs.shape[1]).long().tolist()
+        return self._predict([wav[:n] for wav, n in zip(wavs, lengths)])
+
+    def predict_file(self, path):
+        """Aggregated scores and per-window outputs for one file.
+
+        Arguments
+        ---------
+        path : str or os.PathLike
+            Any audio file soundfile reads, any rate, any channel count.
+
+        Returns
+        -------
+        Prediction
+        """
+        return self._predict([load_audio(path, self.hparams.sample_rate)])[0]
+
+    def _predict(self, clips):
+        spans = [(i, s, e) for i, clip in enumerate(clips) for s, e in self.windows(len(clip))]
+        # Windows of similar length share a batch: less padding, and in native
+        # mode fewer distinct lengths (one encoder pass each when merging).
+        order = sorted(range(len(spans)), key=lambda k: spans[k][2] - spans[k][1])
+        scores = [None] * len(spans)
+        for first in range(0, len(order), self.batch_size):
+            chunk = order[first : first + self.batch_size]
+            segments = [clips[spans[k][0]][spans[k][1] : spans[k][2]] for k in chunk]
+            for k, row in zip(chunk, self._window_scores(segments)):
+                scores[k] = row
+        rate = float(self.hparams.sample_rate)
+        per_clip = [[] for _ in clips]
+        for (i, start, end), row in zip(spans, scores):
+            per_clip[i].append(Window(start / rate, end / rate, row))
+        return [Prediction(self._aggregate(w), w) for w in per_clip]
+
+    def _window_scores(self, segments):
+        """Logits (single-label) or probabilities (multi-label) ``[n, classes]``."""
+        lengths = torch.tensor([len(s) for s in segments])
+        wavs = torch.zeros(len(segments), int(lengths.max()))
+        for row, seg in zip(wavs, segments):
+            row[: len(seg)] = seg
+        wavs = wavs.to(self.device)
+        with torch.no_grad(), self.inference_ctx:
+            feats = self.mods.compute_features(wavs, (lengths / lengths.max()).to(self.device))
+            frames = self._frame_lengths(lengths, feats.shape[1])
+            emb = self.mods.embedding_model(feats, frames.to(self.device))
+            logits = self.mods.classifier(emb).squeeze(1).float().cpu()
+        return torch.sigmoid(logits) if self.multi_label else logits
+
+    def _frame_lengths(self, lengths, total_frames):
+        """Relative feature lengths: each clip's own frames over the batch's."""
+        features = self.mods.compute_features
+        frames = 1 + (lengths - features.window_length) // features.window_shift
+        return frames.clamp(max=total_frames).double() / total_frames
+
+    def _aggregate(self, windows):
+        stacked = torch.stack([w.scores for w in windows])
+        if self.multi_label:
+            return stacked.max(0).values
+        return torch.log_softmax(stacked.mean(0), -1)
+
+    # ------------------------------------------------------------------
+    # SpeechBrain-style outputs
+    # ------------------------------------------------------------------
+    def classify_batch(self, wavs, wav_lens=None, top_k=None, threshold=None):
+        """Classify a batch of waveforms (any length: windowed).
+
+        Arguments
+        ---------
+        wavs : torch.Tensor
+            ``[batch, samples]`` mono at ``sample_rate``.
+        wav_lens : torch.Tensor, optional
+            Relative lengths ``[batch]``.
+        top_k : int, optional
+            Multi-label: keep the ``top_k`` best classes.
+        threshold : float, optional
+            Multi-label: keep the classes with a probability of at least this
+            (default 0.5 when neither is given).
+
+        Returns
+        -------
+        tuple
+            Single-label: ``(out_prob, score, index, text_lab)`` as
+            SpeechBrain's ``EncoderClassifier``: log-probabilities
+            ``[batch, classes]``, the best log-probability and index
+            ``[batch]``, and the best labels. Multi-label: a
+            ``MultiLabelOutput`` of probabilities and the selected classes.
+        """
+        out = torch.stack([p.scores for p in self.predict_batch(wavs, wav_lens)])
+        return self._outputs(out, top_k, threshold)
+
+    def classify_file(self, path, top_k=None, threshold=None):
+        """Classify one file (any rate, channels and length).
+
+        Arguments
+        ---------
+        path : str or os.PathLike
+            The audio file.
+        top_k : int, optional
+            Multi-label: see ``classify_batch``.
+        threshold : float, optional
+            Multi-label: see ``classify_batch``.
+
+        Returns
+        -------
+        tuple
+            As ``classify_batch`` for a batch of one.
+        """
+        return self._outputs(self.predict_file(path).scores[None], top_k, threshold)
+
+    def _outputs(self, out, top_k, threshold):
+        encoder = self.hparams.label_encoder
+        if not self.multi_label:
+            score, index = torch.max(out, dim=-1)
+            return out, score, index, encoder.decode_torch(index)
+        picked = [self._select(row, top_k, threshold) for row in out]
+        return MultiLabelOutput(
+            out,
+            [row[idx] for row, idx in zip(out, picked)],
+            picked,
+            [[encoder.ind2lab[int(i)] for i in idx] for idx in picked],
+        )
+
+    def _select(self, probs, top_k, threshold):
+        """Class indices, best first: the top-k, or those above a threshold."""
+        order = torch.argsort(probs, descending=True)
+        if top_k is not None:
+            order = order[:top_k]
+        if threshold is not None or top_k is None:
+            limit = 0.5 if threshold is None else threshold
+            order = order[probs[order] >= limit]
+        return order
+
+    def classify_files(self, paths: Sequence, batch_size=8, top_k=5, threshold=None, progress=True):
+        """Classify many files, batching their windows; bad files are reported.
+
+        Arguments
+        ---------
+        paths : list of str
+            Audio files.
+        batch_size : int
+            Windows per forward pass.
+        top_k : int
+            Labels kept per file (single-label: by probability).
+        threshold : float, optional
+            Multi-label: keep only classes at least this probable.
+        progress : bool
+            Show a progress bar (tqdm).
+
+        Returns
+        -------
+        list of FileResult
+            One per path, in order; unreadable files carry ``error``.
+        """
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.batch_size = batch_size
+        results = [None] * len(paths)
+        pending = {}  # index -> waveform, run once they fill a batch of windows
+        for index, path in enumerate(tqdm(paths, disable=not progress, desc="classify")):
+            try:
+                pending[index] = load_audio(path, self.hparams.sample_rate)
+            except (AudioError, FileNotFoundError) as err:
+                logger.warning("skipping %s: %s", path, err)
+                results[index] = FileResult(str(path), [], [], [], str(err))
+            windows = sum(len(self.windows(len(clip))) for clip in pending.values())
+            if windows >= batch_size or index == len(paths) - 1:
+                predictions = self._predict(list(pending.values())) if pending else []
+                for i, pred in zip(pending, predictions):
+                    results[i] = self._file_result(str(paths[i]), pred, top_k, threshold)
+                pending = {}
+        return results
+
+    def _file_result(self, path, prediction, top_k, threshold):
+        if self.multi_label:
+            probs = prediction.scores
+            index = self._select(probs, top_k, threshold)
+        else:
+            probs = prediction.scores.exp()
+            index = torch.argsort(probs, descending=True)[:top_k]
+        labels = [self.hparams.label_encoder.ind2lab[int(i)] for i in index]
+        return FileResult(path, labels, probs[index].tolist(), prediction.windows)
+
+    def forward(self, wavs, wav_lens=None):
+        """Run ``classify_batch``."""
+        return self.classify_batch(wavs, wav_lens)
+

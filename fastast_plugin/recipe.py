@@ -1,0 +1,401 @@
+"""What every recipe's ``train.py`` does after preparing its data: fit, test, sweep, export.
+
+A recipe's ``train.py`` is parse arguments -> load the YAML -> create the
+experiment folder -> prepare the data -> build datasets ->
+``run_experiment``. ``run_experiment`` builds the
+``AudioClassifierBrain``, trains it, averages the last epochs' weights when
+the Brain setting ``average_last_epochs`` asks for it (AST's weight
+averaging, ``fastast_plugin.averaging``), tests the chosen checkpoint (the
+average, if any), writes the
+tested weights (``model_file``) and, when the YAML lists
+``test_patch_sizes`` (FlexiAST), evaluates the test set at every patch size
+(``fastast_plugin.sweep``). The recipes differ only in preparation and YAML.
+
+YAML keys read here (besides the Brain's ``brain_settings``): ``modules``,
+``opt_class``, ``checkpointer``, ``epoch_counter``,
+``train_dataloader_options``, ``valid_dataloader_options`` (also used for
+testing), optional ``model_file`` (with ``label_encoder_file`` and
+``multi_label``: beside it go ``test_predictions.csv``, the test stage's
+prediction for every clip, and ``export/``, the tested model as an inference
+folder), and ``test_patch_sizes`` with ``patch_sweep_file``.
+
+Authors
+ * fastast developers 2026
+"""
+
+import csv
+import dataclasses
+import os
+from typing import NamedTuple, Optional
+
+import speechbrain as sb
+import torch
+from speechbrain.utils.autocast import AMPConfig
+from speechbrain.utils.logger import get_logger
+from speechbrain.utils.run_opts import RunOptions
+
+from fastast_plugin.ast import ASTClassifier
+from fastast_plugin.averaging import AVERAGED_KEY, save_averaged_checkpoint
+from fastast_plugin.brain import AudioClassifierBrain, unwrap
+from fastast_plugin.export import export_model, read_labels
+from fastast_plugin.flexi import parse_patch_size
+from fastast_plugin.sweep import EVAL_COLUMNS, evaluate_patch_sizes, plot_patch_sweep, write_table
+
+logger = get_logger(__name__)
+
+
+def parse_arguments(argv):
+    """``speechbrain.parse_arguments`` that keeps short YAML keys such as ``--r`` for the YAML.
+
+    SpeechBrain's argument parser accepts abbreviations of its run options,
+    so ``--r=8`` would be read as ``--remove_vector_weight_decay`` (and
+    fail), and an abbreviated run option is silently ignored by the Brain
+    anyway. Here any ``--name`` that is not exactly a run option but
+    abbreviates one is passed to the YAML as an override; a name the YAML
+    lacks then raises there.
+
+    Arguments
+    ---------
+    argv : list of str
+        Command-line arguments (without the program name).
+
+    Returns
+    -------
+    hparams_file : str
+        The YAML file.
+    run_opts : RunOptions
+        SpeechBrain's run options.
+    overrides : str
+        YAML overrides.
+
+    Example
+    -------
+    >>> hparams_file, run_opts, overrides = parse_arguments(
+    ...     ["x.yaml", "--r=8", "--de", "1", "--device=cpu", "--lr", "0.1"]
+    ... )
+    >>> overrides.splitlines(), run_opts.device
+    (['lr: 0.1', 'r: 8', 'de: 1'], 'cpu')
+    """
+    options = {f"--{field.name}" for field in dataclasses.fields(RunOptions)}
+    kept, extra = [], []
+    argv = list(argv)
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        name, has_value, value = arg.partition("=")
+        abbreviation = (
+            name.startswith("--")
+            and name not in options
+            and any(option.startswith(name) for option in options)
+        )
+        if not abbreviation:
+            kept.append(arg)
+        elif has_value:
+            extra.append(f"{name[2:]}: {value}")
+        elif i + 1 < len(argv):
+            extra.append(f"{name[2:]}: {argv[i + 1]}")
+            i += 1
+        else:
+            raise ValueError(f"Command-line argument {name} needs a value")
+        i += 1
+    hparams_file, run_opts, overrides = sb.parse_arguments(kept)
+    overrides = "\n".join(part for part in (overrides, *extra) if part)
+    return hparams_file, run_opts, overrides
+
+
+class ExperimentResult(NamedTuple):
+    """What ``run_experiment`` returns.
+
+    Arguments
+    ---------
+    brain : AudioClassifierBrain
+        The trained Brain (tested checkpoint loaded).
+    test_stats : dict
+        The test metrics (as in ``test_metrics.json``).
+    sweep : list of dict or None
+        The patch-size sweep rows, None without ``test_patch_sizes``.
+
+    Example
+    -------
+    >>> ExperimentResult(None, {"acc": 1.0}, None).test_stats["acc"]
+    1.0
+    """
+
+    brain: AudioClassifierBrain
+    test_stats: dict
+    sweep: Optional[list]
+
+
+def run_experiment(hparams, run_opts, train_set, valid_set, test_set, test_key="acc"):
+    """Fit, test the checkpoint with the highest ``test_key``, export, and sweep patch sizes.
+
+    Arguments
+    ---------
+    hparams : dict
+        The loaded YAML (see the module docstring for the keys read).
+    run_opts : RunOptions or dict
+        SpeechBrain's run options.
+    train_set, valid_set, test_set : Dataset
+        The splits (``valid_set`` is used for monitoring and checkpoint
+        choice; ESC-50 passes its test fold, with ``test_key="epoch"``).
+        ``train_set`` may also be a ``DataLoader`` (e.g. WebDataset shards,
+        ``fastast_plugin.shards``), used as it is.
+    test_key : str
+        Checkpoint meta key to maximise before testing (``"acc"``: the best
+        validation accuracy; ``"mAP"``; ``"epoch"``: the last epoch).
+        Ignored when the weights of the last epochs are averaged: the
+        average is tested.
+
+    Returns
+    -------
+    ExperimentResult
+        The Brain, its test metrics and the sweep rows.
+    """
+    brain = AudioClassifierBrain(
+        modules=hparams["modules"],
+        opt_class=hparams["opt_class"],
+        hparams=hparams,
+        run_opts=run_opts,
+        checkpointer=hparams["checkpointer"],
+    )
+    loader_kwargs = hparams["valid_dataloader_options"]
+    brain.fit(
+        hparams["epoch_counter"],
+        train_set,
+        valid_set,
+        train_loader_kwargs=hparams["train_dataloader_options"],
+        valid_loader_kwargs=loader_kwargs,
+    )
+    average = brain.settings.average_last_epochs
+    if average and hparams["checkpointer"] is not None:
+        save_averaged_checkpoint(hparams["checkpointer"], brain.modules, average)
+        test_key = AVERAGED_KEY
+    brain.evaluate(test_set, max_key=test_key, test_loader_kwargs=dict(loader_kwargs))
+    if hparams.get("model_file"):
+        folder = os.path.dirname(os.path.abspath(hparams["model_file"]))
+        labels = _labels(hparams)
+        write_test_predictions(brain, os.path.join(folder, "test_predictions.csv"), labels)
+        write_model_file(brain, hparams["model_file"])
+        export_tested_model(brain, os.path.join(folder, "export"), labels, hparams.get("multi_label", False))
+    rows = None
+    if hparams.get("test_patch_sizes"):
+        rows = sweep_patch_sizes(
+            brain,
+            test_set,
+            hparams["test_patch_sizes"],
+            hparams["patch_sweep_file"],
+            test_loader_kwargs=dict(loader_kwargs),
+        )
+    return ExperimentResult(brain, brain.test_stats, rows)
+
+
+def write_model_file(brain, path):
+    """The Brain's current weights as one ``ASTClassifier`` state dict (main process only).
+
+    ``encoder.*`` and ``head.*`` keys, which ``from_pretrained``,
+    ``ASTEncoder(init_from=...)`` and the AST teachers read.
+
+    Arguments
+    ---------
+    brain : AudioClassifierBrain
+        With ``embedding_model`` and ``classifier`` modules.
+    path : str
+        Output file (written atomically).
+
+    Example
+    -------
+    >>> from fastast_plugin.ast import ASTEncoder, ASTHead
+    >>> modules = {"embedding_model": ASTEncoder("tiny224", input_tdim=64, depth=1),
+    ...            "classifier": ASTHead(192, 2)}
+    >>> brain = AudioClassifierBrain(modules, hparams={"brain_settings": {"n_classes": 2}},
+    ...                              run_opts={"device": "cpu"})
+    >>> path = str(getfixture("tmp_path") / "model.pt")
+    >>> write_model_file(brain, path)
+    >>> sorted(torch.load(path, weights_only=True))[0]
+    'encoder.blocks.0.attn.proj.bias'
+    """
+    if not sb.utils.distributed.if_main_process():
+        return
+    state = {
+        f"{prefix}.{key}": value.detach().cpu()
+        for prefix, module in (
+            ("encoder", unwrap(brain.modules.embedding_model)),
+            ("head", unwrap(brain.modules.classifier)),
+        )
+        for key, value in module.state_dict().items()
+    }
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = f"{path}.partial"
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+    logger.info("Model written to %s", path)
+
+
+def _labels(hparams):
+    """Class names from the recipe's ``label_encoder_file``, or None without one."""
+    path = hparams.get("label_encoder_file")
+    return read_labels(path) if path and os.path.isfile(path) else None
+
+
+def write_test_predictions(brain, path, labels=None):
+    """The test stage's top-1 prediction of every clip, as ``id,prediction,score`` CSV.
+
+    Collective under DDP (every rank's clips are gathered); the main process
+    writes the file. ``score`` is the top class's logit.
+
+    Arguments
+    ---------
+    brain : AudioClassifierBrain
+        After ``evaluate``: its ``stats`` hold the test clips.
+    path : str
+        The CSV file.
+    labels : list of str, optional
+        Class names (default: indices).
+    """
+    ids, scores, _, _ = brain.stats.gather()
+    if not sb.utils.distributed.if_main_process() or not ids:
+        return
+    best, index = scores.float().max(-1)
+    with open(path, "w", encoding="utf-8", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["id", "prediction", "score"])
+        for clip, i, value in zip(ids, index.tolist(), best.tolist()):
+            writer.writerow([clip, labels[i] if labels else i, f"{value:.6g}"])
+
+
+def export_tested_model(brain, folder, labels=None, multi_label=False):
+    """Write the tested model as an inference folder (main process only).
+
+    ``fastast classify`` and ``AudioClassifier.from_hparams`` load that
+    folder; ``fastast export <output_folder> OUT --r 16`` re-exports it with
+    other run-time settings.
+
+    Arguments
+    ---------
+    brain : AudioClassifierBrain
+        With ``compute_features``, ``embedding_model`` and ``classifier``.
+    folder : str
+        The folder to write.
+    labels : list of str, optional
+        Class names (default: indices).
+    multi_label : bool
+        Sigmoid (AudioSet-style) outputs.
+    """
+    if not sb.utils.distributed.if_main_process():
+        return
+    model = ASTClassifier(
+        unwrap(brain.modules.embedding_model), unwrap(brain.modules.classifier)
+    )
+    features = unwrap(brain.modules.compute_features)
+    export_model(model, folder, features, labels, bool(multi_label))
+
+
+def sweep_patch_sizes(brain, test_set, patch_sizes, output_stem=None, test_loader_kwargs=None):
+    """Test metrics and throughput of the Brain's current weights at every patch size.
+
+    Features of every test batch are computed once and the encoder and head
+    run on them at each size in turn (``fastast_plugin.sweep``; clips/s
+    times that forward only), at the Brain's ``eval_precision``. Call it
+    after ``evaluate`` (whose checkpoint is then loaded). Runs on the main
+    process only (the others wait); in debug mode on ``debug_batches``
+    batches. The encoder's patch size is restored afterwards.
+
+    Arguments
+    ---------
+    brain : AudioClassifierBrain
+        The trained Brain.
+    test_set : Dataset or DataLoader
+        The test data.
+    patch_sizes : list
+        Sizes (``flexi.parse_patch_size`` forms); the encoder must be
+        flexible unless only its base size is asked.
+    output_stem : str, optional
+        Writes ``<stem>.csv``, ``<stem>.md`` and (with matplotlib)
+        ``<stem>.png``.
+    test_loader_kwargs : dict, optional
+        DataLoader arguments (batch size, workers).
+
+    Returns
+    -------
+    list of dict
+        One row per patch size (``fastast_plugin.sweep.EVAL_COLUMNS``),
+        broadcast to every process.
+
+    Example
+    -------
+    >>> from fastast_plugin.ast import ASTEncoder, ASTHead
+    >>> from fastast_plugin.features import KaldiFbank
+    >>> modules = {
+    ...     "compute_features": KaldiFbank(target_length=64),
+    ...     "embedding_model": ASTEncoder("tiny224", input_tdim=64, depth=1,
+    ...                                   fstride=16, tstride=16, flexible="both"),
+    ...     "classifier": ASTHead(192, 2),
+    ... }
+    >>> brain = AudioClassifierBrain(
+    ...     modules, hparams={"brain_settings": {"n_classes": 2}}, run_opts={"device": "cpu"}
+    ... )
+    >>> data = sb.dataio.dataset.DynamicItemDataset(
+    ...     {f"c{i}": {"sig": torch.randn(8000), "label_encoded": torch.tensor([i % 2])}
+    ...      for i in range(4)},
+    ...     output_keys=["id", "sig", "label_encoded"],
+    ... )
+    >>> rows = sweep_patch_sizes(brain, data, [16, 32], test_loader_kwargs={"batch_size": 2})
+    >>> [(row["patch_size"], row["tokens"], row["clips"]) for row in rows]
+    [('16', 34, 4), ('32', 10, 4)]
+    """
+    sizes = [parse_patch_size(size, "test_patch_sizes", as_pair=False) for size in patch_sizes]
+    if not sizes:
+        raise ValueError("test_patch_sizes must hold at least one patch size, got []")
+    encoder = unwrap(brain.modules.embedding_model)
+    if getattr(encoder, "flexible", "none") == "none":
+        base = tuple(encoder.patch_embed.base_patch_size)
+        other = [s for s in sizes if parse_patch_size(s) != base]
+        if other:
+            raise ValueError(
+                f"test_patch_sizes {other} differ from the base patch {base} of "
+                "an encoder with flexible='none'"
+            )
+    return sb.utils.distributed.run_on_main(
+        _sweep_on_main, args=[brain, test_set, sizes, output_stem, test_loader_kwargs or {}]
+    )
+
+
+def _sweep_on_main(brain, test_set, sizes, output_stem, loader_kwargs):
+    if isinstance(test_set, torch.utils.data.DataLoader):
+        loader = test_set
+    else:
+        loader = sb.dataio.dataloader.make_dataloader(test_set, **loader_kwargs)
+    model = ASTClassifier(
+        unwrap(brain.modules.embedding_model), unwrap(brain.modules.classifier)
+    )
+    brain.modules.eval()
+    dtype = AMPConfig.from_name(brain.eval_precision).dtype
+    logger.info("Patch-size sweep over %s", ", ".join(map(str, sizes)))
+    rows = evaluate_patch_sizes(
+        model,
+        _feature_batches(brain, loader, brain.debug_batches if brain.debug else None),
+        sizes,
+        device=brain.device,
+        dtype=None if dtype == torch.float32 else dtype,
+    )
+    if output_stem:
+        csv_path, md_path = write_table(rows, EVAL_COLUMNS, output_stem)
+        try:
+            plot_patch_sweep(rows, output_stem + ".png")
+        except ImportError:
+            logger.warning("matplotlib is not installed: no plot %s.png", output_stem)
+        with open(md_path, encoding="utf-8") as f:
+            logger.info("Patch-size sweep (%s):\n%s", csv_path, f.read())
+    return rows
+
+
+def _feature_batches(brain, loader, limit):
+    """``(ids, features, targets on the CPU)`` per test batch, features from the Brain's front-end."""
+    for i, batch in enumerate(loader):
+        if limit is not None and i >= limit:
+            break
+        batch = batch.to(brain.device)
+        wavs, wav_lens = batch.sig
+        with torch.no_grad():
+            feats = brain.modules.compute_features(wavs, wav_lens)
+        yield batch.id, feats, brain.targets(batch).cpu()

@@ -1,0 +1,98 @@
+"""fastast classify / fastast export from the command line: folders, bad
+files, JSON lines, exit status, run-time knobs."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import soundfile as sf
+import torch
+
+from fastast_plugin import cli
+from fastast_plugin.ast import ASTClassifier, ASTEncoder, ASTHead
+from fastast_plugin.classify import audio_files
+
+
+def write_checkpoint(path, n_classes=3):
+    torch.manual_seed(0)
+    model = ASTClassifier(
+        ASTEncoder("tiny224", depth=1, input_tdim=128, fstride=16, tstride=16),
+        ASTHead(192, n_classes),
+    )
+    torch.save(model.state_dict(), path)
+    return path
+
+
+def test_export_then_classify_a_folder_with_a_bad_file(tmp_path, capsys):
+    source = write_checkpoint(tmp_path / "speechcommands_16_16_0.9.pth")
+    labels = tmp_path / "labels.txt"
+    labels.write_text("dog\ncat\nbird\n")
+    model = tmp_path / "model"
+    cli.run(["export", str(source), str(model), "--labels", str(labels), "--single-label",
+             "--input-tdim", "128", "--keep-ratio", "0.9"])
+    config = json.loads((model / "fastast_config.json").read_text())
+    assert config["encoder"]["keep_ratio"] == 0.9 and config["labels"] == ["dog", "cat", "bird"]
+
+    clips = tmp_path / "clips" / "sub"
+    clips.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    sf.write(clips / "short.wav", rng.normal(0, 0.1, 8000), 16000)
+    sf.write(clips / "long_44k.flac", rng.normal(0, 0.1, (44100 * 4, 2)), 44100)
+    (clips / "broken.wav").write_bytes(b"RIFF\x00\x00not really a wave file")
+    (clips / "readme.txt").write_text("not collected from folders")
+    capsys.readouterr()
+    status = cli.main(["classify", str(model), str(tmp_path / "clips"), "--json", "--top-k", "2"])
+    out, err = capsys.readouterr()
+    records = [json.loads(line) for line in out.splitlines()]
+    assert status == 1
+    assert [r["path"].rsplit("/", 1)[1] for r in records] == ["broken.wav", "long_44k.flac", "short.wav"]
+    assert "broken.wav" in records[0]["error"] and "broken.wav" in err
+    assert all(len(r["labels"]) == 2 and set(r["labels"]) <= {"dog", "cat", "bird"} for r in records[1:])
+    assert len(records[1]["windows"]) > 1 and "windows" not in records[2]
+    assert records[1]["windows"][-1]["end"] == 4.0
+    assert {w["label"] for w in records[1]["windows"]} <= {"dog", "cat", "bird"}
+
+
+def test_text_output_and_knobs(tmp_path, capsys):
+    model = tmp_path / "model"
+    cli.run(["export", str(write_checkpoint(tmp_path / "m.pth")), str(model), "--input-tdim", "128",
+             "--single-label"])
+    sf.write(tmp_path / "a.wav", np.random.default_rng(1).normal(0, 0.1, 16000), 16000)
+    capsys.readouterr()
+    status = cli.main(["classify", str(model), str(tmp_path / "a.wav"), "--r", "8",
+                       "--length-mode", "native", "--top-k", "1"])
+    path, tags = capsys.readouterr().out.strip().split("\t")
+    assert status == 0 and path.endswith("a.wav") and tags.count("(") == 1
+
+
+def test_fastast_help_lists_every_command():
+    result = subprocess.run(
+        [sys.executable, "-m", "fastast_plugin.cli", "--help"], capture_output=True, text=True
+    )
+    assert result.returncode == 0
+    for command in ("classify", "export", "bench", "visualize", "sweep", "precompute"):
+        assert command in result.stdout
+
+
+def test_audio_files_takes_explicit_files_as_given(tmp_path):
+    (tmp_path / "x.WAV").write_bytes(b"")
+    (tmp_path / "y.dat").write_bytes(b"")
+    assert audio_files([tmp_path]) == [tmp_path / "x.WAV"]
+    assert audio_files([tmp_path / "y.dat"]) == [tmp_path / "y.dat"]
+
+
+def test_export_onnx_runs_in_the_interface(tmp_path):
+    import pytest
+
+    for module in ("onnx", "onnxscript", "onnxruntime"):
+        pytest.importorskip(module, reason=f"the onnx extra is not installed ({module})")
+    from fastast_plugin.inference import AudioClassifier
+
+    model = tmp_path / "model"
+    cli.run(["export", str(write_checkpoint(tmp_path / "m.pth")), str(model), "--input-tdim", "128",
+             "--single-label", "--keep-ratio", "0.9", "--onnx"])
+    wav = torch.from_numpy(np.random.default_rng(2).normal(0, 0.1, 12000).astype(np.float32))
+    eager = AudioClassifier.from_hparams(source=model).classify_batch(wav[None])[0]
+    onnx = AudioClassifier.from_hparams(source=model).use_onnx(model / "model.onnx")
+    torch.testing.assert_close(onnx.classify_batch(wav[None])[0], eager, atol=1e-4, rtol=1e-4)
