@@ -7,7 +7,7 @@ JSON manifests with ``write_manifest``; ``read_manifest`` is the one reader.
 Training scripts turn manifests into SpeechBrain datasets with
 ``classification_datasets`` (batched by SpeechBrain's ``PaddedBatch``, with
 relative lengths), reading whole files or, per split, one crop of each
-file (``cropped_audio_pipeline``: a random crop in training, a fixed one in
+file (``fastast_plugin.crops``: a random crop in training, a fixed one in
 evaluation, for datasets of long utterances such as VoxCeleb).
 ``fold_path`` resolves per-fold file patterns of cross-validation recipes
 (``fastast_plugin.crossval``).
@@ -34,12 +34,11 @@ from speechbrain.dataio.dataio import load_data_json
 from speechbrain.utils.data_utils import download_file
 from speechbrain.utils.logger import get_logger
 
-from fastast_plugin.features import FRAME_LENGTH_MS, FRAME_SHIFT_MS
+from fastast_plugin.crops import CROP_MODES, crop_length, cropped_audio_pipeline
 
 logger = get_logger(__name__)
 
 BAD_FILE_POLICIES = ("skip", "raise")
-CROP_MODES = ("random", "start", "centre")
 
 
 def audio_problem(path, sample_rate=None):
@@ -396,144 +395,6 @@ def audio_pipeline(sample_rate):
         if sig.dim() != 1:
             raise ValueError(f"{wav}: {sig.shape[0]} channels, expected mono")
         return sig
-
-    return read
-
-
-def crop_length(frames, sample_rate=16000):
-    """Samples of the shortest clip that gives ``frames`` Kaldi fbank frames.
-
-    ``(frames - 1) * shift + window`` with the 25 ms window and 10 ms shift
-    of ``fastast_plugin.features.KaldiFbank``, so a crop of this length
-    fills an encoder of ``input_tdim = frames`` exactly.
-
-    Arguments
-    ---------
-    frames : int
-        Number of feature frames (at least 1).
-    sample_rate : int
-        Sampling rate in Hz.
-
-    Returns
-    -------
-    int
-        Number of samples.
-
-    Example
-    -------
-    >>> crop_length(1024), crop_length(128)
-    (164080, 20720)
-    """
-    if isinstance(frames, bool) or not isinstance(frames, int) or frames < 1:
-        raise ValueError(f"crop frames must be an int >= 1, got {frames!r}")
-    window = int(sample_rate * FRAME_LENGTH_MS / 1000)
-    shift = int(sample_rate * FRAME_SHIFT_MS / 1000)
-    return (frames - 1) * shift + window
-
-
-def crop_window(num_samples, length, mode, generator=None):
-    """Where a crop of ``length`` samples lies in a clip of ``num_samples``.
-
-    A clip no longer than ``length`` is kept whole (the feature extractor
-    pads it). Otherwise the crop starts at a position drawn uniformly from
-    every position that keeps it inside the clip (``"random"``, with
-    ``torch.randint``: each DataLoader worker and each epoch draws its own,
-    since PyTorch reseeds the workers' generators for every epoch), at the
-    start of the clip (``"start"``, what AST's and FlexiAST's loaders
-    keep), or in its centre (``"centre"``, rounding down).
-
-    Arguments
-    ---------
-    num_samples : int
-        Length of the clip.
-    length : int
-        Length of the crop.
-    mode : str
-        ``"random"``, ``"start"`` or ``"centre"``.
-    generator : torch.Generator, optional
-        For ``"random"``; None uses PyTorch's default generator.
-
-    Returns
-    -------
-    tuple of int
-        ``(start, stop)`` with ``0 <= start < stop <= num_samples``.
-
-    Example
-    -------
-    >>> crop_window(100, 40, "start"), crop_window(100, 40, "centre"), crop_window(30, 40, "random")
-    ((0, 40), (30, 70), (0, 30))
-    >>> start, stop = crop_window(100, 40, "random")
-    >>> 0 <= start <= 60 and stop == start + 40
-    True
-    """
-    if mode not in CROP_MODES:
-        raise ValueError(f"crop mode must be one of {CROP_MODES}, got {mode!r}")
-    if num_samples < 1 or length < 1:
-        raise ValueError(
-            f"crop_window: need num_samples and length >= 1, got {num_samples}, {length}"
-        )
-    if num_samples <= length:
-        return 0, num_samples
-    slack = num_samples - length
-    if mode == "start":
-        start = 0
-    elif mode == "centre":
-        start = slack // 2
-    else:
-        start = int(torch.randint(slack + 1, (1,), generator=generator))
-    return start, start + length
-
-
-def cropped_audio_pipeline(sample_rate, length, mode, generator=None):
-    """A SpeechBrain pipeline ``wav -> sig`` that reads one crop of each file.
-
-    Only the crop is read from disk (``soundfile`` seeks to it), so long
-    utterances cost no more than short ones. Where the crop lies is
-    ``crop_window``'s rule; a clip shorter than the crop is read whole.
-
-    Arguments
-    ---------
-    sample_rate : int
-        Expected sampling rate; a file at another rate, or not mono, raises
-        ``ValueError`` naming it.
-    length : int
-        Crop length in samples (``crop_length(frames)`` fills ``frames``
-        feature frames).
-    mode : str
-        ``"random"`` (training), ``"start"`` or ``"centre"`` (evaluation).
-    generator : torch.Generator, optional
-        For ``"random"``; None: PyTorch's default generator.
-
-    Returns
-    -------
-    DynamicItem
-        Takes ``wav``, provides ``sig`` (a ``[samples]`` float tensor).
-
-    Example
-    -------
-    >>> import numpy as np
-    >>> path = str(getfixture("tmpdir") / "d.wav")
-    >>> sf.write(path, np.arange(1000) / 1000, 16000, subtype="FLOAT")
-    >>> sig = cropped_audio_pipeline(16000, 400, "centre")(path)
-    >>> sig.shape, round(float(sig[0]) * 1000)
-    (torch.Size([400]), 300)
-    """
-    if mode not in CROP_MODES:
-        raise ValueError(f"crop mode must be one of {CROP_MODES}, got {mode!r}")
-    if isinstance(length, bool) or not isinstance(length, int) or length < 1:
-        raise ValueError(f"crop length must be an int >= 1 (samples), got {length!r}")
-
-    @sb.utils.data_pipeline.takes("wav")
-    @sb.utils.data_pipeline.provides("sig")
-    def read(wav):
-        info = sf.info(wav)
-        if info.samplerate != sample_rate:
-            raise ValueError(f"{wav}: sampled at {info.samplerate} Hz, expected {sample_rate} Hz")
-        if info.channels != 1:
-            raise ValueError(f"{wav}: {info.channels} channels, expected mono")
-        start, stop = crop_window(info.frames, length, mode, generator)
-        sig, _ = sf.read(wav, start=start, stop=stop, dtype="float32", always_2d=False)
-        return torch.from_numpy(sig)
 
     return read
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from recipe_helpers import TINY_MODEL, epoch_stats, run_recipe
 
-from fastast_plugin.dataio import crop_length
+from fastast_plugin.crops import crop_length
 from fastast_plugin.synthetic import CLASSES, write_voxceleb
 
 EPOCHS = 4
