@@ -30,6 +30,7 @@ Authors
 """
 
 import argparse
+import importlib.util
 import json
 import os
 import shlex
@@ -217,7 +218,10 @@ def use_the_model(results, root, r, threads):
     _fastast(["classify", model, clips, "--top-k", "2"], threads)
     _fastast(["classify", model, clips / "recording_25s.flac", "--json", "--top-k", "1"], threads)
     picture = root / "tokens_tone_16k.png"
-    _fastast(["visualize", clips / "tone_16k.wav", "--checkpoint", model, "--r", r, "--out", picture], threads)
+    if importlib.util.find_spec("matplotlib") is None:  # not a dependency of the package itself
+        picture = "none (the picture needs matplotlib: pip install matplotlib)"
+    else:
+        _fastast(["visualize", clips / "tone_16k.wav", "--checkpoint", model, "--r", r, "--out", picture], threads)
     print(f"  model folder: {model}\n  clips: {clips}\n  merged-token picture: {picture}")
 
 
