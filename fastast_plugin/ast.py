@@ -778,7 +778,7 @@ class ASTEncoder(nn.Module):
         order = torch.argsort((~valid).to(torch.uint8), dim=1, stable=True)
         valid = valid.gather(1, order)
         tokens = tokens.gather(1, order.unsqueeze(-1).expand_as(tokens))
-        return tokens * valid.unsqueeze(-1), state._replace(valid=valid)
+        return tokens * valid.unsqueeze(-1), MergeState(state.size, state.source, valid)
 
     def _encode_by_length(self, feats, columns):
         """One pass per distinct clip length, each at its own length.

@@ -40,7 +40,6 @@ Authors
 import argparse
 import contextlib
 import copy
-import importlib.util
 import json
 import math
 import statistics
@@ -667,11 +666,6 @@ def main(argv=None, prog=None):
         The rows printed (also written with ``--json``).
     """
     args = _parse_args(argv, prog)
-    if args.features and importlib.util.find_spec("fastast_plugin.bench_features") is None:
-        raise SystemExit(
-            "bench --features needs fastast_plugin/bench_features.py, which "
-            "this installation lacks"
-        )
     if args.teachers:
         rows = teacher_rows(args.batch[0], args.runs, args.device)
         print("| model | clips/s | GMACs per clip |\n|---|---|---|")

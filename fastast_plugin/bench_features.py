@@ -7,8 +7,10 @@ loop a user without it would write, on the same clips:
 * ``KaldiFbank`` against AST's own data loader, clip by clip
   (``wav - wav.mean()``, then ``torchaudio.compliance.kaldi.fbank`` with
   AST's options; YuanGongND/ast, ``src/dataloader.py``);
-* ``DyMNFrontEnd`` (16 kHz input) against a loop of its own single-clip
-  call.
+* ``DyMNFrontEnd`` (16 kHz input) against EfficientAT's front-end clip by
+  clip (torchaudio's ``Resample`` to 32 kHz, then ``AugmentMelSTFT``'s
+  eval-mode steps: pre-emphasis as a ``conv1d``, ``torch.stft``, power,
+  mel product, log; fschmid56/EfficientAT, ``models/preprocess.py``).
 
 The loops always run on the CPU (the baseline the batched module replaces);
 the batched modules run on ``--device``. Each row gives the median times,
@@ -28,12 +30,20 @@ import statistics
 import time
 
 import torch
+import torch.nn.functional as F
 import torchaudio
 
 from fastast_plugin.dymn_frontend import DyMNFrontEnd
 from fastast_plugin.features import KaldiFbank
 
-__all__ = ["ast_fbank_loop", "feature_rows", "format_rows", "main", "time_interleaved"]
+__all__ = [
+    "ast_fbank_loop",
+    "efficientat_loop",
+    "feature_rows",
+    "format_rows",
+    "main",
+    "time_interleaved",
+]
 
 
 def ast_fbank_loop(wavs):
@@ -69,6 +79,63 @@ def ast_fbank_loop(wavs):
                 frame_shift=10,
             )
         )
+    return torch.stack(feats)
+
+
+def efficientat_loop(wavs, frontend):
+    """EfficientAT's front-end clip by clip, as its eval-mode forward computes it.
+
+    Only fixed parts are taken from ``frontend``: its torchaudio ``Resample``
+    transform (built once, as a data loader would), its Hann window and its
+    Kaldi mel banks (``kaldi.get_mel_banks`` plus a zero Nyquist column, as
+    EfficientAT builds them). The computation is EfficientAT's, one clip at a
+    time: pre-emphasis as ``conv1d`` with ``[-0.97, 1]``, ``torch.stft``
+    (centred, reflect padding), squared magnitude, mel product, ``log(x +
+    1e-5)``, ``(x + 4.5) / 5``.
+
+    Arguments
+    ---------
+    wavs : torch.Tensor
+        Waveforms ``[batch, samples]`` at ``frontend.orig_sample_rate``.
+    frontend : DyMNFrontEnd
+        Front-end whose resampler, window and mel banks are used.
+
+    Returns
+    -------
+    torch.Tensor
+        Features ``[batch, 1, n_mels, frames]``, as ``DyMNFrontEnd`` returns.
+
+    Example
+    -------
+    >>> frontend = DyMNFrontEnd(orig_sample_rate=16000).eval()
+    >>> wavs = torch.randn(2, 8000)
+    >>> reference = efficientat_loop(wavs, frontend)
+    >>> reference.shape
+    torch.Size([2, 1, 128, 50])
+    >>> bool((reference - frontend(wavs)).abs().max() < 5e-4)
+    True
+    """
+    emphasis = wavs.new_tensor([[[-frontend.preemphasis, 1.0]]])
+    feats = []
+    for wav in wavs:
+        wav = wav[None]
+        if frontend.resampler is not None:
+            wav = frontend.resampler(wav)
+        wav = F.conv1d(wav[:, None], emphasis)[:, 0]
+        spec = torch.stft(
+            wav,
+            frontend.n_fft,
+            hop_length=frontend.hop_length,
+            win_length=frontend.win_length,
+            window=frontend.window,
+            center=True,
+            pad_mode="reflect",
+            normalized=False,
+            return_complex=True,
+        )
+        power = torch.view_as_real(spec).pow(2).sum(-1)
+        mel = torch.matmul(frontend.mel_banks, power)
+        feats.append(((mel + 1e-5).log() + 4.5) / 5.0)
     return torch.stack(feats)
 
 
@@ -165,10 +232,10 @@ def feature_rows(batches=(1, 8, 32), seconds=10.0, runs=5, threads=2, device="cp
     generator = torch.Generator().manual_seed(seed)
     kaldi = KaldiFbank().to(device)
     dymn_batched = DyMNFrontEnd(orig_sample_rate=16000).eval().to(device)
-    dymn_single = DyMNFrontEnd(orig_sample_rate=16000).eval()
+    dymn_reference = DyMNFrontEnd(orig_sample_rate=16000).eval()
 
     def dymn_loop(wavs):
-        return torch.cat([dymn_single(wav[None]) for wav in wavs])
+        return efficientat_loop(wavs, dymn_reference)
 
     rows = []
     with _threads(threads):

@@ -73,6 +73,19 @@ def _parser(prog):
     parser.add_argument(
         "--length-mode", choices=LENGTH_MODES, help="pad (AST) or native (own length)"
     )
+    backend = parser.add_mutually_exclusive_group()
+    backend.add_argument(
+        "--compile", action="store_true",
+        help="torch.compile the encoder and head (SpeechBrain's run_opts compile)",
+    )
+    backend.add_argument(
+        "--int8", action="store_true", help="dynamic int8 linear layers (CPU)"
+    )
+    backend.add_argument(
+        "--onnx", metavar="FILE",
+        help="run this ONNX export (fastast export --onnx) in ONNX Runtime; it keeps "
+        "the merging and patch size it was exported with",
+    )
     parser.add_argument("--batch-size", type=int, default=8, help="windows per forward")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--savedir", help="where hub models are cached")
@@ -81,9 +94,16 @@ def _parser(prog):
 
 def load_classifier(args):
     """The interface of ``args.model`` with the command line's run-time knobs."""
+    run_opts = {"device": args.device}
+    if args.compile:  # the features' host-side length logic stays eager
+        run_opts.update(compile=True, compile_module_keys=["embedding_model", "classifier"])
     classifier = AudioClassifier.from_hparams(
-        source=args.model, savedir=args.savedir, run_opts={"device": args.device}
+        source=args.model, savedir=args.savedir, run_opts=run_opts
     )
+    if args.int8:
+        classifier.use_int8()
+    if args.onnx is not None:
+        return classifier.use_onnx(args.onnx)
     if args.r is not None or args.keep_ratio is not None:
         classifier.set_merge(r=args.r or 0, keep_ratio=args.keep_ratio)
     if args.patch_size is not None:
@@ -127,6 +147,15 @@ def main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None):
     args = parser.parse_args(argv)
     if args.top_k < 1 or args.batch_size < 1:
         parser.error("--top-k and --batch-size must be >= 1")
+    fixed = [f"--{name.replace('_', '-')}" for name in ("r", "keep_ratio", "patch_size", "length_mode")
+             if getattr(args, name) is not None]
+    if args.onnx is not None and fixed:
+        parser.error(
+            f"--onnx runs the settings it was exported with; {' '.join(fixed)} "
+            "cannot change them (export again with those settings)"
+        )
+    if (args.int8 or args.onnx) and args.device != "cpu":
+        parser.error(f"--int8 and --onnx run on the CPU, got --device {args.device}")
     files = audio_files(args.paths)
     if not files:
         parser.error(f"no audio files found in {args.paths}")

@@ -267,9 +267,16 @@ def main(argv: Optional[Sequence[str]] = None):
     -------
     int
         The command's status if it returns one (``classify``: 1 when a file
-        failed), else 0.
+        failed), 2 when the inputs are wrong (a missing or mismatched file,
+        an impossible setting, a missing optional package; the message says
+        which), else 0.
     """
-    result = run(argv)
+    try:
+        result = run(argv)
+    except (OSError, ValueError, ImportError) as error:
+        # Our own checks name the file or argument; a traceback adds nothing.
+        print(f"fastast: error: {error}", file=sys.stderr)
+        return 2
     return result if isinstance(result, int) else 0
 
 

@@ -342,6 +342,10 @@ def _parser(prog):
         help="also write model.onnx: encoder + head at these settings, dynamic batch "
         "(needs the onnx extra: onnx, onnxscript, onnxruntime)",
     )
+    parser.add_argument(
+        "--int8", action="store_true",
+        help="with --onnx, also write model.int8.onnx (ONNX Runtime's dynamic int8)",
+    )
     label_kind = parser.add_mutually_exclusive_group()
     label_kind.add_argument("--multi-label", dest="multi_label", action="store_true", default=None)
     label_kind.add_argument("--single-label", dest="multi_label", action="store_false")
@@ -362,6 +366,11 @@ def main(argv=None, prog=None):
     args = _parser(prog).parse_args(argv)
     if (args.mean is None) != (args.std is None):
         _parser(prog).error("--mean and --std go together")
+    if args.int8 and not args.onnx:
+        _parser(prog).error(
+            "--int8 writes an int8 ONNX file and needs --onnx (PyTorch's int8 is a "
+            "run-time option: fastast classify --int8)"
+        )
     overrides = {
         key: value
         for key, value in (
@@ -381,4 +390,8 @@ def main(argv=None, prog=None):
         from fastast_plugin.onnx_export import export_onnx  # optional dependencies
 
         print(f"wrote {export_onnx(from_pretrained(out), out / 'model.onnx')}")
+        if args.int8:
+            from fastast_plugin.quantize import quantize_onnx
+
+            print(f"wrote {quantize_onnx(out / 'model.onnx', out / 'model.int8.onnx')}")
     return out

@@ -17,6 +17,10 @@ interface over the modules of an exported folder (``fastast export`` or
 * Run-time knobs: ``set_merge`` (token merging), ``set_patch_size``
   (flexible models), ``set_length_mode`` (pad to the model's input as AST
   does, or "native": the clip's own length, masking padding in a batch).
+* Back ends: PyTorch eager; ``torch.compile`` through SpeechBrain's
+  ``run_opts={"compile": True}`` (1.1-1.3x on the CPU at r = 0, see the
+  README's table); dynamic int8 linear layers (``use_int8``); an ONNX export
+  in ONNX Runtime (``use_onnx``, fp32 or int8).
 
 Like every SpeechBrain interface, ``from_hparams`` executes the
 ``hyperparams.yaml`` it loads (``!new:``, ``!apply:``): only load folders you
@@ -271,6 +275,31 @@ class AudioClassifier(Pretrained):
         encoder.length_mode = mode
         features = self.mods.compute_features
         features.target_length = encoder.input_tdim if mode == "pad" else None
+
+    def use_int8(self):
+        """Run the encoder's and head's linear layers in dynamic int8 (CPU).
+
+        PyTorch's dynamic quantisation (``quantize.quantize_linear_int8``):
+        int8 weights, activations quantised per batch. Token merging, patch
+        size and length mode work as before; the logits move by about 1 %
+        of their range (measured in ``tests/unit/test_quantize.py``).
+
+        Returns
+        -------
+        AudioClassifier
+            This interface.
+        """
+        from fastast_plugin.quantize import quantize_linear_int8
+
+        for name in ("embedding_model", "classifier"):
+            module = self.mods[name]
+            if hasattr(module, "_orig_mod"):
+                raise ValueError(
+                    f"{name} is compiled (run_opts['compile']); int8 replaces its "
+                    "layers: load the interface without compile to use int8"
+                )
+            quantize_linear_int8(module, inplace=True)
+        return self
 
     def use_onnx(self, path, providers=None, threads=None):
         """Run an ONNX export of the model (``fastast export --onnx``) instead of PyTorch.

@@ -369,6 +369,8 @@ class Block(nn.Module):
             if trace_source:
                 source = merge_source(merge, x, source)
             x, size = merge_wavg(merge, x, state.size)
-            state = state._replace(size=size, source=source)
+            # A new MergeState, not ``_replace``: torch.compile cannot return
+            # the latter from a graph (torch 2.11).
+            state = MergeState(size, source, state.valid)
         x = x + self.drop_path(self.mlp(self.norm2(x)))
         return x, state

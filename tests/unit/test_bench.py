@@ -91,6 +91,21 @@ def test_gpu_table_preset_is_the_issue_s_table():
     assert bench._parse_args(["--gpu-table", "--batch", "8"]).batch == [8]
 
 
+def test_gpu_table_runs_end_to_end_at_a_tiny_size(tmp_path):
+    """The preset's whole path (HF comparison, every setting, features), on
+    the CPU at a tiny size: the GPU run differs only by device and size."""
+    out = tmp_path / "table.json"
+    rows = bench.main(["--gpu-table", "--device", "cpu", "--model-size", "tiny224",
+                       "--frames", "64", "--batch", "2", "--runs", "1", "--dtypes", "bf16",
+                       "--batches", "1", "--seconds", "0.5", "--json", str(out)])
+    assert json.loads(out.read_text()) == rows
+    kinds = [row["kind"] for row in rows]
+    assert kinds == ["hf_vs_ours"] + ["merge"] * 5 + ["features"] * 2
+    settings = [row["setting"] for row in rows if row["kind"] == "merge"]
+    assert settings == ["r=0", "r=16", "r=(16, -1)", "keep=0.85", "keep=0.8"]
+    assert all(row["dtype"] == "bf16" for row in rows if "dtype" in row)
+
+
 def test_unknown_arguments_are_refused_unless_for_the_features_benchmark():
     import pytest
 

@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 import soundfile as sf
 import torch
 
@@ -82,17 +83,55 @@ def test_audio_files_takes_explicit_files_as_given(tmp_path):
     assert audio_files([tmp_path / "y.dat"]) == [tmp_path / "y.dat"]
 
 
-def test_export_onnx_runs_in_the_interface(tmp_path):
-    import pytest
-
+def test_export_onnx_runs_in_the_interface(tmp_path, capsys):
     for module in ("onnx", "onnxscript", "onnxruntime"):
         pytest.importorskip(module, reason=f"the onnx extra is not installed ({module})")
     from fastast_plugin.inference import AudioClassifier
 
     model = tmp_path / "model"
     cli.run(["export", str(write_checkpoint(tmp_path / "m.pth")), str(model), "--input-tdim", "128",
-             "--single-label", "--keep-ratio", "0.9", "--onnx"])
+             "--single-label", "--keep-ratio", "0.9", "--onnx", "--int8"])
     wav = torch.from_numpy(np.random.default_rng(2).normal(0, 0.1, 12000).astype(np.float32))
     eager = AudioClassifier.from_hparams(source=model).classify_batch(wav[None])[0]
     onnx = AudioClassifier.from_hparams(source=model).use_onnx(model / "model.onnx")
     torch.testing.assert_close(onnx.classify_batch(wav[None])[0], eager, atol=1e-4, rtol=1e-4)
+    int8 = AudioClassifier.from_hparams(source=model).use_onnx(model / "model.int8.onnx")
+    error = (int8.classify_batch(wav[None])[0] - eager).abs().max() / eager.abs().max()
+    assert 0 < error < 0.05  # quantised: close, not equal
+
+    # The same files from the command line.
+    sf.write(tmp_path / "a.wav", wav.numpy(), 16000)
+    capsys.readouterr()
+    scores = {}
+    for backend in ([], ["--onnx", str(model / "model.onnx")], ["--onnx", str(model / "model.int8.onnx")]):
+        assert cli.main(["classify", str(model), str(tmp_path / "a.wav"), "--json", *backend]) == 0
+        scores[len(backend) and backend[1]] = json.loads(capsys.readouterr().out)["scores"]
+    assert scores[str(model / "model.onnx")] == pytest.approx(scores[0], abs=1e-4)
+    assert scores[str(model / "model.int8.onnx")] == pytest.approx(scores[0], abs=0.05)
+
+
+def test_int8_from_the_command_line(tmp_path, capsys):
+    model = tmp_path / "model"
+    cli.run(["export", str(write_checkpoint(tmp_path / "m.pth")), str(model), "--input-tdim", "128",
+             "--single-label"])
+    sf.write(tmp_path / "a.wav", np.random.default_rng(3).normal(0, 0.1, 16000), 16000)
+    capsys.readouterr()
+    scores = []
+    for backend in ([], ["--int8"]):
+        assert cli.main(["classify", str(model), str(tmp_path / "a.wav"), "--json", "--r", "8",
+                         *backend]) == 0
+        scores.append(json.loads(capsys.readouterr().out)["scores"])
+    assert scores[1] != scores[0] and scores[1] == pytest.approx(scores[0], abs=0.05)
+
+
+def test_back_end_flags_that_cannot_apply_are_refused(tmp_path, capsys):
+    model, wav = str(tmp_path / "model"), str(tmp_path / "a.wav")
+    for argv, message in (
+        (["classify", model, wav, "--onnx", "m.onnx", "--keep-ratio", "0.9"], "--keep-ratio cannot"),
+        (["classify", model, wav, "--int8", "--compile"], "not allowed with"),
+        (["classify", model, wav, "--int8", "--device", "cuda"], "run on the CPU"),
+        (["export", "m.pth", model, "--int8"], "needs --onnx"),
+    ):
+        with pytest.raises(SystemExit):
+            cli.main(argv)
+        assert message in capsys.readouterr().err, argv

@@ -44,6 +44,17 @@ def test_unknown_or_missing_command_is_an_error(capsys):
     assert "invalid choice: 'train'" in capsys.readouterr().err
 
 
+def test_wrong_inputs_give_a_message_and_status_2(tmp_path, capsys):
+    missing = tmp_path / "no_model"
+    sf.write(tmp_path / "a.wav", np.zeros(16000), 16000)
+    assert cli.main(["classify", str(missing), str(tmp_path / "a.wav")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("fastast: error:") and "no_model" in err and "Traceback" not in err
+    (tmp_path / "m.pth").write_bytes(b"not a checkpoint")
+    assert cli.main(["export", str(tmp_path / "m.pth"), str(tmp_path / "out")]) == 2
+    assert "m.pth" in capsys.readouterr().err
+
+
 def test_precompute_runs_through_the_dispatcher(tmp_path):
     torch.save(DyMN(num_classes=3, width_mult=0.4).state_dict(), tmp_path / "t.pt")
     sf.write(tmp_path / "a.wav", np.zeros(16000), 16000)

@@ -189,3 +189,43 @@ def test_bad_inputs_are_named(exported, tmp_path):
         AudioClassifier.from_hparams(source=tmp_path / "no_yaml")
     with pytest.raises(FileNotFoundError, match="does_not_exist"):
         AudioClassifier.from_hparams(source=str(tmp_path / "does_not_exist"))
+
+
+def test_compiled_interface_equals_eager(exported):
+    """SpeechBrain's run_opts["compile"]: same outputs, merged and native-length too."""
+    folder = exported()
+    eager = AudioClassifier.from_hparams(source=folder)
+    compiled = AudioClassifier.from_hparams(
+        source=folder, run_opts={"compile": True, "compile_module_keys": ["embedding_model"]}
+    )
+    assert hasattr(compiled.mods.embedding_model, "_orig_mod")
+    wavs = torch.from_numpy(np.stack([tone(1.3, seed=i) for i in range(2)]))
+    lens = torch.tensor([1.0, 0.5])
+    # Native length, clips of two lengths: without merging one masked pass,
+    # with merging one pass per length (the full-length one is pad mode's).
+    for settings in ({}, {"keep_ratio": 0.8}):
+        for clf in (eager, compiled):
+            clf.set_merge(**settings)
+            clf.set_length_mode("native")
+        torch.testing.assert_close(
+            compiled.classify_batch(wavs, lens)[0], eager.classify_batch(wavs, lens)[0],
+            atol=1e-5, rtol=1e-5,
+        )
+
+
+def test_int8_interface_is_close_and_keeps_its_knobs(exported):
+    folder = exported()
+    eager = AudioClassifier.from_hparams(source=folder)
+    int8 = AudioClassifier.from_hparams(source=folder).use_int8()
+    wavs = torch.from_numpy(np.stack([tone(1.0, freq=300.0 * (i + 1), seed=i) for i in range(4)]))
+    for settings in ({}, {"r": 8}):
+        eager.set_merge(**settings)
+        int8.set_merge(**settings)
+        expected, got = eager.classify_batch(wavs)[0], int8.classify_batch(wavs)[0]
+        # Quantised, so not equal; close (random weights: 5 % of the range).
+        error = (got - expected).abs().max() / expected.abs().max()
+        assert 0 < error < 0.05, (settings, float(error))
+    compiled = AudioClassifier.from_hparams(source=folder)
+    compiled.mods.embedding_model = torch.compile(compiled.mods.embedding_model)
+    with pytest.raises(ValueError, match="compile"):
+        compiled.use_int8()
