@@ -86,6 +86,10 @@ def _parser(prog):
         help="run this ONNX export (fastast export --onnx) in ONNX Runtime; it keeps "
         "the merging and patch size it was exported with",
     )
+    parser.add_argument(
+        "--precision", choices=("fp32", "bf16", "fp16"), default="fp32",
+        help="autocast dtype of the model (SpeechBrain's run_opts precision); features stay fp32",
+    )
     parser.add_argument("--batch-size", type=int, default=8, help="windows per forward")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--savedir", help="where hub models are cached")
@@ -94,7 +98,7 @@ def _parser(prog):
 
 def load_classifier(args):
     """The interface of ``args.model`` with the command line's run-time knobs."""
-    run_opts = {"device": args.device}
+    run_opts = {"device": args.device, "precision": args.precision}
     if args.compile:  # the features' host-side length logic stays eager
         run_opts.update(compile=True, compile_module_keys=["embedding_model", "classifier"])
     classifier = AudioClassifier.from_hparams(
@@ -156,6 +160,8 @@ def main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None):
         )
     if (args.int8 or args.onnx) and args.device != "cpu":
         parser.error(f"--int8 and --onnx run on the CPU, got --device {args.device}")
+    if (args.int8 or args.onnx) and args.precision != "fp32":
+        parser.error(f"--int8 and --onnx run their own precision, got --precision {args.precision}")
     files = audio_files(args.paths)
     if not files:
         parser.error(f"no audio files found in {args.paths}")

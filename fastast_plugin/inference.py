@@ -19,8 +19,9 @@ interface over the modules of an exported folder (``fastast export`` or
   does, or "native": the clip's own length, masking padding in a batch).
 * Back ends: PyTorch eager; ``torch.compile`` through SpeechBrain's
   ``run_opts={"compile": True}`` (1.1-1.3x on the CPU at r = 0, see the
-  README's table); dynamic int8 linear layers (``use_int8``); an ONNX export
-  in ONNX Runtime (``use_onnx``, fp32 or int8).
+  README's table); autocast through ``run_opts={"precision": "bf16"}``
+  (features stay fp32); dynamic int8 linear layers (``use_int8``); an ONNX
+  export in ONNX Runtime (``use_onnx``, fp32 or int8).
 
 Like every SpeechBrain interface, ``from_hparams`` executes the
 ``hyperparams.yaml`` it loads (``!new:``, ``!apply:``): only load folders you

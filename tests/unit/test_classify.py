@@ -110,18 +110,19 @@ def test_export_onnx_runs_in_the_interface(tmp_path, capsys):
     assert scores[str(model / "model.int8.onnx")] == pytest.approx(scores[0], abs=0.05)
 
 
-def test_int8_from_the_command_line(tmp_path, capsys):
+def test_int8_and_bf16_from_the_command_line(tmp_path, capsys):
     model = tmp_path / "model"
     cli.run(["export", str(write_checkpoint(tmp_path / "m.pth")), str(model), "--input-tdim", "128",
              "--single-label"])
     sf.write(tmp_path / "a.wav", np.random.default_rng(3).normal(0, 0.1, 16000), 16000)
     capsys.readouterr()
     scores = []
-    for backend in ([], ["--int8"]):
+    for backend in ([], ["--int8"], ["--precision", "bf16"]):
         assert cli.main(["classify", str(model), str(tmp_path / "a.wav"), "--json", "--r", "8",
                          *backend]) == 0
         scores.append(json.loads(capsys.readouterr().out)["scores"])
-    assert scores[1] != scores[0] and scores[1] == pytest.approx(scores[0], abs=0.05)
+    for other in scores[1:]:  # int8 and bf16: close to fp32, not equal
+        assert other != scores[0] and other == pytest.approx(scores[0], abs=0.05)
 
 
 def test_back_end_flags_that_cannot_apply_are_refused(tmp_path, capsys):
@@ -130,6 +131,7 @@ def test_back_end_flags_that_cannot_apply_are_refused(tmp_path, capsys):
         (["classify", model, wav, "--onnx", "m.onnx", "--keep-ratio", "0.9"], "--keep-ratio cannot"),
         (["classify", model, wav, "--int8", "--compile"], "not allowed with"),
         (["classify", model, wav, "--int8", "--device", "cuda"], "run on the CPU"),
+        (["classify", model, wav, "--onnx", "m.onnx", "--precision", "bf16"], "own precision"),
         (["export", "m.pth", model, "--int8"], "needs --onnx"),
     ):
         with pytest.raises(SystemExit):

@@ -62,7 +62,7 @@ def test_sweep_writes_csv_markdown_and_plot(tmp_path, flexi_encoder, device):
     manifest["clip0"]["wav"] = str(tmp_path / "missing.wav")
     (tmp_path / "test.json").write_text(json.dumps(manifest))
     with pytest.raises(FileNotFoundError, match="clip 'clip0' not found at .*missing.wav"):
-        cli.main(["sweep", *argv])
+        cli.run(["sweep", *argv])
 
 
 def test_benchmark_product_table(flexi_encoder, device):
