@@ -52,6 +52,7 @@ import torch.nn.functional as F
 from speechbrain.utils.autocast import AMPConfig
 from torch.utils.flop_counter import FlopCounterMode
 
+from fastast_plugin import bench_features
 from fastast_plugin.ast import ASTClassifier, ASTEncoder, ASTHead
 from fastast_plugin.checkpoints import from_pretrained
 from fastast_plugin.dymn import DyMN
@@ -763,11 +764,8 @@ def _hf_row(meta, ours, theirs, feats, dtype, args):
 
 def _feature_rows(args):
     """The features benchmark (``fastast_plugin.bench_features``), same device."""
-    from fastast_plugin import bench_features
-
     argv = ["--device", args.device, "--runs", str(args.runs)] + args.feature_argv
-    rows = bench_features.main(argv)
-    return [dict(row, kind="features") for row in rows or []]
+    return [dict(row, kind="features") for row in bench_features.main(argv)]
 
 
 def _print_sweep(meta, rows, device="cpu"):

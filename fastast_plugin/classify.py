@@ -158,10 +158,11 @@ def main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None):
             f"--onnx runs the settings it was exported with; {' '.join(fixed)} "
             "cannot change them (export again with those settings)"
         )
-    if (args.int8 or args.onnx) and args.device != "cpu":
-        parser.error(f"--int8 and --onnx run on the CPU, got --device {args.device}")
-    if (args.int8 or args.onnx) and args.precision != "fp32":
-        parser.error(f"--int8 and --onnx run their own precision, got --precision {args.precision}")
+    if args.int8 or args.onnx:
+        if args.device != "cpu":
+            parser.error(f"--int8 and --onnx run on the CPU, got --device {args.device}")
+        if args.precision != "fp32":
+            parser.error(f"--int8 and --onnx run their own precision, got --precision {args.precision}")
     files = audio_files(args.paths)
     if not files:
         parser.error(f"no audio files found in {args.paths}")

@@ -14,7 +14,7 @@ import soundfile as sf
 import speechbrain as sb
 import torch
 
-from fastast_plugin.features import FRAME_LENGTH_MS, FRAME_SHIFT_MS
+from fastast_plugin.features import frame_samples
 
 CROP_MODES = ("random", "start", "centre")
 
@@ -45,8 +45,7 @@ def crop_length(frames, sample_rate=16000):
     """
     if isinstance(frames, bool) or not isinstance(frames, int) or frames < 1:
         raise ValueError(f"crop frames must be an int >= 1, got {frames!r}")
-    window = int(sample_rate * FRAME_LENGTH_MS / 1000)
-    shift = int(sample_rate * FRAME_SHIFT_MS / 1000)
+    window, shift = frame_samples(sample_rate)
     return (frames - 1) * shift + window
 
 

@@ -28,6 +28,27 @@ AUDIOSET_MEAN = -4.2677393
 AUDIOSET_STD = 4.5689974
 
 
+def frame_samples(sample_rate=16000):
+    """Kaldi's frame window and shift in samples (25 ms and 10 ms).
+
+    Arguments
+    ---------
+    sample_rate : int
+        Sampling rate in Hz.
+
+    Returns
+    -------
+    tuple of int
+        ``(window, shift)``.
+
+    Example
+    -------
+    >>> frame_samples(16000), frame_samples(44100)
+    ((400, 160), (1102, 441))
+    """
+    return int(sample_rate * FRAME_LENGTH_MS / 1000), int(sample_rate * FRAME_SHIFT_MS / 1000)
+
+
 def num_frames(num_samples, sample_rate=16000):
     """Number of frames Kaldi's fbank yields for a clip (``snip_edges=True``).
 
@@ -49,8 +70,7 @@ def num_frames(num_samples, sample_rate=16000):
     >>> num_frames(16000), num_frames(160000), num_frames(100)
     (98, 998, 0)
     """
-    window = int(sample_rate * FRAME_LENGTH_MS / 1000)
-    shift = int(sample_rate * FRAME_SHIFT_MS / 1000)
+    window, shift = frame_samples(sample_rate)
     if num_samples < window:
         return 0
     return 1 + (num_samples - window) // shift
@@ -165,8 +185,7 @@ class KaldiFbank(torch.nn.Module):
         self.target_length = target_length
         self.mean = mean
         self.std = std
-        self.window_length = int(sample_rate * FRAME_LENGTH_MS / 1000)
-        self.window_shift = int(sample_rate * FRAME_SHIFT_MS / 1000)
+        self.window_length, self.window_shift = frame_samples(sample_rate)
         self.n_fft = 1 << (self.window_length - 1).bit_length()
         window = torch.hann_window(self.window_length, periodic=False)
         banks, _ = get_mel_banks(
@@ -224,9 +243,7 @@ class KaldiFbank(torch.nn.Module):
                 f"({self.window_length} samples = {FRAME_LENGTH_MS} ms at "
                 f"{self.sample_rate} Hz); lengths were {lengths}"
             )
-        frames_per_clip = [
-            1 + (n - self.window_length) // self.window_shift for n in lengths
-        ]
+        frames_per_clip = [num_frames(n, self.sample_rate) for n in lengths]
         total_frames = max(frames_per_clip)
         out_frames = total_frames if self.target_length is None else self.target_length
         # Frames past target_length would be cropped: never computed.

@@ -473,7 +473,7 @@ def resample_pos_embed(
     tokens are kept. Differentiable, so a flexible encoder trains its one
     stored grid through every patch size. (For a different input *length*
     at the same patch geometry, AST cuts or interpolates instead:
-    ``fastast_plugin.convert.adapt_pos_embed``.)
+    ``fastast_plugin.weights.adapt_pos_embed``.)
 
     Arguments
     ---------

@@ -42,6 +42,7 @@ from tqdm import tqdm
 
 from fastast_plugin.ast import LENGTH_MODES
 from fastast_plugin.audio import AudioError, load_audio
+from fastast_plugin.features import num_frames
 from fastast_plugin.state_dict import load_strict, read_state_dict
 
 logger = get_logger(__name__)
@@ -429,8 +430,8 @@ class AudioClassifier(Pretrained):
 
     def _frame_lengths(self, lengths, total_frames):
         """Relative feature lengths: each clip's own frames over the batch's."""
-        features = self.mods.compute_features
-        frames = 1 + (lengths - features.window_length) // features.window_shift
+        rate = self.mods.compute_features.sample_rate
+        frames = torch.tensor([num_frames(int(n), rate) for n in lengths])
         return frames.clamp(max=total_frames).double() / total_frames
 
     def _aggregate(self, windows):
