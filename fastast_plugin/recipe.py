@@ -1,8 +1,8 @@
 """What every recipe's ``train.py`` does after preparing its data: fit, test, sweep, export.
 
-A recipe's ``train.py`` is parse arguments -> load the YAML -> create the
-experiment folder -> prepare the data -> build datasets ->
-``run_experiment``. ``run_experiment`` builds the
+A recipe's ``train.py`` is parse arguments -> (in ``ddp_group``) load the
+YAML -> create the experiment folder -> prepare the data -> build datasets
+-> ``run_experiment``. ``run_experiment`` builds the
 ``AudioClassifierBrain``, trains it, averages the last epochs' weights when
 the Brain setting ``average_last_epochs`` asks for it (AST's weight
 averaging, ``fastast_plugin.averaging``), tests the chosen checkpoint (the
@@ -23,6 +23,7 @@ Authors
  * fastast developers 2026
 """
 
+import contextlib
 import csv
 import dataclasses
 import os
@@ -101,6 +102,40 @@ def parse_arguments(argv):
     hparams_file, run_opts, overrides = sb.parse_arguments(kept)
     overrides = "\n".join(part for part in (overrides, *extra) if part)
     return hparams_file, run_opts, overrides
+
+
+@contextlib.contextmanager
+def ddp_group(run_opts):
+    """SpeechBrain's ``ddp_init_group`` for the ``with`` block, and a clean end to it.
+
+    Under ``torchrun`` the ranks finish at different times: the main process
+    still writes the model and export after the others are done. A process
+    that exits while its gloo or NCCL group is alive can abort in the
+    group's destructor ("terminate called without an active exception",
+    SIGABRT), which fails the whole run after it has succeeded. So on
+    leaving the block normally every rank waits for the others and then
+    destroys the group. After an exception the group is destroyed without
+    waiting (the other ranks may never arrive). Without ``torchrun`` nothing
+    is initialised and the block just runs.
+
+    Arguments
+    ---------
+    run_opts : dict
+        SpeechBrain's run options (``distributed_backend``).
+
+    Example
+    -------
+    >>> with ddp_group({"distributed_backend": "gloo"}):
+    ...     sb.utils.distributed.if_main_process()
+    True
+    """
+    sb.utils.distributed.ddp_init_group(run_opts)
+    try:
+        yield
+        sb.utils.distributed.ddp_barrier()
+    finally:
+        if torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
 
 
 class ExperimentResult(NamedTuple):

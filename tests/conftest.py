@@ -254,3 +254,35 @@ def flexi_encoder():
         ).eval()
 
     return build
+
+
+# ----------------------------------------------------------------------
+# Two DDP ranks on the CPU (torchrun, gloo)
+# ----------------------------------------------------------------------
+TORCHRUN = ("-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2")
+
+
+@pytest.fixture
+def two_gloo_ranks(tmp_path):
+    """Run a script under ``torchrun`` on two CPU ranks; return what each rank recorded.
+
+    The script gets a folder as ``sys.argv[1]`` and writes ``rank<i>.json``
+    there; the fixture fails the test with the output if torchrun fails.
+    """
+    import json
+    import os
+    import subprocess
+    import sys
+
+    def run(source):
+        script = tmp_path / "two_ranks.py"
+        script.write_text(source)
+        env = dict(os.environ, OMP_NUM_THREADS="1", CUDA_VISIBLE_DEVICES="")
+        process = subprocess.run(
+            [sys.executable, *TORCHRUN, str(script), str(tmp_path)],
+            env=env, capture_output=True, text=True, timeout=300, check=False,
+        )
+        assert process.returncode == 0, process.stdout[-3000:] + process.stderr[-3000:]
+        return [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+
+    return run

@@ -33,7 +33,7 @@ from hyperpyyaml import load_hyperpyyaml
 
 from fastast_plugin.audioset import multilabel_datasets
 from fastast_plugin.dataio import read_manifest
-from fastast_plugin.recipe import parse_arguments, run_experiment
+from fastast_plugin.recipe import ddp_group, parse_arguments, run_experiment
 from fastast_plugin.sampling import balanced_sampler
 
 
@@ -89,39 +89,46 @@ def training_data(hparams, train_set, class_labels_file, manifest):
 
 if __name__ == "__main__":
     hparams_file, run_opts, overrides = parse_arguments(sys.argv[1:])
-    sb.utils.distributed.ddp_init_group(run_opts)
-    with open(hparams_file, encoding="utf-8") as fin:
-        hparams = load_hyperpyyaml(fin, overrides)
-    sb.create_experiment_directory(
-        experiment_directory=hparams["output_folder"],
-        hyperparams_to_save=hparams_file,
-        overrides=overrides,
-    )
-    ast_files = {"train": hparams["ast_train_datafile"], "eval": hparams["ast_eval_datafile"]}
-    if any(ast_files.values()) and not all(ast_files.values()):
-        raise ValueError(
-            f"give both ast_train_datafile and ast_eval_datafile, or neither; got {ast_files}"
+    with ddp_group(run_opts):
+        with open(hparams_file, encoding="utf-8") as fin:
+            hparams = load_hyperpyyaml(fin, overrides)
+        sb.create_experiment_directory(
+            experiment_directory=hparams["output_folder"],
+            hyperparams_to_save=hparams_file,
+            overrides=overrides,
         )
-    prepared = sb.utils.distributed.run_on_main(
-        prepare_audioset,
-        kwargs={
-            "data_folder": hparams["data_folder"],
-            "save_folder": hparams["prepared_folder"],
-            "subset": hparams["subset"],
-            "audio_folder": hparams["audio_folder"],
-            "ast_datafiles": ast_files if all(ast_files.values()) else None,
-            "skip_prep": hparams["skip_prep"],
-            "on_bad_file": hparams["on_bad_file"],
-        },
-    )
-    datasets = multilabel_datasets(
-        {"train": prepared["train"], "eval": prepared["eval"]},
-        prepared["class_labels"],
-        hparams["n_classes"],
-        hparams["sample_rate"],
-    )
-    train = training_data(hparams, datasets["train"], prepared["class_labels"], prepared["train"])
-    evaluation = datasets["eval"]  # AST validates and tests on the evaluation set
-    run_experiment(
-        hparams, run_opts, train, evaluation, evaluation, test_key=hparams["test_checkpoint_key"]
-    )
+        ast_files = {"train": hparams["ast_train_datafile"], "eval": hparams["ast_eval_datafile"]}
+        if any(ast_files.values()) and not all(ast_files.values()):
+            raise ValueError(
+                f"give both ast_train_datafile and ast_eval_datafile, or neither; got {ast_files}"
+            )
+        prepared = sb.utils.distributed.run_on_main(
+            prepare_audioset,
+            kwargs={
+                "data_folder": hparams["data_folder"],
+                "save_folder": hparams["prepared_folder"],
+                "subset": hparams["subset"],
+                "audio_folder": hparams["audio_folder"],
+                "ast_datafiles": ast_files if all(ast_files.values()) else None,
+                "skip_prep": hparams["skip_prep"],
+                "on_bad_file": hparams["on_bad_file"],
+            },
+        )
+        datasets = multilabel_datasets(
+            {"train": prepared["train"], "eval": prepared["eval"]},
+            prepared["class_labels"],
+            hparams["n_classes"],
+            hparams["sample_rate"],
+        )
+        train = training_data(
+            hparams, datasets["train"], prepared["class_labels"], prepared["train"]
+        )
+        evaluation = datasets["eval"]  # AST validates and tests on the evaluation set
+        run_experiment(
+            hparams,
+            run_opts,
+            train,
+            evaluation,
+            evaluation,
+            test_key=hparams["test_checkpoint_key"],
+        )

@@ -41,7 +41,7 @@ from hyperpyyaml import load_hyperpyyaml
 
 from fastast_plugin.crossval import check_fold_paths, requested_folds, summarize_cross_validation
 from fastast_plugin.dataio import classification_datasets
-from fastast_plugin.recipe import parse_arguments, run_experiment
+from fastast_plugin.recipe import ddp_group, parse_arguments, run_experiment
 
 # Settings that must be per fold when set ({fold} placeholder), and those that may be
 PER_FOLD = ("teacher_checkpoint", "teacher_logits_dir")
@@ -102,14 +102,14 @@ def run_fold(fold, hparams_file, run_opts, overrides):
 
 if __name__ == "__main__":
     hparams_file, run_opts, overrides = parse_arguments(sys.argv[1:])
-    sb.utils.distributed.ddp_init_group(run_opts)
-    folds, overrides, settings = requested_folds(hparams_file, overrides, FOLDS)
-    check_fold_paths(settings, folds, per_fold=PER_FOLD, optional=MAY_BE_PER_FOLD)
-    for fold in folds:
-        hparams = run_fold(fold, hparams_file, run_opts, overrides)
-    if sb.utils.distributed.if_main_process():
-        summarize_cross_validation(
-            hparams["output_folder"],
-            hparams.get("patch_sweep_file") if hparams.get("test_patch_sizes") else None,
-            hparams.get("cv_patch_sweep_file"),
-        )
+    with ddp_group(run_opts):
+        folds, overrides, settings = requested_folds(hparams_file, overrides, FOLDS)
+        check_fold_paths(settings, folds, per_fold=PER_FOLD, optional=MAY_BE_PER_FOLD)
+        for fold in folds:
+            hparams = run_fold(fold, hparams_file, run_opts, overrides)
+        if sb.utils.distributed.if_main_process():
+            summarize_cross_validation(
+                hparams["output_folder"],
+                hparams.get("patch_sweep_file") if hparams.get("test_patch_sizes") else None,
+                hparams.get("cv_patch_sweep_file"),
+            )

@@ -32,35 +32,40 @@ from hyperpyyaml import load_hyperpyyaml
 from sc_prepare import prepare_speech_commands
 
 from fastast_plugin.dataio import classification_datasets
-from fastast_plugin.recipe import parse_arguments, run_experiment
+from fastast_plugin.recipe import ddp_group, parse_arguments, run_experiment
 
 if __name__ == "__main__":
     hparams_file, run_opts, overrides = parse_arguments(sys.argv[1:])
-    sb.utils.distributed.ddp_init_group(run_opts)
-    with open(hparams_file, encoding="utf-8") as fin:
-        hparams = load_hyperpyyaml(fin, overrides)
-    sb.create_experiment_directory(
-        experiment_directory=hparams["output_folder"],
-        hyperparams_to_save=hparams_file,
-        overrides=overrides,
-    )
-    manifests = sb.utils.distributed.run_on_main(
-        prepare_speech_commands,
-        kwargs={
-            "data_folder": hparams["data_folder"],
-            "save_folder": hparams["save_folder"],
-            "download": hparams["download"],
-            "skip_prep": hparams["skip_prep"],
-            "on_bad_file": hparams["on_bad_file"],
-            "sample_rate": hparams["sample_rate"],
-        },
-    )
-    datasets, _ = classification_datasets(
-        manifests,
-        hparams["label_encoder_file"],
-        hparams["n_classes"],
-        hparams["sample_rate"],
-    )
-    run_experiment(
-        hparams, run_opts, datasets["train"], datasets["valid"], datasets["test"], test_key="acc"
-    )
+    with ddp_group(run_opts):
+        with open(hparams_file, encoding="utf-8") as fin:
+            hparams = load_hyperpyyaml(fin, overrides)
+        sb.create_experiment_directory(
+            experiment_directory=hparams["output_folder"],
+            hyperparams_to_save=hparams_file,
+            overrides=overrides,
+        )
+        manifests = sb.utils.distributed.run_on_main(
+            prepare_speech_commands,
+            kwargs={
+                "data_folder": hparams["data_folder"],
+                "save_folder": hparams["save_folder"],
+                "download": hparams["download"],
+                "skip_prep": hparams["skip_prep"],
+                "on_bad_file": hparams["on_bad_file"],
+                "sample_rate": hparams["sample_rate"],
+            },
+        )
+        datasets, _ = classification_datasets(
+            manifests,
+            hparams["label_encoder_file"],
+            hparams["n_classes"],
+            hparams["sample_rate"],
+        )
+        run_experiment(
+            hparams,
+            run_opts,
+            datasets["train"],
+            datasets["valid"],
+            datasets["test"],
+            test_key="acc",
+        )

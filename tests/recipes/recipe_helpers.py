@@ -17,6 +17,8 @@ from pathlib import Path
 import pytest
 
 RECIPES = Path(__file__).resolve().parents[2] / "recipes"
+# two CPU ranks (the recipes take --distributed_backend=gloo)
+TORCHRUN = (sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2")
 
 # Overrides that make a recipe trainable on a CPU in seconds.
 TINY_MODEL = (

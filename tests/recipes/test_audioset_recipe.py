@@ -12,11 +12,10 @@ from pathlib import Path
 
 import pytest
 import ruamel.yaml
-from recipe_helpers import RECIPES, TINY_MODEL, recipe_env, run_recipe
+from recipe_helpers import RECIPES, TINY_MODEL, TORCHRUN, recipe_env, run_recipe
 
 from fastast_plugin.synthetic import CLASSES, write_audioset
 
-TORCHRUN = (sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2")
 # Learnable in a few hundred steps: no mixup or masks, a short warm-up
 FAST_TRAINING = (
     f"--n_classes={len(CLASSES)}",

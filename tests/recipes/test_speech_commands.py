@@ -18,12 +18,11 @@ from types import SimpleNamespace
 
 import pytest
 import ruamel.yaml
-from recipe_helpers import RECIPES, TINY_MODEL, epochs, recipe_env, run_recipe
+from recipe_helpers import RECIPES, TINY_MODEL, TORCHRUN, epochs, recipe_env, run_recipe
 
 from fastast_plugin.synthetic import CLASSES, write_speech_commands
 
 EPOCHS = 3
-TORCHRUN = (sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2")
 # Learnable in a few hundred steps: no mixup/masks/noise, CE, a short warm-up.
 FAST_TRAINING = (
     f"--n_classes={len(CLASSES)}",

@@ -7,7 +7,6 @@ Authors
 import numpy as np
 import pytest
 import soundfile as sf
-import speechbrain as sb
 import torch
 
 from fastast_plugin.crops import crop_length

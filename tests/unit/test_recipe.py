@@ -1,4 +1,4 @@
-"""Unit tests for fastast_plugin.recipe: command line, model file, patch-size sweep.
+"""Unit tests for fastast_plugin.recipe: command line, DDP group, model file, patch-size sweep.
 
 ``run_experiment`` itself trains, so it is tested in
 ``tests/integration/test_training.py`` and through the recipes.
@@ -7,11 +7,14 @@ Authors
  * fastast developers 2026
 """
 
+import socket
+
 import pytest
+import speechbrain as sb
 import torch
 
 from fastast_plugin.checkpoints import from_pretrained
-from fastast_plugin.recipe import parse_arguments, sweep_patch_sizes, write_model_file
+from fastast_plugin.recipe import ddp_group, parse_arguments, sweep_patch_sizes, write_model_file
 
 
 def test_parse_arguments_keeps_short_yaml_keys():
@@ -61,3 +64,53 @@ def test_sweep_refuses_other_sizes_on_a_fixed_patch_encoder(tiny_brain, clip_dat
         sweep_patch_sizes(brain, clip_dataset(4), [])
     with pytest.raises(ValueError, match="test_patch_sizes must be"):
         sweep_patch_sizes(brain, clip_dataset(4), ["16-48"])
+
+
+RANKS_SCRIPT = '''
+import json, sys, time
+import torch
+from fastast_plugin.recipe import ddp_group
+
+with ddp_group({"distributed_backend": "gloo"}):
+    rank = torch.distributed.get_rank()
+    if rank == 0:  # the main process still writes its export when the others are done
+        time.sleep(1.0)
+    body_end = time.time()
+left = time.time()
+with open(f"{sys.argv[1]}/rank{rank}.json", "w") as f:
+    json.dump({"body_end": body_end, "left": left,
+               "initialized": torch.distributed.is_initialized()}, f)
+'''
+
+
+def test_ddp_group_ranks_leave_together_and_the_group_is_destroyed(two_gloo_ranks):
+    """A rank that left early could abort in the live group's destructor (SIGABRT)."""
+    ranks = two_gloo_ranks(RANKS_SCRIPT)
+    assert not any(rank["initialized"] for rank in ranks)
+    assert ranks[1]["left"] >= ranks[0]["body_end"]
+
+
+def test_ddp_group_is_destroyed_after_an_exception_without_waiting(monkeypatch):
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("LOCAL_RANK", "0")
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
+    monkeypatch.setenv("MASTER_PORT", str(_free_port()))
+    waited = []
+    monkeypatch.setattr(sb.utils.distributed, "ddp_barrier", lambda: waited.append(True))
+    with pytest.raises(RuntimeError, match="in the block"):
+        with ddp_group({"distributed_backend": "gloo"}):
+            assert torch.distributed.is_initialized()
+            raise RuntimeError("in the block")
+    assert not torch.distributed.is_initialized()
+    assert waited == []
+    with ddp_group({"distributed_backend": "gloo"}):
+        pass
+    assert not torch.distributed.is_initialized()
+    assert waited == [True]
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
