@@ -151,8 +151,11 @@ def main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None):
     args = parser.parse_args(argv)
     if args.top_k < 1 or args.batch_size < 1:
         parser.error("--top-k and --batch-size must be >= 1")
-    fixed = [f"--{name.replace('_', '-')}" for name in ("r", "keep_ratio", "patch_size", "length_mode")
-             if getattr(args, name) is not None]
+    fixed = [
+        f"--{name.replace('_', '-')}"
+        for name in ("r", "keep_ratio", "patch_size", "length_mode")
+        if getattr(args, name) is not None
+    ]
     if args.onnx is not None and fixed:
         parser.error(
             f"--onnx runs the settings it was exported with; {' '.join(fixed)} "
@@ -162,7 +165,9 @@ def main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None):
         if args.device != "cpu":
             parser.error(f"--int8 and --onnx run on the CPU, got --device {args.device}")
         if args.precision != "fp32":
-            parser.error(f"--int8 and --onnx run their own precision, got --precision {args.precision}")
+            parser.error(
+                f"--int8 and --onnx run their own precision, got --precision {args.precision}"
+            )
     files = audio_files(args.paths)
     if not files:
         parser.error(f"no audio files found in {args.paths}")

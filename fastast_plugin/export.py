@@ -363,11 +363,12 @@ def main(argv=None, prog=None):
     pathlib.Path
         The written folder.
     """
-    args = _parser(prog).parse_args(argv)
+    parser = _parser(prog)
+    args = parser.parse_args(argv)
     if (args.mean is None) != (args.std is None):
-        _parser(prog).error("--mean and --std go together")
+        parser.error("--mean and --std go together")
     if args.int8 and not args.onnx:
-        _parser(prog).error(
+        parser.error(
             "--int8 writes an int8 ONNX file and needs --onnx (PyTorch's int8 is a "
             "run-time option: fastast classify --int8)"
         )

@@ -25,6 +25,14 @@ def write_checkpoint(path, n_classes=3):
     return path
 
 
+def export_tiny(tmp_path, *flags):
+    """``fastast export`` of ``write_checkpoint``'s model (single-label, 128 frames)."""
+    model = tmp_path / "model"
+    cli.run(["export", str(write_checkpoint(tmp_path / "m.pth")), str(model), "--input-tdim", "128",
+             "--single-label", *flags])
+    return model
+
+
 def test_export_then_classify_a_folder_with_a_bad_file(tmp_path, capsys):
     source = write_checkpoint(tmp_path / "speechcommands_16_16_0.9.pth")
     labels = tmp_path / "labels.txt"
@@ -56,9 +64,7 @@ def test_export_then_classify_a_folder_with_a_bad_file(tmp_path, capsys):
 
 
 def test_text_output_and_knobs(tmp_path, capsys):
-    model = tmp_path / "model"
-    cli.run(["export", str(write_checkpoint(tmp_path / "m.pth")), str(model), "--input-tdim", "128",
-             "--single-label"])
+    model = export_tiny(tmp_path)
     sf.write(tmp_path / "a.wav", np.random.default_rng(1).normal(0, 0.1, 16000), 16000)
     capsys.readouterr()
     status = cli.main(["classify", str(model), str(tmp_path / "a.wav"), "--r", "8",
@@ -88,9 +94,7 @@ def test_export_onnx_runs_in_the_interface(tmp_path, capsys):
         pytest.importorskip(module, reason=f"the onnx extra is not installed ({module})")
     from fastast_plugin.inference import AudioClassifier
 
-    model = tmp_path / "model"
-    cli.run(["export", str(write_checkpoint(tmp_path / "m.pth")), str(model), "--input-tdim", "128",
-             "--single-label", "--keep-ratio", "0.9", "--onnx", "--int8"])
+    model = export_tiny(tmp_path, "--keep-ratio", "0.9", "--onnx", "--int8")
     wav = torch.from_numpy(np.random.default_rng(2).normal(0, 0.1, 12000).astype(np.float32))
     eager = AudioClassifier.from_hparams(source=model).classify_batch(wav[None])[0]
     onnx = AudioClassifier.from_hparams(source=model).use_onnx(model / "model.onnx")
@@ -111,9 +115,7 @@ def test_export_onnx_runs_in_the_interface(tmp_path, capsys):
 
 
 def test_int8_and_bf16_from_the_command_line(tmp_path, capsys):
-    model = tmp_path / "model"
-    cli.run(["export", str(write_checkpoint(tmp_path / "m.pth")), str(model), "--input-tdim", "128",
-             "--single-label"])
+    model = export_tiny(tmp_path)
     sf.write(tmp_path / "a.wav", np.random.default_rng(3).normal(0, 0.1, 16000), 16000)
     capsys.readouterr()
     scores = []
