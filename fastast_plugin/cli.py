@@ -16,7 +16,11 @@
   ``.png``; ``fastast sweep --bench --out DIR`` times random inputs for every
   (patch size, r) pair instead (``flexi_bench.csv`` / ``.md``);
 * ``fastast precompute --manifest train.json --out DIR --weights t.pt``: a
-  teacher's logits for distillation (``fastast_plugin.precompute``).
+  teacher's logits for distillation (``fastast_plugin.precompute``);
+* ``fastast weights [--download NAME]``: the named published weights
+  (``fastast_plugin.registry``), usable wherever a checkpoint path is;
+* ``fastast stats train.json``: ``fbank_mean`` / ``fbank_std`` of a dataset
+  for a recipe YAML (``fastast_plugin.stats``).
 
 ``python -m fastast_plugin.bench`` (``visualize``, ``precompute``) runs the
 same code as the matching ``fastast`` command.
@@ -33,7 +37,7 @@ from typing import Optional, Sequence
 import torch
 from speechbrain.utils.autocast import AMPConfig
 
-from fastast_plugin import bench, classify, export, precompute, visualize
+from fastast_plugin import bench, classify, export, precompute, registry, stats, visualize
 from fastast_plugin.ast import ASTClassifier, ASTEncoder, ASTHead
 from fastast_plugin.checkpoints import from_pretrained
 from fastast_plugin.features import AUDIOSET_MEAN, AUDIOSET_STD, KaldiFbank
@@ -212,6 +216,8 @@ COMMANDS = {
     "visualize": ("merged-token groups of one clip as a PNG", visualize.main),
     "sweep": ("evaluate or time one checkpoint at many patch sizes", sweep_main),
     "precompute": ("write a teacher's logits over a manifest", precompute.main),
+    "weights": ("list the named published weights, or --download one", registry.main),
+    "stats": ("feature mean/std of a dataset, as YAML lines for a recipe", stats.main),
 }
 
 

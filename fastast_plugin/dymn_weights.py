@@ -21,6 +21,8 @@ import torch
 from speechbrain.utils.logger import get_logger
 
 from fastast_plugin.dymn import DyMN
+from fastast_plugin.registry import DYMN_RELEASE, REGISTRY, download as download_file
+from fastast_plugin.registry import resolve
 from fastast_plugin.state_dict import (
     CheckpointMismatchError,
     load_strict,
@@ -42,22 +44,15 @@ __all__ = [
 logger = get_logger(__name__)
 
 # Release that hosts EfficientAT's pretrained weights.
-DYMN_BASE_URL = "https://github.com/fschmid56/EfficientAT/releases/download/v0.0.1/"
+DYMN_BASE_URL = DYMN_RELEASE
 
-# Checkpoint name -> file in the release. "_im" files are ImageNet weights
-# (trained to a final kernel-attention temperature of 30), "_as" files are
-# AudioSet weights (temperature 1). "dymn20_as" points to the current
-# upstream default; "(1)".."(3)" are the alternative dymn20 AudioSet files.
+# Checkpoint name -> file in the release, from the registry
+# (``fastast_plugin.registry``). "_im" files are ImageNet weights (trained to a
+# final kernel-attention temperature of 30), "_as" files are AudioSet weights
+# (temperature 1). "dymn20_as" points to the current upstream default;
+# "(1)".."(3)" are the alternative dymn20 AudioSet files.
 DYMN_CHECKPOINTS = {
-    "dymn04_im": "dymn04_im.pt",
-    "dymn10_im": "dymn10_im.pt",
-    "dymn20_im": "dymn20_im.pt",
-    "dymn04_as": "dymn04_as.pt",
-    "dymn10_as": "dymn10_as.pt",
-    "dymn20_as": "dymn20_as_mAP_493.pt",
-    "dymn20_as(1)": "dymn20_as.pt",
-    "dymn20_as(2)": "dymn20_as_mAP_489.pt",
-    "dymn20_as(3)": "dymn20_as_mAP_490.pt",
+    entry.name: entry.filename for entry in REGISTRY.values() if entry.model == "dymn"
 }
 
 # File-name prefix -> DyMN width_mult (EfficientAT's NAME_TO_WIDTH).
@@ -248,7 +243,7 @@ def load_dymn_file(
 
 
 def dymn_checkpoint_path(
-    name: str, checkpoint_dir: str, download: bool = False
+    name: str, checkpoint_dir: Optional[str] = None, download: bool = False
 ) -> str:
     """Path of a released DyMN file, downloaded first if asked and missing.
 
@@ -257,10 +252,13 @@ def dymn_checkpoint_path(
     name : str
         A key of ``DYMN_CHECKPOINTS`` (e.g. ``"dymn10_as"``) or the stem of
         one of its files (e.g. ``"dymn20_as_mAP_489"``).
-    checkpoint_dir : str
-        Folder holding (or receiving) the ``.pt`` files.
+    checkpoint_dir : str, optional
+        Folder holding (or receiving) the ``.pt`` files; None uses the
+        registry's cache (``fastast_plugin.registry.cache_dir``), where a
+        missing file is always downloaded.
     download : bool
-        Whether to fetch a missing file from ``DYMN_BASE_URL``.
+        Whether to fetch a missing file from ``DYMN_BASE_URL`` into
+        ``checkpoint_dir``.
 
     Returns
     -------
@@ -282,6 +280,8 @@ def dymn_checkpoint_path(
     if name not in lookup:
         raise ValueError(f"name must be one of {sorted(lookup)}, got {name!r}")
     filename = lookup[name]
+    if checkpoint_dir is None:
+        return resolve(next(k for k, f in DYMN_CHECKPOINTS.items() if f == filename))
     path = os.path.join(os.fspath(checkpoint_dir), filename)
     if os.path.isfile(path):
         return path
@@ -291,15 +291,13 @@ def dymn_checkpoint_path(
             f"DyMN checkpoint {path!r} not found; place {url} there or "
             "call load_dymn(..., download=True)"
         )
-    os.makedirs(os.fspath(checkpoint_dir), exist_ok=True)
-    logger.info("Downloading %s to %s", url, path)
-    torch.hub.download_url_to_file(url, path, progress=False)
+    download_file(url, path)
     return path
 
 
 def load_dymn(
     name: str,
-    checkpoint_dir: str,
+    checkpoint_dir: Optional[str] = None,
     num_classes: Optional[int] = None,
     download: bool = False,
     temperature: Optional[float] = None,
@@ -312,8 +310,9 @@ def load_dymn(
     name : str
         A key of ``DYMN_CHECKPOINTS`` or a file stem (see
         :func:`dymn_checkpoint_path`).
-    checkpoint_dir : str
-        Folder holding (or receiving) the ``.pt`` files.
+    checkpoint_dir : str, optional
+        Folder holding (or receiving) the ``.pt`` files; None: the
+        registry's cache.
     num_classes : int, optional
         Output classes; None keeps the checkpoint's head. Any other value
         that differs from the checkpoint keeps a freshly initialised output

@@ -40,6 +40,7 @@ from fastast_plugin.checkpoints import (
 )
 from fastast_plugin.features import AUDIOSET_MEAN, AUDIOSET_STD
 from fastast_plugin.flexi import parse_patch_size
+from fastast_plugin.registry import find, labels_file
 
 logger = get_logger(__name__)
 
@@ -184,15 +185,18 @@ def export_checkpoint(
     ---------
     source : str or os.PathLike
         Original AST ``.pth``, Hugging Face AST folder, FlexiAST ``.pth``,
-        fastast file or exported folder.
+        fastast file, exported folder or registry name
+        (``fastast_plugin.registry``).
     out_dir : str or os.PathLike
         The folder to write.
     labels : str or os.PathLike, optional
         A label file (see ``read_labels``); default: the checkpoint's own
-        labels (Hugging Face ``id2label``, exported folders), else indices.
+        labels (Hugging Face ``id2label``, exported folders, a registry
+        entry's packaged labels), else indices.
     mean, std : float, optional
-        Feature statistics; default: the exported folder's, else AudioSet's
-        (those of every released AST checkpoint), logged.
+        Feature statistics; default: the exported folder's or the registry
+        entry's, else AudioSet's (those of every released AST checkpoint),
+        logged.
     multi_label : bool, optional
         Default: the exported folder's, else True for 527 classes (AudioSet).
     window_hop : float
@@ -209,6 +213,11 @@ def export_checkpoint(
     previous = read_export_config(source)
     model = from_pretrained(source, **overrides)
     n_classes = model.head.linear.out_features
+    entry = find(source)  # a registry name brings its labels and statistics
+    if labels is None and entry is not None and entry.architecture.get("n_classes") == n_classes:
+        labels = labels_file(entry)
+    if mean is None and std is None and entry is not None:
+        mean, std = entry.architecture.get("mean"), entry.architecture.get("std")
     names = read_labels(labels) if labels is not None else None
     if names is not None and len(names) != n_classes:
         raise ValueError(
@@ -326,7 +335,7 @@ def _parser(prog):
         ".pth, Hugging Face AST folder, FlexiAST .pth, a recipe output folder or an "
         "exported folder.",
     )
-    parser.add_argument("source", help="checkpoint file or folder")
+    parser.add_argument("source", help="checkpoint file or folder, or a registry name (fastast weights)")
     parser.add_argument("out_dir", help="folder to write")
     parser.add_argument(
         "--labels", help="class_labels_indices.csv, label_encoder.txt or one label per line"

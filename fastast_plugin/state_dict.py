@@ -23,6 +23,8 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file
 
+from fastast_plugin.registry import resolve
+
 __all__ = [
     "CheckpointError",
     "CheckpointMismatchError",
@@ -61,10 +63,13 @@ class CheckpointMismatchError(CheckpointError):
 def existing_path(path):
     """Return ``path`` as a ``Path``; FileNotFoundError naming it if missing.
 
+    A registry name (``fastast_plugin.registry``) stands for its cached file
+    or folder, downloaded on first use.
+
     Arguments
     ---------
     path : str or os.PathLike
-        A file or folder.
+        A file or folder, or a registry name.
 
     Returns
     -------
@@ -76,11 +81,11 @@ def existing_path(path):
     >>> existing_path(getfixture("tmp_path")).is_dir()
     True
     """
-    path = Path(path)
+    path = Path(resolve(path))
     if not path.exists():
         raise FileNotFoundError(
-            f"Checkpoint not found: {path} (expected a local file or folder; "
-            "download hub models first, e.g. huggingface_hub.snapshot_download)"
+            f"Checkpoint not found: {path} (expected a local file or folder, or "
+            "a registry name: `fastast weights` lists them)"
         )
     return path
 

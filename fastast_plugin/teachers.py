@@ -42,6 +42,7 @@ from fastast_plugin.dataio import fold_path
 from fastast_plugin.dymn_frontend import DyMNFrontEnd
 from fastast_plugin.dymn_weights import load_dymn, load_dymn_file
 from fastast_plugin.features import KaldiFbank
+from fastast_plugin.registry import find, resolve
 
 __all__ = [
     "BatchLogits",
@@ -455,7 +456,8 @@ def build_dymn_teacher(
     name : str, optional
         E.g. ``"dymn10_as"``.
     checkpoint_dir : str, optional
-        Folder with the released ``.pt`` files (with ``name``).
+        Folder with the released ``.pt`` files (with ``name``); None: the
+        registry's cache (``fastast_plugin.registry``).
     weights : str, optional
         Path of a DyMN state dict (instead of ``name``).
     width_mult : float
@@ -487,8 +489,6 @@ def build_dymn_teacher(
             f"name={name!r}, weights={weights!r}"
         )
     if name is not None:
-        if checkpoint_dir is None:
-            raise ValueError(f"name={name!r} needs checkpoint_dir, got None")
         model, source = load_dymn(name, checkpoint_dir, download=download), name
     else:
         model, source = load_dymn_file(weights, width_mult=width_mult), os.fspath(weights)
@@ -583,7 +583,9 @@ def build_teacher(
     Arguments
     ---------
     teacher_checkpoint : str, optional
-        Checkpoint file of an online teacher; empty means unset.
+        Checkpoint file of an online teacher, or a registry name
+        (``fastast_plugin.registry``; a DyMN name sets ``width_mult``); empty
+        means unset.
     teacher_logits_dir : str, optional
         Folder of precomputed logits; empty means unset.
     kind : str, optional
@@ -637,7 +639,10 @@ def build_teacher(
     kind = kind or "dymn"
     if kind not in TEACHER_KINDS:
         raise ValueError(f"kind must be one of {TEACHER_KINDS}, got {kind!r}")
-    path = fold_path(pattern, fold, required=True, name=name)
+    path = resolve(fold_path(pattern, fold, required=True, name=name))
+    entry = find(pattern)
+    if entry is not None and entry.model == "dymn" and kind == "dymn":
+        kwargs["width_mult"] = entry.architecture["width_mult"]  # the name decides
     if not os.path.exists(path):
         where = "" if fold is None else f" for fold {fold}"
         raise FileNotFoundError(f"{name}{where} not found: {path!r}")

@@ -589,7 +589,8 @@ def load_encoder_weights(encoder, path):
     encoder : ASTEncoder
         Encoder to load into, in place.
     path : str or os.PathLike
-        Original AST / fastast file, Hugging Face folder, or timm file.
+        Original AST / fastast file, Hugging Face folder, timm file, or a
+        registry name (``fastast_plugin.registry``).
 
     Returns
     -------

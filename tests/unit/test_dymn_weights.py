@@ -9,6 +9,7 @@ Authors
 """
 
 import logging
+import os
 import re
 
 import pytest
@@ -102,11 +103,12 @@ def test_missing_file_and_download(tmp_path, monkeypatch):
 
     calls = []
 
-    def fake_download(url, dst, progress=True):
+    def fake_download(url, dst):  # the registry's resumable, checked download
         calls.append(url)
+        os.makedirs(os.path.dirname(dst), exist_ok=True)
         torch.save(fake_state_dict(0.4), dst)
 
-    monkeypatch.setattr(torch.hub, "download_url_to_file", fake_download)
+    monkeypatch.setattr(dymn_weights, "download_file", fake_download)
     model = dymn_weights.load_dymn("dymn04_as", tmp_path / "new", download=True)
     assert calls == [dymn_weights.DYMN_BASE_URL + "dymn04_as.pt"]
     assert model.num_classes == 527
