@@ -224,7 +224,7 @@ class ASTEncoder(nn.Module):
         self.embed_dim = embed_dim or preset[0]
         depth = depth or preset[1]
         num_heads = num_heads or preset[2]
-        # The architecture as built; config() adds the run-time settings.
+        # The architecture as built; init_kwargs() adds the run-time settings.
         self._architecture = {
             "model_size": model_size,
             "embed_dim": self.embed_dim,
@@ -291,8 +291,12 @@ class ASTEncoder(nn.Module):
         if init_from:
             load_encoder_weights(self, init_from)
 
-    def config(self):
+    def init_kwargs(self):
         """Constructor arguments that rebuild this encoder, with its current settings.
+
+        Not named ``config``: SpeechBrain's ESC-50 recipe and Hugging Face
+        code take any module with a ``config`` attribute for a
+        ``transformers`` model and read ``config.image_size`` and the like.
 
         Returns
         -------
@@ -306,8 +310,8 @@ class ASTEncoder(nn.Module):
         Example
         -------
         >>> enc = ASTEncoder("tiny224", depth=2, input_tdim=128, r=[16, -1.0])
-        >>> twin = ASTEncoder(**enc.config())
-        >>> twin.merge_schedule() == enc.merge_schedule(), twin.config() == enc.config()
+        >>> twin = ASTEncoder(**enc.init_kwargs())
+        >>> twin.merge_schedule() == enc.merge_schedule(), twin.init_kwargs() == enc.init_kwargs()
         (True, True)
         """
         r = self._r

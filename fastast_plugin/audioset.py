@@ -29,9 +29,9 @@ from typing import NamedTuple, Optional, Tuple
 import soundfile as sf
 import speechbrain as sb
 import torch
-import torchaudio
 
-from fastast_plugin.dataio import read_manifest
+from fastast_plugin.audio import load_audio
+from fastast_plugin.dataio import empty_split_error, read_manifest
 
 SEGMENT_FILES = {
     "balanced_train": "balanced_train_segments.csv",
@@ -230,39 +230,6 @@ def read_class_labels(path):
     return classes
 
 
-def load_clip(path, sample_rate):
-    """A clip as a mono float tensor at ``sample_rate`` (channels averaged, resampled if needed).
-
-    Arguments
-    ---------
-    path : str or file-like
-        Any file soundfile reads (also bytes wrapped in ``io.BytesIO``).
-    sample_rate : int
-        Target rate.
-
-    Returns
-    -------
-    torch.Tensor
-        ``[samples]`` float32.
-
-    Example
-    -------
-    >>> import numpy as np
-    >>> path = str(getfixture("tmp_path") / "s.flac")
-    >>> sf.write(path, np.zeros((3200, 2)), 32000)
-    >>> load_clip(path, 16000).shape
-    torch.Size([1600])
-    """
-    try:
-        data, rate = sf.read(path, dtype="float32", always_2d=True)
-    except Exception as err:  # libsndfile raises several types
-        raise ValueError(f"cannot read audio {getattr(path, 'name', path)}: {err}") from err
-    sig = torch.from_numpy(data).mean(dim=1)
-    if rate != sample_rate:
-        sig = torchaudio.functional.resample(sig, rate, sample_rate)
-    return sig
-
-
 def multi_hot(labels, classes):
     """A float multi-hot vector ``[len(classes)]`` of label mids.
 
@@ -335,7 +302,7 @@ def multilabel_datasets(manifests, class_labels_file, n_classes, sample_rate=160
     @sb.utils.data_pipeline.takes("wav")
     @sb.utils.data_pipeline.provides("sig")
     def audio(wav):
-        return load_clip(wav, sample_rate)
+        return load_audio(wav, sample_rate)
 
     @sb.utils.data_pipeline.takes("labels")
     @sb.utils.data_pipeline.provides("label_encoded")
@@ -345,6 +312,8 @@ def multilabel_datasets(manifests, class_labels_file, n_classes, sample_rate=160
     datasets = {}
     for split, path in manifests.items():
         entries = read_manifest(path)
+        if not entries:
+            raise empty_split_error(split, path)
         for clip_id, entry in entries.items():
             unknown = [m for m in entry.get("labels", []) if m not in classes]
             if "labels" not in entry or unknown:

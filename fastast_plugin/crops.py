@@ -10,10 +10,13 @@ Authors
  * fastast developers 2026
 """
 
+import math
+
 import soundfile as sf
 import speechbrain as sb
 import torch
 
+from fastast_plugin.audio import load_audio
 from fastast_plugin.features import frame_samples
 
 CROP_MODES = ("random", "start", "centre")
@@ -107,13 +110,14 @@ def cropped_audio_pipeline(sample_rate, length, mode, generator=None):
 
     Only the crop is read from disk (``soundfile`` seeks to it), so long
     utterances cost no more than short ones. Where the crop lies is
-    ``crop_window``'s rule; a clip shorter than the crop is read whole.
+    ``crop_window``'s rule, applied at the file's own rate; a clip shorter
+    than the crop is read whole. Files at another rate are resampled and
+    several channels averaged (``fastast_plugin.audio.load_audio``).
 
     Arguments
     ---------
     sample_rate : int
-        Expected sampling rate; a file at another rate, or not mono, raises
-        ``ValueError`` naming it.
+        Rate of ``sig``.
     length : int
         Crop length in samples (``crop_length(frames)`` fills ``frames``
         feature frames).
@@ -145,12 +149,9 @@ def cropped_audio_pipeline(sample_rate, length, mode, generator=None):
     @sb.utils.data_pipeline.provides("sig")
     def read(wav):
         info = sf.info(wav)
-        if info.samplerate != sample_rate:
-            raise ValueError(f"{wav}: sampled at {info.samplerate} Hz, expected {sample_rate} Hz")
-        if info.channels != 1:
-            raise ValueError(f"{wav}: {info.channels} channels, expected mono")
-        start, stop = crop_window(info.frames, length, mode, generator)
-        sig, _ = sf.read(wav, start=start, stop=stop, dtype="float32", always_2d=False)
-        return torch.from_numpy(sig)
+        # The crop in the file's samples; resampling may give one sample more.
+        file_length = math.ceil(length * info.samplerate / sample_rate)
+        start, stop = crop_window(info.frames, file_length, mode, generator)
+        return load_audio({"file": wav, "start": start, "stop": stop}, sample_rate)[:length]
 
     return read

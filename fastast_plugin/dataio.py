@@ -25,15 +25,16 @@ import json
 import math
 import os
 import shutil
+from collections import Counter
 
 import soundfile as sf
 import speechbrain as sb
 import torch
-from speechbrain.dataio import audio_io
 from speechbrain.dataio.dataio import load_data_json
 from speechbrain.utils.data_utils import download_file
 from speechbrain.utils.logger import get_logger
 
+from fastast_plugin.audio import load_audio
 from fastast_plugin.crops import CROP_MODES, crop_length, cropped_audio_pipeline
 
 logger = get_logger(__name__)
@@ -49,7 +50,10 @@ def audio_problem(path, sample_rate=None):
     path : str
         The file.
     sample_rate : int, optional
-        Expected sampling rate in Hz.
+        The strict format: the file must be mono at this rate (the
+        recipes' ``strict_audio: True``). None (their default) accepts any
+        rate and channel count: the data pipeline mixes the channels down and
+        resamples (``fastast_plugin.audio.load_audio``).
 
     Returns
     -------
@@ -62,8 +66,8 @@ def audio_problem(path, sample_rate=None):
     >>> import numpy as np
     >>> path = str(getfixture("tmpdir") / "a.wav")
     >>> sf.write(path, np.zeros((800, 2)), 8000)
-    >>> audio_problem(path, 8000), audio_problem(path + "x")
-    ('2 channels, expected mono', 'missing')
+    >>> audio_problem(path, 8000), audio_problem(path), audio_problem(path + "x")
+    ('2 channels, expected mono', None, 'missing')
     """
     if not os.path.isfile(path):
         return "missing"
@@ -73,9 +77,11 @@ def audio_problem(path, sample_rate=None):
         return f"unreadable ({str(err).strip().splitlines()[0][:120]})"
     if info.frames <= 0:
         return "empty"
+    if sample_rate is None:
+        return None
     if info.channels != 1:
         return f"{info.channels} channels, expected mono"
-    if sample_rate is not None and info.samplerate != sample_rate:
+    if info.samplerate != sample_rate:
         return f"{info.samplerate} Hz, expected {sample_rate} Hz"
     return None
 
@@ -364,13 +370,13 @@ def fold_path(path, fold=None, required=False, name="path"):
 
 
 def audio_pipeline(sample_rate):
-    """A SpeechBrain pipeline ``wav -> sig`` that reads mono audio at a known rate.
+    """A SpeechBrain pipeline ``wav -> sig``: any audio file as mono at ``sample_rate``.
 
     Arguments
     ---------
     sample_rate : int
-        Expected sampling rate; a file at another rate raises ``ValueError``
-        naming it (preparation resamples or skips such files).
+        Rate of ``sig``: files at another rate are resampled and several
+        channels averaged (``fastast_plugin.audio.load_audio``).
 
     Returns
     -------
@@ -381,7 +387,7 @@ def audio_pipeline(sample_rate):
     -------
     >>> import numpy as np
     >>> path = str(getfixture("tmpdir") / "c.wav")
-    >>> sf.write(path, np.zeros(1600), 16000)
+    >>> sf.write(path, np.zeros((800, 2)), 8000)
     >>> audio_pipeline(16000)(path).shape
     torch.Size([1600])
     """
@@ -389,14 +395,74 @@ def audio_pipeline(sample_rate):
     @sb.utils.data_pipeline.takes("wav")
     @sb.utils.data_pipeline.provides("sig")
     def read(wav):
-        sig, rate = audio_io.load(wav, always_2d=False)
-        if rate != sample_rate:
-            raise ValueError(f"{wav}: sampled at {rate} Hz, expected {sample_rate} Hz")
-        if sig.dim() != 1:
-            raise ValueError(f"{wav}: {sig.shape[0]} channels, expected mono")
-        return sig
+        return load_audio(wav, sample_rate)
 
     return read
+
+
+def empty_split_error(split, manifest_path):
+    """The error for a split that preparation left empty, with the skipped files' reasons counted.
+
+    Preparation writes ``skipped.csv`` (``handle_bad_files``) beside its
+    manifests; its reasons say why the split is empty.
+
+    Arguments
+    ---------
+    split : str
+        The split's name.
+    manifest_path : str
+        Its (empty) manifest.
+
+    Returns
+    -------
+    ValueError
+        To raise.
+
+    Example
+    -------
+    >>> tmp = getfixture("tmpdir")
+    >>> _ = handle_bad_files({"a.wav": "empty", "b.wav": "empty"}, str(tmp / "skipped.csv"))
+    >>> print(empty_split_error("train", str(tmp / "train.json")))  # doctest: +ELLIPSIS
+    the train split is empty: preparation left no clips in .../train.json; 2 file(s) skipped (listed in .../skipped.csv): 2 empty
+    """
+    report = os.path.join(os.path.dirname(os.path.abspath(manifest_path)), "skipped.csv")
+    message = f"the {split} split is empty: preparation left no clips in {manifest_path}"
+    if not os.path.isfile(report):
+        return ValueError(f"{message}; check the data folder")
+    with open(report, newline="") as f:
+        # "unreadable (<libsndfile's message>)" counts as one reason.
+        reasons = Counter(row["reason"].split(" (")[0] for row in csv.DictReader(f))
+    if not reasons:
+        return ValueError(f"{message}; no file was skipped: check the data folder and split lists")
+    counted = ", ".join(f"{n} {reason}" for reason, n in reasons.most_common())
+    return ValueError(
+        f"{message}; {sum(reasons.values())} file(s) skipped (listed in {report}): {counted}"
+    )
+
+
+def training_labels(manifest_path):
+    """The sorted labels of a training manifest; an empty one raises ``empty_split_error``.
+
+    Arguments
+    ---------
+    manifest_path : str
+        A manifest whose entries have ``label``.
+
+    Returns
+    -------
+    list of str
+
+    Example
+    -------
+    >>> path = str(getfixture("tmpdir") / "t.json")
+    >>> write_manifest({"x": {"label": "no"}, "y": {"label": "yes"}}, path)
+    >>> training_labels(path)
+    ['no', 'yes']
+    """
+    entries = read_manifest(manifest_path)
+    if not entries:
+        raise empty_split_error("train", manifest_path)
+    return sorted({entry["label"] for entry in entries.values()})
 
 
 def classification_datasets(
@@ -415,10 +481,11 @@ def classification_datasets(
         Split name (``train`` first) to manifest path.
     label_encoder_file : str
         Where the label encoder is saved / loaded.
-    n_classes : int
-        Expected number of classes; anything else raises ``ValueError``.
+    n_classes : int, optional
+        Expected number of classes (the training labels); anything else
+        raises ``ValueError``. None: as many as there are.
     sample_rate : int
-        Sampling rate of the audio.
+        Rate the audio is read at (any file is resampled and mixed to mono).
     crop_frames : int, optional
         Crop length in feature frames (``crop_length``); needed with
         ``crops``.
@@ -478,7 +545,11 @@ def classification_datasets(
                 f"{CROP_MODES}, got {mode!r}"
             )
     contents = {split: read_manifest(path) for split, path in manifests.items()}
-    labels = sorted({entry["label"] for entry in contents["train"].values()})
+    for split, entries in contents.items():
+        if not entries:
+            raise empty_split_error(split, manifests[split])
+    labels = training_labels(manifests["train"])
+    n_classes = len(labels) if n_classes is None else n_classes
     if len(labels) != n_classes:
         raise ValueError(
             f"{manifests['train']} has {len(labels)} classes ({labels[:10]}...), "

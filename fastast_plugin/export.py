@@ -133,7 +133,7 @@ def export_model(model, out_dir, features, labels=None, multi_label=False, windo
     out_dir.mkdir(parents=True, exist_ok=True)
     config = {
         "format": EXPORT_FORMAT,
-        "encoder": model.encoder.config(),
+        "encoder": model.encoder.init_kwargs(),
         "head": {
             "input_size": model.head.linear.in_features,
             "n_classes": n_classes,

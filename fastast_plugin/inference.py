@@ -376,12 +376,16 @@ class AudioClassifier(Pretrained):
         list of Prediction
             One per clip.
         """
+        return self._predict(self._clips(wavs, wav_lens))
+
+    def _clips(self, wavs, wav_lens):
+        """Each clip of a padded batch cut to its own length."""
         if wavs.dim() == 1:
             wavs = wavs.unsqueeze(0)
         if wav_lens is None:
             wav_lens = torch.ones(wavs.shape[0])
         lengths = torch.round(wav_lens.double().cpu() * wavs.shape[1]).long().tolist()
-        return self._predict([wav[:n] for wav, n in zip(wavs, lengths)])
+        return [wav[:n] for wav, n in zip(wavs, lengths)]
 
     def predict_file(self, path):
         """Aggregated scores and per-window outputs for one file.
@@ -398,6 +402,13 @@ class AudioClassifier(Pretrained):
         return self._predict([load_audio(path, self.hparams.sample_rate)])[0]
 
     def _predict(self, clips):
+        return [
+            Prediction(self._aggregate(windows), windows)
+            for windows in self._run_windows(clips, self._window_scores)
+        ]
+
+    def _run_windows(self, clips, run):
+        """``run`` over every window of every clip, in batches: per clip, its ``Window`` list."""
         spans = [(i, s, e) for i, clip in enumerate(clips) for s, e in self.windows(len(clip))]
         # Windows of similar length share a batch: less padding, and in native
         # mode fewer distinct lengths (one encoder pass each when merging).
@@ -406,16 +417,23 @@ class AudioClassifier(Pretrained):
         for first in range(0, len(order), self.batch_size):
             chunk = order[first : first + self.batch_size]
             segments = [clips[spans[k][0]][spans[k][1] : spans[k][2]] for k in chunk]
-            for k, row in zip(chunk, self._window_scores(segments)):
+            for k, row in zip(chunk, run(segments)):
                 scores[k] = row
         rate = float(self.hparams.sample_rate)
         per_clip = [[] for _ in clips]
         for (i, start, end), row in zip(spans, scores):
             per_clip[i].append(Window(start / rate, end / rate, row))
-        return [Prediction(self._aggregate(w), w) for w in per_clip]
+        return per_clip
 
     def _window_scores(self, segments):
         """Logits (single-label) or probabilities (multi-label) ``[n, classes]``."""
+        with torch.no_grad(), self.inference_ctx:
+            logits = self.mods.classifier(self._window_embeddings(segments))
+        logits = logits.squeeze(1).float().cpu()
+        return torch.sigmoid(logits) if self.multi_label else logits
+
+    def _window_embeddings(self, segments):
+        """Pooled embeddings ``[n, 1, D]`` of windows (on the device)."""
         lengths = torch.tensor([len(s) for s in segments])
         wavs = torch.zeros(len(segments), int(lengths.max()))
         for row, seg in zip(wavs, segments):
@@ -424,9 +442,7 @@ class AudioClassifier(Pretrained):
         with torch.no_grad(), self.inference_ctx:
             feats = self.mods.compute_features(wavs, (lengths / lengths.max()).to(self.device))
             frames = self._frame_lengths(lengths, feats.shape[1])
-            emb = self.mods.embedding_model(feats, frames.to(self.device))
-            logits = self.mods.classifier(emb).squeeze(1).float().cpu()
-        return torch.sigmoid(logits) if self.multi_label else logits
+            return self.mods.embedding_model(feats, frames.to(self.device))
 
     def _frame_lengths(self, lengths, total_frames):
         """Relative feature lengths: each clip's own frames over the batch's."""
@@ -439,6 +455,78 @@ class AudioClassifier(Pretrained):
         if self.multi_label:
             return stacked.max(0).values
         return torch.log_softmax(stacked.mean(0), -1)
+
+    # ------------------------------------------------------------------
+    # Embeddings (SpeechBrain's EncoderClassifier.encode_batch / encode_file)
+    # ------------------------------------------------------------------
+    def encode_batch(self, wavs, wav_lens=None):
+        """Pooled embeddings of a batch of waveforms, as ``EncoderClassifier.encode_batch``.
+
+        The encoder's pooled output (the prefix tokens after the final
+        norm, ``ASTEncoder.pool``), what the classifier reads. A clip longer
+        than the model's input is windowed as in ``classify_batch`` and its
+        window embeddings averaged. For the token sequence (the tokens left
+        after merging) run ``self.mods.embedding_model.forward_features(
+        self.mods.compute_features(wavs), lengths)`` on clips of at most one
+        window.
+
+        Arguments
+        ---------
+        wavs : torch.Tensor
+            ``[batch, samples]`` (or ``[samples]``) mono at ``sample_rate``.
+        wav_lens : torch.Tensor, optional
+            Relative lengths ``[batch]``.
+
+        Returns
+        -------
+        torch.Tensor
+            ``[batch, 1, embed_dim]`` on the interface's device.
+
+        Example
+        -------
+        >>> from fastast_plugin.ast import ASTEncoder, ASTHead
+        >>> from fastast_plugin.features import KaldiFbank
+        >>> from speechbrain.dataio.encoder import CategoricalEncoder
+        >>> labels = CategoricalEncoder()
+        >>> labels.load_or_create(getfixture("tmpdir") / "l.txt", from_iterables=[["a", "b"]])
+        >>> modules = {
+        ...     "compute_features": KaldiFbank(target_length=128),
+        ...     "embedding_model": ASTEncoder("tiny224", depth=1, input_tdim=128),
+        ...     "classifier": ASTHead(192, 2),
+        ... }
+        >>> hparams = {"sample_rate": 16000, "label_encoder": labels, "multi_label": False}
+        >>> clf = AudioClassifier(modules, hparams, run_opts={"device": "cpu"})
+        >>> clf.encode_batch(torch.randn(3, 40000)).shape
+        torch.Size([3, 1, 192])
+        """
+        return self._encode(self._clips(wavs, wav_lens))
+
+    def encode_file(self, path):
+        """Pooled embedding of one file (any rate, channels and length), as ``encode_batch``.
+
+        Arguments
+        ---------
+        path : str or os.PathLike
+            The audio file.
+
+        Returns
+        -------
+        torch.Tensor
+            ``[1, 1, embed_dim]``.
+        """
+        return self._encode([load_audio(path, self.hparams.sample_rate)])
+
+    def _encode(self, clips):
+        from fastast_plugin.onnx_export import OnnxClassifier
+
+        if isinstance(self.mods.embedding_model, OnnxClassifier):
+            raise ValueError(
+                "encode_batch / encode_file need the PyTorch encoder: use_onnx "
+                "replaced it with an ONNX graph that outputs logits; load the "
+                "interface again without use_onnx"
+            )
+        per_clip = self._run_windows(clips, lambda segments: self._window_embeddings(segments).float())
+        return torch.stack([torch.stack([w.scores for w in windows]).mean(0) for windows in per_clip])
 
     # ------------------------------------------------------------------
     # SpeechBrain-style outputs

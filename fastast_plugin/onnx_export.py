@@ -80,7 +80,7 @@ def onnx_settings(model):
     ([22, 18], [16, 16], 3)
     """
     encoder = _encoder_of(model)
-    config = encoder.config()
+    config = encoder.init_kwargs()
     head = getattr(model, "head", None)
     linear = getattr(head, "linear", None)
     return {

@@ -29,8 +29,10 @@ import dataclasses
 import os
 from typing import NamedTuple, Optional
 
+import ruamel.yaml
 import speechbrain as sb
 import torch
+from hyperpyyaml import load_hyperpyyaml, resolve_references
 from speechbrain.utils.autocast import AMPConfig
 from speechbrain.utils.logger import get_logger
 from speechbrain.utils.run_opts import RunOptions
@@ -38,11 +40,123 @@ from speechbrain.utils.run_opts import RunOptions
 from fastast_plugin.ast import ASTClassifier
 from fastast_plugin.averaging import AVERAGED_KEY, save_averaged_checkpoint
 from fastast_plugin.brain import AudioClassifierBrain, unwrap
+from fastast_plugin.dataio import training_labels
 from fastast_plugin.export import export_model, read_labels
 from fastast_plugin.flexi import parse_patch_size
 from fastast_plugin.sweep import EVAL_COLUMNS, evaluate_patch_sizes, plot_patch_sweep, write_table
 
 logger = get_logger(__name__)
+
+
+def prepare_and_load(hparams_file, overrides, prepare):
+    """Prepare a recipe's data, then load its YAML with ``n_classes`` set to the labels found.
+
+    The classifier head is built when the YAML loads, but the number of
+    classes is known only once the data is prepared. So the YAML's plain
+    values (folders, options; ``!ref`` resolved, nothing built) go to
+    ``prepare`` first, on the main process; then the YAML is loaded with
+    ``n_classes`` as many as the prepared training manifest has labels
+    when the YAML leaves it ``null``. A number that differs raises.
+
+    Arguments
+    ---------
+    hparams_file : str
+        The recipe YAML.
+    overrides : str or dict
+        Command-line overrides.
+    prepare : callable
+        ``prepare(settings) -> manifests``: settings is the dict of plain
+        YAML values; manifests has a ``"train"`` manifest path.
+
+    Returns
+    -------
+    hparams : dict
+        The loaded YAML.
+    overrides : str or dict
+        The overrides, with ``n_classes`` added when the YAML left it null
+        (give them to ``create_experiment_directory``).
+    manifests : dict
+        What ``prepare`` returned.
+
+    Example
+    -------
+    >>> from fastast_plugin.dataio import write_manifest
+    >>> tmp = getfixture("tmp_path")
+    >>> write_manifest({"a": {"label": "yes"}, "b": {"label": "no"}}, str(tmp / "train.json"))
+    >>> _ = (tmp / "x.yaml").write_text("folder: !PLACEHOLDER\\nn_classes: null\\n"
+    ...                                 "head: !new:torch.nn.Linear [4, !ref <n_classes>]\\n")
+    >>> hparams, overrides, _ = prepare_and_load(
+    ...     str(tmp / "x.yaml"), f"folder: {tmp}",
+    ...     lambda settings: {"train": settings["folder"] + "/train.json"})
+    >>> hparams["head"].out_features, overrides.splitlines()[-1]
+    (2, 'n_classes: 2')
+    """
+    settings = plain_settings(hparams_file, overrides)
+    manifests = sb.utils.distributed.run_on_main(prepare, args=[settings])
+    found = len(training_labels(manifests["train"]))
+    given = settings.get("n_classes")
+    if given is None:
+        if isinstance(overrides, dict):
+            overrides = {**overrides, "n_classes": found}
+        else:
+            overrides = f"{overrides}\nn_classes: {found}".strip()
+    elif given != found:
+        raise ValueError(
+            f"{manifests['train']} has {found} classes, but n_classes is {given} "
+            f"(in {hparams_file} or the command line; null takes the number found)"
+        )
+    with open(hparams_file, encoding="utf-8") as fin:
+        hparams = load_hyperpyyaml(fin, overrides)
+    return hparams, overrides, manifests
+
+
+def plain_settings(hparams_file, overrides):
+    """The plain top-level values of a YAML, overrides applied, ``!ref`` resolved, nothing built.
+
+    Arguments
+    ---------
+    hparams_file : str
+        The YAML.
+    overrides : str or dict
+        Overrides.
+
+    Returns
+    -------
+    dict
+        Key to value; values that are objects (``!new:``, ``!name:``, ...)
+        are left out.
+
+    Raises
+    ------
+    ValueError
+        A ``!PLACEHOLDER`` that no override fills, named.
+
+    Example
+    -------
+    >>> path = getfixture("tmp_path") / "x.yaml"
+    >>> _ = path.write_text("out: !PLACEHOLDER\\nsave: !ref <out>/save\\nm: !new:torch.nn.ReLU\\n")
+    >>> plain_settings(str(path), "out: results")
+    {'out': 'results', 'save': 'results/save'}
+    """
+    with open(hparams_file, encoding="utf-8") as fin:
+        resolved = resolve_references(fin, overrides)
+    settings = {}
+    for key, value in ruamel.yaml.YAML(typ="rt").load(resolved).items():
+        tag = getattr(getattr(value, "tag", None), "value", None)
+        if tag == "!PLACEHOLDER":
+            raise ValueError(f"{hparams_file}: {key} is !PLACEHOLDER: give --{key}=...")
+        if tag is None:
+            settings[key] = _plain(value)
+    return settings
+
+
+def _plain(value):
+    """ruamel's round-trip containers as plain dicts and lists."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
 
 
 def parse_arguments(argv):

@@ -47,7 +47,8 @@ import speechbrain as sb
 import torch
 from speechbrain.utils.logger import get_logger
 
-from fastast_plugin.audioset import load_clip, multi_hot, read_class_labels
+from fastast_plugin.audio import load_audio
+from fastast_plugin.audioset import multi_hot, read_class_labels
 from fastast_plugin.dataio import read_manifest
 from fastast_plugin.metrics import distributed_world
 
@@ -320,7 +321,7 @@ class ShardStream(torch.utils.data.IterableDataset):
             )
         item = {
             "id": meta["id"],
-            "sig": load_clip(io.BytesIO(sample[audio[0]]), self.sample_rate),
+            "sig": load_audio(io.BytesIO(sample[audio[0]]), self.sample_rate),
             "label_encoded": multi_hot(meta["labels"], self._classes),
             "shard": os.path.basename(sample["__url__"]),
         }

@@ -28,7 +28,7 @@ listed, segments in ``missing.csv`` (``split,ytid,start_seconds,
 end_seconds,reason``), files in ``skipped.csv`` (``path,reason``); with
 ``on_bad_file="raise"`` unreadable files stop the preparation. Clips may be
 at any rate and in stereo: training mixes them to mono and resamples them
-(``fastast_plugin.audioset.load_clip``).
+(``fastast_plugin.audio.load_audio``).
 
 AST's own datafiles (``{"data": [{"wav": ..., "labels": "/m/..,/m/.."}]}``,
 https://github.com/YuanGongND/ast, ``egs/audioset``) can be given instead

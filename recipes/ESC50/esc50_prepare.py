@@ -13,13 +13,13 @@ between a fold's training and test sets; the preparation checks it (a
 writes.
 
 Resampling: as AST (which resamples with sox beforehand), every clip is
-resampled once from 44.1 kHz to ``sample_rate`` with
-``torchaudio.functional.resample`` (windowed sinc) and written as 16-bit
+mixed to mono and resampled once from its rate (44.1 kHz in ESC-50) to
+``sample_rate`` with ``fastast_plugin.audio.load_audio`` (windowed sinc) and written as 16-bit
 PCM into ``resampled_folder``; files already there and newer than their
 source are reused, so training reads 16 kHz audio and re-runs are cheap.
 
-Bad files (unreadable, empty, not mono, not at ``source_sample_rate``, or
-listed in the CSV but missing) are written to ``<save_folder>/skipped.csv``
+Bad files (unreadable, empty, listed in the CSV but missing, and with
+``strict_audio=True`` not mono at ``source_sample_rate``) are written to ``<save_folder>/skipped.csv``
 with the reason; ``on_bad_file="skip"`` (default) leaves them out and names
 them in a warning, ``"raise"`` stops with a ``ValueError`` naming them.
 
@@ -37,10 +37,9 @@ import json
 import os
 
 import soundfile as sf
-import torch
-import torchaudio
 from speechbrain.utils.logger import get_logger
 
+from fastast_plugin.audio import load_audio
 from fastast_plugin.dataio import (
     audio_problem,
     fetch_dataset,
@@ -67,6 +66,7 @@ def prepare_esc50(
     download=False,
     skip_prep=False,
     on_bad_file="skip",
+    strict_audio=False,
 ):
     """Write the train / test manifests of every ESC-50 fold.
 
@@ -81,7 +81,8 @@ def prepare_esc50(
     sample_rate : int
         Target sampling rate.
     source_sample_rate : int
-        Sampling rate of the original clips (44.1 kHz in ESC-50).
+        Sampling rate of the original clips (44.1 kHz in ESC-50), checked
+        with ``strict_audio``.
     download : bool
         Download and unpack the archive when ``data_folder`` is missing or
         empty.
@@ -89,6 +90,9 @@ def prepare_esc50(
         Only return the manifest paths (folds read from ``esc50.csv``).
     on_bad_file : str
         ``"skip"`` or ``"raise"`` (see the module docstring).
+    strict_audio : bool
+        True: files not mono at ``source_sample_rate`` are bad files (skipped or raised,
+        see ``on_bad_file``). False: any rate and channel count is kept (mixed down and resampled).
 
     Returns
     -------
@@ -127,6 +131,7 @@ def prepare_esc50(
         "sample_rate": sample_rate,
         "source_sample_rate": source_sample_rate,
         "on_bad_file": on_bad_file,
+        "strict_audio": strict_audio,
     }
     paths = [p for fold in manifests.values() for p in fold.values()]
     options_path = os.path.join(save_folder, OPTIONS_FILE)
@@ -139,7 +144,7 @@ def prepare_esc50(
     bad = {}
     for row in rows:
         path = os.path.join(audio_folder, row["filename"])
-        problem = audio_problem(path, source_sample_rate)
+        problem = audio_problem(path, source_sample_rate if strict_audio else None)
         if problem:
             bad[path] = problem
     skipped = handle_bad_files(bad, os.path.join(save_folder, "skipped.csv"), on_bad_file)
@@ -272,10 +277,7 @@ def _resample_file(source, target, sample_rate):
         info = sf.info(target)
         if info.samplerate == sample_rate and info.frames > 0:
             return info.frames
-    audio, rate = sf.read(source, dtype="float32", always_2d=False)
-    wav = torch.from_numpy(audio)
-    if rate != sample_rate:
-        wav = torchaudio.functional.resample(wav, rate, sample_rate)
+    wav = load_audio(source, sample_rate)
     tmp = f"{target}.tmp.wav"
     sf.write(tmp, wav.clamp(-1, 1).numpy(), sample_rate, subtype="PCM_16")
     os.replace(tmp, target)

@@ -37,11 +37,10 @@ import sys
 
 import speechbrain as sb
 from esc50_prepare import FOLDS, prepare_esc50
-from hyperpyyaml import load_hyperpyyaml
 
 from fastast_plugin.crossval import check_fold_paths, requested_folds, summarize_cross_validation
 from fastast_plugin.dataio import classification_datasets
-from fastast_plugin.recipe import ddp_group, parse_arguments, run_experiment
+from fastast_plugin.recipe import ddp_group, parse_arguments, prepare_and_load, run_experiment
 
 # Settings that must be per fold when set ({fold} placeholder), and those that may be
 PER_FOLD = ("teacher_checkpoint", "teacher_logits_dir")
@@ -67,26 +66,25 @@ def run_fold(fold, hparams_file, run_opts, overrides):
     dict
         The fold's loaded hyperparameters.
     """
+    def prepare(settings):
+        return prepare_esc50(
+            data_folder=settings["data_folder"],
+            save_folder=settings["prepared_folder"],
+            resampled_folder=settings["resampled_folder"],
+            sample_rate=settings["sample_rate"],
+            download=settings["download"],
+            skip_prep=settings["skip_prep"],
+            on_bad_file=settings["on_bad_file"],
+            strict_audio=settings["strict_audio"],
+        )[fold]
+
     overrides = {**overrides, "fold": fold}
-    with open(hparams_file, encoding="utf-8") as fin:
-        hparams = load_hyperpyyaml(fin, overrides)
+    hparams, overrides, manifests = prepare_and_load(hparams_file, overrides, prepare)
     sb.create_experiment_directory(
         experiment_directory=hparams["fold_folder"],
         hyperparams_to_save=hparams_file,
         overrides=overrides,
     )
-    manifests = sb.utils.distributed.run_on_main(
-        prepare_esc50,
-        kwargs={
-            "data_folder": hparams["data_folder"],
-            "save_folder": hparams["prepared_folder"],
-            "resampled_folder": hparams["resampled_folder"],
-            "sample_rate": hparams["sample_rate"],
-            "download": hparams["download"],
-            "skip_prep": hparams["skip_prep"],
-            "on_bad_file": hparams["on_bad_file"],
-        },
-    )[fold]
     datasets, _ = classification_datasets(
         {"train": manifests["train"], "test": manifests["test"]},
         hparams["label_encoder_file"],

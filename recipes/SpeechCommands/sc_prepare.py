@@ -16,8 +16,10 @@ Speakers (the file name before ``_nohash_``) are kept apart by the official
 lists; the preparation checks it and raises if a speaker is in two splits
 (``check_speakers=False`` only logs it).
 
-Bad files (unreadable, empty, not mono, not at ``sample_rate``, or listed
-but missing) are checked from the file headers and written to
+Files at any rate and channel count are kept (training mixes them to mono
+and resamples them to ``sample_rate``). Bad files (unreadable, empty, listed
+but missing, and with ``strict_audio=True`` not mono at ``sample_rate``) are
+checked from the file headers and written to
 ``<save_folder>/skipped.csv`` with the reason; with ``on_bad_file="skip"``
 (default) they are left out of the manifests and named in a warning, with
 ``"raise"`` the preparation stops with a ``ValueError`` naming them.
@@ -82,6 +84,7 @@ def prepare_speech_commands(
     on_bad_file="skip",
     check_speakers=True,
     sample_rate=16000,
+    strict_audio=False,
 ):
     """Write train / valid / test manifests for Speech Commands V2.
 
@@ -101,7 +104,10 @@ def prepare_speech_commands(
     check_speakers : bool
         Raise if a speaker appears in two splits (else log a warning).
     sample_rate : int
-        Expected sampling rate of every file.
+        Sampling rate of training.
+    strict_audio : bool
+        True: files not mono at ``sample_rate`` are bad files (skipped or raised,
+        see ``on_bad_file``). False: any rate and channel count is kept (read as mono at ``sample_rate``).
 
     Returns
     -------
@@ -125,6 +131,7 @@ def prepare_speech_commands(
         "on_bad_file": on_bad_file,
         "check_speakers": check_speakers,
         "sample_rate": sample_rate,
+        "strict_audio": strict_audio,
     }
     options_path = os.path.join(save_folder, OPTIONS_FILE)
     if prepared_with(options_path, options, manifests.values()):
@@ -166,7 +173,9 @@ def prepare_speech_commands(
 
     bad = {}
     for rel in sorted(files | listed["valid"] | listed["test"]):
-        problem = audio_problem(os.path.join(data_folder, rel), sample_rate)
+        problem = audio_problem(
+            os.path.join(data_folder, rel), sample_rate if strict_audio else None
+        )
         if problem:
             bad[os.path.join(data_folder, rel)] = problem
     skipped = handle_bad_files(bad, os.path.join(save_folder, "skipped.csv"), on_bad_file)

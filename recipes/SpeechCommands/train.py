@@ -28,32 +28,33 @@ Authors
 import sys
 
 import speechbrain as sb
-from hyperpyyaml import load_hyperpyyaml
 from sc_prepare import prepare_speech_commands
 
 from fastast_plugin.dataio import classification_datasets
-from fastast_plugin.recipe import ddp_group, parse_arguments, run_experiment
+from fastast_plugin.recipe import ddp_group, parse_arguments, prepare_and_load, run_experiment
+
+
+def prepare(settings):
+    """Prepare the manifests with the YAML's settings."""
+    return prepare_speech_commands(
+        data_folder=settings["data_folder"],
+        save_folder=settings["save_folder"],
+        download=settings["download"],
+        skip_prep=settings["skip_prep"],
+        on_bad_file=settings["on_bad_file"],
+        sample_rate=settings["sample_rate"],
+        strict_audio=settings["strict_audio"],
+    )
+
 
 if __name__ == "__main__":
     hparams_file, run_opts, overrides = parse_arguments(sys.argv[1:])
     with ddp_group(run_opts):
-        with open(hparams_file, encoding="utf-8") as fin:
-            hparams = load_hyperpyyaml(fin, overrides)
+        hparams, overrides, manifests = prepare_and_load(hparams_file, overrides, prepare)
         sb.create_experiment_directory(
             experiment_directory=hparams["output_folder"],
             hyperparams_to_save=hparams_file,
             overrides=overrides,
-        )
-        manifests = sb.utils.distributed.run_on_main(
-            prepare_speech_commands,
-            kwargs={
-                "data_folder": hparams["data_folder"],
-                "save_folder": hparams["save_folder"],
-                "download": hparams["download"],
-                "skip_prep": hparams["skip_prep"],
-                "on_bad_file": hparams["on_bad_file"],
-                "sample_rate": hparams["sample_rate"],
-            },
         )
         datasets, _ = classification_datasets(
             manifests,

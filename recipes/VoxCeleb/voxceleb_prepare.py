@@ -28,7 +28,9 @@ Every speaker of ``valid`` and ``test`` must have training utterances
 (identification is closed-set): a speaker without any, also after bad files
 were skipped, raises ``ValueError`` naming the speakers.
 
-Bad files (listed but missing, unreadable, empty, not mono, not at
+Files at any rate and channel count are kept (training mixes them to mono
+and resamples them to ``sample_rate``). Bad files (listed but missing,
+unreadable, empty, and with ``strict_audio=True`` not mono at
 ``sample_rate``) are checked from the file headers and written to
 ``<save_folder>/skipped.csv`` with the reason; with ``on_bad_file="skip"``
 (default) they are left out of the manifests and named in a warning, with
@@ -196,6 +198,7 @@ def prepare_voxceleb(
     skip_prep=False,
     on_bad_file="skip",
     sample_rate=16000,
+    strict_audio=False,
 ):
     """Write train / valid / test manifests for VoxCeleb1 speaker identification.
 
@@ -216,7 +219,10 @@ def prepare_voxceleb(
     on_bad_file : str
         ``"skip"`` or ``"raise"`` (see the module docstring).
     sample_rate : int
-        Expected sampling rate of every file.
+        Sampling rate of training.
+    strict_audio : bool
+        True: files not mono at ``sample_rate`` are bad files (skipped or raised,
+        see ``on_bad_file``). False: any rate and channel count is kept (read as mono at ``sample_rate``).
 
     Returns
     -------
@@ -245,6 +251,7 @@ def prepare_voxceleb(
         "meta_file": os.path.abspath(meta_file) if meta_file else None,
         "on_bad_file": on_bad_file,
         "sample_rate": sample_rate,
+        "strict_audio": strict_audio,
     }
     options_path = os.path.join(save_folder, OPTIONS_FILE)
     if prepared_with(options_path, options, manifests.values()):
@@ -258,7 +265,9 @@ def prepare_voxceleb(
     bad = {}
     for split in SPLITS:
         for rel in listed[split]:
-            problem = audio_problem(os.path.join(wav_folder, rel), sample_rate)
+            problem = audio_problem(
+                os.path.join(wav_folder, rel), sample_rate if strict_audio else None
+            )
             if problem:
                 bad[os.path.join(wav_folder, rel)] = problem
     skipped = handle_bad_files(bad, os.path.join(save_folder, "skipped.csv"), on_bad_file)

@@ -106,9 +106,9 @@ def test_bad_files_skipped_reported_or_raised(esc50_prepare, dataset, tmp_path, 
     sf.write(str(audio / rows[3]["filename"]), np.zeros(2205), 22050)
     os.remove(audio / rows[4]["filename"])
     with pytest.raises(ValueError, match=rf"5 bad audio file\(s\).*{rows[0]['filename']}: empty"):
-        _prepare(esc50_prepare, folder, tmp_path, on_bad_file="raise")
+        _prepare(esc50_prepare, folder, tmp_path, on_bad_file="raise", strict_audio=True)
     with caplog.at_level("WARNING"):
-        manifests = _prepare(esc50_prepare, folder, tmp_path)
+        manifests = _prepare(esc50_prepare, folder, tmp_path, strict_audio=True)
     kept = {k for files in manifests.values() for k in _load(files["test"])}
     assert len(kept) == len(rows) - 5
     report = open(tmp_path / "prepared" / "skipped.csv").read().splitlines()

@@ -34,6 +34,7 @@ def test_r_schedule_with_inflection_from_the_yaml_decreases(recipe, tmp_path):
         "model_size": "tiny224",
         "depth": 4,
         "r": [16, -1.0],
+        "n_classes": 3,  # train.py sets it from the prepared labels
     }
     with open(RECIPES / recipe / "hparams" / "tome_ast.yaml", encoding="utf-8") as fin:
         hparams = load_hyperpyyaml(fin, overrides)

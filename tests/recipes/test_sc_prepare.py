@@ -93,7 +93,9 @@ def test_bad_files_skipped_and_reported_by_name(sc_prepare, dataset, tmp_path, c
     folder, splits = dataset
     bad = _add_bad_files(folder, splits)
     with caplog.at_level("WARNING"):
-        manifests = sc_prepare.prepare_speech_commands(str(folder), str(tmp_path / "save"))
+        manifests = sc_prepare.prepare_speech_commands(
+            str(folder), str(tmp_path / "save"), strict_audio=True
+        )
     data = _load(manifests)
     kept = {key for entries in data.values() for key in entries}
     assert not {name[: -len(".wav")] for name in bad} & kept
@@ -110,7 +112,9 @@ def test_bad_files_raise_when_asked(sc_prepare, dataset, tmp_path):
     folder, splits = dataset
     _add_bad_files(folder, splits)
     with pytest.raises(ValueError, match=r"5 bad audio file\(s\).*badbad01_nohash_0.wav: empty"):
-        sc_prepare.prepare_speech_commands(str(folder), str(tmp_path / "save"), on_bad_file="raise")
+        sc_prepare.prepare_speech_commands(
+            str(folder), str(tmp_path / "save"), on_bad_file="raise", strict_audio=True
+        )
     assert not os.path.exists(tmp_path / "save" / "train.json")
 
 

@@ -18,6 +18,7 @@ from types import SimpleNamespace
 
 import pytest
 import ruamel.yaml
+import torch
 from recipe_helpers import RECIPES, TINY_MODEL, TORCHRUN, epochs, recipe_env, run_recipe
 
 from fastast_plugin.synthetic import CLASSES, write_speech_commands
@@ -200,3 +201,62 @@ def test_torchrun_two_cpu_processes_evaluate_every_clip_once(small_dataset, tmp_
     assert single["world_size"] == 1 and single["clips"] == 9
     assert single["acc"] == pytest.approx(record["acc"])
     assert single["loss"] == pytest.approx(record["loss"], rel=1e-5)
+
+
+@pytest.fixture(scope="module")
+def dataset_at_8khz_some_stereo(tmp_path_factory):
+    """The small dataset as users' own recordings come: 8 kHz, every other file stereo."""
+    import numpy as np
+    import soundfile as sf
+    import torchaudio
+
+    data = tmp_path_factory.mktemp("sc_8k") / "speech_commands_v0.02"
+    write_speech_commands(str(data), ("yes", "no", "up"), speakers=5, clips_per_speaker=3)
+    for i, path in enumerate(sorted(data.glob("*/*.wav"))):
+        wav, rate = sf.read(str(path), dtype="float32")
+        wav = torchaudio.functional.resample(torch.from_numpy(wav), rate, 8000).numpy()
+        sf.write(str(path), np.stack([wav, 0.5 * wav], 1) if i % 2 else wav, 8000)
+    return data
+
+
+def test_recipe_trains_on_8khz_stereo_data_with_n_classes_from_the_labels(
+    dataset_at_8khz_some_stereo, tmp_path
+):
+    out = tmp_path / "8k"
+    run_recipe(
+        "SpeechCommands",
+        [
+            "hparams/tome_ast.yaml",
+            f"--data_folder={dataset_at_8khz_some_stereo}",
+            f"--output_folder={out}",
+            "--batch_size=4",
+            "--debug",
+            *TINY_MODEL,
+        ],
+        tmp_path / "8k.out",
+    )
+    assert _read(out / "save" / "skipped.csv").splitlines() == ["path,reason"]
+    assert json.loads(_read(out / "test_metrics.json"))["clips"] == 8  # 2 batches of 4
+    saved = ruamel.yaml.YAML(typ="rt").load(_read(out / "hyperparams.yaml"))
+    assert saved["n_classes"] == 3  # the labels found: yes, no, up
+
+
+def test_strict_audio_skips_them_and_says_the_split_is_empty(dataset_at_8khz_some_stereo, tmp_path):
+    out = tmp_path / "strict"
+    output = run_recipe(
+        "SpeechCommands",
+        [
+            "hparams/tome_ast.yaml",
+            f"--data_folder={dataset_at_8khz_some_stereo}",
+            f"--output_folder={out}",
+            "--strict_audio=True",
+            *TINY_MODEL,
+        ],
+        tmp_path / "strict.out",
+        must_fail=True,
+    )
+    # 5 speakers x 3 words x 3 takes; every other file is stereo (checked first)
+    assert "the train split is empty" in output
+    assert "45 file(s) skipped" in output
+    assert "23 2 channels, expected mono, 22 8000 Hz, expected 16000 Hz" in output
+    assert "n_classes" not in output.splitlines()[-1]

@@ -144,7 +144,7 @@ def test_missing_and_unreadable_audio_reported_and_skipped(vp, dataset, tmp_path
     folder, splits = dataset
     bad = _add_bad_files(folder, splits)
     with caplog.at_level("WARNING"):
-        data = _load(vp.prepare_voxceleb(str(folder), str(tmp_path / "save")))
+        data = _load(vp.prepare_voxceleb(str(folder), str(tmp_path / "save"), strict_audio=True))
     kept = {key for entries in data.values() for key in entries}
     assert not {rel[: -len(".wav")] for rel in bad} & kept
     assert len(kept) == sum(len(files) for files in splits.values()) - len(bad)
@@ -156,7 +156,9 @@ def test_missing_and_unreadable_audio_reported_and_skipped(vp, dataset, tmp_path
         assert rel in caplog.text
     assert "Skipping 5 bad audio file(s)" in caplog.text
     with pytest.raises(ValueError, match=r"5 bad audio file\(s\)"):
-        vp.prepare_voxceleb(str(folder), str(tmp_path / "raise"), on_bad_file="raise")
+        vp.prepare_voxceleb(
+            str(folder), str(tmp_path / "raise"), on_bad_file="raise", strict_audio=True
+        )
     assert not os.path.exists(tmp_path / "raise" / "train.json")
 
 

@@ -434,10 +434,10 @@ def test_bad_length_mode_is_rejected_and_not_stored():
 
 def test_config_rebuilds_the_length_mode():
     enc = tiny("cpu", depth=1)
-    assert enc.config()["length_mode"] == "pad"
+    assert enc.init_kwargs()["length_mode"] == "pad"
     enc.length_mode = "native"
-    twin = ASTEncoder(**enc.config())
-    assert twin.length_mode == "native" and twin.config() == enc.config()
+    twin = ASTEncoder(**enc.init_kwargs())
+    assert twin.length_mode == "native" and twin.init_kwargs() == enc.init_kwargs()
 
 
 # Clip lengths in frames: 12, 6, 9 and 3 patch columns at stride 10.

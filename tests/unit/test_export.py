@@ -36,7 +36,7 @@ def test_round_trip_gives_the_same_model(tmp_path, encoder, device):
     loaded = from_pretrained(tmp_path)
     x = torch.randn(2, 128, 128, device=device)
     assert torch.equal(model.to(device)(x), loaded.to(device)(x))
-    assert loaded.encoder.config() == model.encoder.config()
+    assert loaded.encoder.init_kwargs() == model.encoder.init_kwargs()
     assert loaded.labels == ["a", "b", "c"]
     assert loaded.head.norm.eps == 1e-12
 

@@ -229,3 +229,45 @@ def test_int8_interface_is_close_and_keeps_its_knobs(exported):
     compiled.mods.embedding_model = torch.compile(compiled.mods.embedding_model)
     with pytest.raises(ValueError, match="compile"):
         compiled.use_int8()
+
+
+class _NoNormalisation(torch.nn.Module):
+    """``mean_var_norm`` of SpeechBrain's EncoderClassifier, here a no-op."""
+
+    def forward(self, feats, lengths):
+        return feats
+
+
+def test_encode_batch_follows_speechbrains_encoder_classifier(exported, tmp_path):
+    """Same modules in SpeechBrain's EncoderClassifier: same embeddings, same shape contract."""
+    from speechbrain.inference.classifiers import EncoderClassifier
+
+    import fastast_plugin
+
+    clf = fastast_plugin.AudioClassifier.from_hparams(source=exported())
+    reference = EncoderClassifier(
+        modules={**clf.mods, "mean_var_norm": _NoNormalisation()},
+        hparams=vars(clf.hparams),
+        run_opts={"device": "cpu"},
+    )
+    wavs = torch.from_numpy(np.stack([tone(1.0, seed=0), tone(1.0, freq=900.0, seed=1)]))
+    emb = clf.encode_batch(wavs)
+    assert emb.shape == (2, 1, 192)
+    torch.testing.assert_close(emb, reference.encode_batch(wavs), atol=1e-5, rtol=0)
+    torch.testing.assert_close(clf.encode_batch(wavs[0]), reference.encode_batch(wavs[0]),
+                               atol=1e-5, rtol=0)  # one waveform, as SpeechBrain takes it
+    # the embedding is what the classifier reads
+    out_prob = clf.classify_batch(wavs)[0]
+    torch.testing.assert_close(out_prob, torch.log_softmax(clf.mods.classifier(emb).squeeze(1), -1),
+                               atol=1e-5, rtol=0)
+
+
+def test_encode_file_averages_the_windows_of_a_long_file(exported, tmp_path):
+    clf = AudioClassifier.from_hparams(source=exported())
+    wav = tone(3.0)  # longer than the 128-frame input: several windows
+    sf.write(str(tmp_path / "long.wav"), wav, 16000, subtype="FLOAT")
+    spans = clf.windows(len(wav))
+    assert len(spans) > 1
+    each = torch.cat([clf.encode_batch(torch.from_numpy(wav[s:e])) for s, e in spans])
+    torch.testing.assert_close(clf.encode_file(tmp_path / "long.wav"), each.mean(0, keepdim=True),
+                               atol=1e-5, rtol=0)
