@@ -38,6 +38,7 @@ from speechbrain.utils.logger import get_logger
 
 from fastast_plugin.augment import MixupInfo
 from fastast_plugin.dataio import EvalShardSampler
+from fastast_plugin.features import batch_features
 from fastast_plugin.flexi import parse_patch_size
 from fastast_plugin.losses import LOSSES, classification_loss
 from fastast_plugin.merge import token_counts
@@ -68,7 +69,8 @@ class BrainSettings:
     mixup : fastast_plugin.augment.Mixup, optional
         Mixup in training, at its ``level`` (waveform or fbank).
     feature_augment : module or list of modules, optional
-        Called as ``aug(feats, lengths)`` in training, in order (e.g.
+        Called as ``aug(feats, frame_lens)`` (relative frame lengths,
+        ``features.frame_lengths``) in training, in order (e.g.
         ``SpecAugment``, ``NoiseRoll``); None entries are dropped.
     lr_schedule : callable, optional
         ``(epoch, optimizer_step) -> lr``, e.g.
@@ -303,7 +305,9 @@ class AudioClassifierBrain(sb.Brain):
     """Waveforms to class logits: features, augmentation, encoder, head, loss, metrics.
 
     Modules expected in ``modules``: ``compute_features`` (e.g.
-    ``KaldiFbank``), ``embedding_model`` (e.g. ``ASTEncoder``) and
+    ``KaldiFbank``, or SpeechBrain's ``Fbank``), ``embedding_model`` (e.g.
+    ``ASTEncoder``, given relative *frame* lengths from
+    ``fastast_plugin.features.batch_features``) and
     ``classifier`` (e.g. ``ASTHead``). Batches provide ``id``, ``sig``
     (padded waveforms) and ``label_encoded`` (class indices). The settings
     are ``hparams["brain_settings"]`` (see ``BrainSettings``). After
@@ -386,13 +390,14 @@ class AudioClassifierBrain(sb.Brain):
         info = None
         if mixup is not None and mixup.level == "waveform":
             wavs, info = mixup(wavs)
-        feats = self.modules.compute_features(wavs, wav_lens)
+        # The encoder's lengths count frames, not samples (native length mode).
+        feats, feat_lens = batch_features(self.modules.compute_features, wavs, wav_lens)
         if mixup is not None and mixup.level == "fbank":
             feats, info = mixup(feats)
         if training:
             for augment in self.settings.feature_augment:
-                feats = augment(feats, wav_lens)
-        emb = self.modules.embedding_model(feats, wav_lens)
+                feats = augment(feats, feat_lens)
+        emb = self.modules.embedding_model(feats, feat_lens)
         logits = self.modules.classifier(emb)
         if logits.dim() == 3:
             logits = logits.squeeze(1)
