@@ -71,7 +71,9 @@ class BrainSettings:
     feature_augment : module or list of modules, optional
         Called as ``aug(feats, frame_lens)`` (relative frame lengths,
         ``features.frame_lengths``) in training, in order (e.g.
-        ``SpecAugment``, ``NoiseRoll``); None entries are dropped.
+        ``SpecAugment``, ``NoiseRoll``, or SpeechBrain's ``Augmenter``,
+        whose ``(feats, lengths)`` result is unpacked; see
+        ``augment_features``); None entries are dropped.
     lr_schedule : callable, optional
         ``(epoch, optimizer_step) -> lr``, e.g.
         ``fastast_plugin.schedulers.WarmupStepDecay``, set before every
@@ -301,6 +303,46 @@ def unwrap(module):
     return getattr(module, "module", module)
 
 
+def augment_features(augment, feats, feat_lens):
+    """Run one feature augmentation; ours return features, SpeechBrain's ``Augmenter`` a pair.
+
+    Arguments
+    ---------
+    augment : callable
+        ``augment(feats, feat_lens)`` returning features, or ``(features,
+        lengths)`` as SpeechBrain's ``Augmenter`` does.
+    feats : torch.Tensor
+        ``[batch, frames, bins]``.
+    feat_lens : torch.Tensor
+        Relative frame lengths ``[batch]``.
+
+    Returns
+    -------
+    tuple
+        The augmented features and their relative lengths.
+
+    Example
+    -------
+    >>> from speechbrain.augment.augmenter import Augmenter
+    >>> from speechbrain.augment.freq_domain import SpectrogramDrop
+    >>> drop = Augmenter(augmentations=[SpectrogramDrop(drop_length_low=1, drop_length_high=2)])
+    >>> feats, lens = augment_features(drop, torch.randn(2, 20, 8), torch.ones(2))
+    >>> feats.shape, lens.shape
+    (torch.Size([2, 20, 8]), torch.Size([2]))
+    """
+    out = augment(feats, feat_lens)
+    if isinstance(out, (tuple, list)):
+        out, feat_lens = out
+    if out.shape[0] != feats.shape[0]:
+        raise ValueError(
+            f"feature_augment {type(augment).__name__} turned a batch of {feats.shape[0]} "
+            f"clips into {out.shape[0]} (SpeechBrain's Augmenter with concat_original "
+            "or repeat_augment > 1); the Brain keeps one target per clip: set "
+            "concat_original: False and repeat_augment: 1"
+        )
+    return out, feat_lens
+
+
 class AudioClassifierBrain(sb.Brain):
     """Waveforms to class logits: features, augmentation, encoder, head, loss, metrics.
 
@@ -396,7 +438,7 @@ class AudioClassifierBrain(sb.Brain):
             feats, info = mixup(feats)
         if training:
             for augment in self.settings.feature_augment:
-                feats = augment(feats, feat_lens)
+                feats, feat_lens = augment_features(augment, feats, feat_lens)
         emb = self.modules.embedding_model(feats, feat_lens)
         logits = self.modules.classifier(emb)
         if logits.dim() == 3:

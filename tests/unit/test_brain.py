@@ -361,3 +361,25 @@ def test_speechbrain_fbank_in_native_mode_gives_each_clip_its_own_frame_count():
             brain.modules.embedding_model(feats[1:, :own_frames])
         ).squeeze(1)
     torch.testing.assert_close(logits[1:], expected, rtol=0, atol=1e-5)
+
+
+def test_speechbrain_augmenter_as_feature_augment_is_unpacked_and_keeps_the_batch(tiny_brain, clip_batch):
+    from speechbrain.augment.augmenter import Augmenter
+    from speechbrain.augment.freq_domain import SpectrogramDrop
+
+    seen = []
+
+    class Recorded(SpectrogramDrop):
+        def forward(self, spectrogram):
+            seen.append(spectrogram.shape)
+            return super().forward(spectrogram)
+
+    augmenter = Augmenter(augmentations=[Recorded(drop_length_low=1, drop_length_high=4)])
+    brain = tiny_brain("cpu", feature_augment=[augmenter])
+    out = brain.compute_forward(clip_batch(), sb.Stage.TRAIN)
+    assert out.logits.shape == (6, 3) and seen == [(6, 32, 128)]
+
+    doubling = Augmenter(augmentations=[SpectrogramDrop()], concat_original=True)
+    brain = tiny_brain("cpu", feature_augment=[doubling])
+    with pytest.raises(ValueError, match="turned a batch of 6 clips into 12.*concat_original"):
+        brain.compute_forward(clip_batch(), sb.Stage.TRAIN)
