@@ -53,7 +53,12 @@ class ASTEncoder(nn.Module):
 
     Follows SpeechBrain's encoder contract ``forward(feats, lengths) ->
     [batch, 1, dim]`` so it drops into any ``embedding_model`` slot, with
-    features of any number of frames (at least one patch).
+    features of any number of frames (at least one patch in ``"native"``
+    mode). ``lengths`` are relative *frame* lengths (a clip's own frames
+    over the batch's); ``fastast_plugin.features.batch_features`` computes
+    them from waveform lengths. SpeechBrain's ``EncoderClassifier`` passes
+    waveform lengths instead, which is off by up to two frames in
+    ``"native"`` mode.
 
     **Input length** (``length_mode``, settable at run time):
 
@@ -352,7 +357,11 @@ class ASTEncoder(nn.Module):
 
     @property
     def min_frames(self):
-        """Fewest frames an input may have: one patch at the current size."""
+        """Fewest frames of an input in ``"native"`` mode: one patch at the current size.
+
+        In ``"pad"`` mode any input of at least one frame is padded to
+        ``input_tdim`` first.
+        """
         return self.patch_size[1]
 
     def grid_for(self, frames):
@@ -364,7 +373,7 @@ class ASTEncoder(nn.Module):
         Arguments
         ---------
         frames : int
-            Frames of the input, ``min_frames`` at least (at most
+            Frames of the input (``min_frames`` to
             ``input_tdim`` in ``"native"`` mode).
 
         Returns
@@ -384,6 +393,8 @@ class ASTEncoder(nn.Module):
         return self._grid_size[0], self._time_columns(frames)
 
     def _check_frames(self, frames):
+        if self._length_mode == "pad":
+            return  # padded or cropped to input_tdim, which holds a patch
         if frames < self.min_frames:
             raise ValueError(
                 f"an input of {frames} frames is shorter than one patch: "
@@ -867,8 +878,8 @@ class ASTEncoder(nn.Module):
         Arguments
         ---------
         feats : torch.Tensor
-            Features ``[batch, time, freq]``, any number of frames of at
-            least one patch (see ``length_mode``).
+            Features ``[batch, time, freq]``, any number of frames (at least
+            one patch in ``"native"`` mode, see ``length_mode``).
         lengths : torch.Tensor, optional
             Relative lengths ``[batch]`` (SpeechBrain convention). In
             ``"native"`` mode padding is masked, so a clip's embedding does

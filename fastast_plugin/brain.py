@@ -38,6 +38,7 @@ from speechbrain.utils.logger import get_logger
 
 from fastast_plugin.augment import MixupInfo
 from fastast_plugin.dataio import EvalShardSampler
+from fastast_plugin.features import batch_features
 from fastast_plugin.flexi import parse_patch_size
 from fastast_plugin.losses import LOSSES, classification_loss
 from fastast_plugin.merge import token_counts
@@ -68,8 +69,11 @@ class BrainSettings:
     mixup : fastast_plugin.augment.Mixup, optional
         Mixup in training, at its ``level`` (waveform or fbank).
     feature_augment : module or list of modules, optional
-        Called as ``aug(feats, lengths)`` in training, in order (e.g.
-        ``SpecAugment``, ``NoiseRoll``); None entries are dropped.
+        Called as ``aug(feats, frame_lens)`` (relative frame lengths,
+        ``features.frame_lengths``) in training, in order (e.g.
+        ``SpecAugment``, ``NoiseRoll``, or SpeechBrain's ``Augmenter``,
+        whose ``(feats, lengths)`` result is unpacked; see
+        ``augment_features``); None entries are dropped.
     lr_schedule : callable, optional
         ``(epoch, optimizer_step) -> lr``, e.g.
         ``fastast_plugin.schedulers.WarmupStepDecay``, set before every
@@ -299,11 +303,53 @@ def unwrap(module):
     return getattr(module, "module", module)
 
 
+def augment_features(augment, feats, feat_lens):
+    """Run one feature augmentation; ours return features, SpeechBrain's ``Augmenter`` a pair.
+
+    Arguments
+    ---------
+    augment : callable
+        ``augment(feats, feat_lens)`` returning features, or ``(features,
+        lengths)`` as SpeechBrain's ``Augmenter`` does.
+    feats : torch.Tensor
+        ``[batch, frames, bins]``.
+    feat_lens : torch.Tensor
+        Relative frame lengths ``[batch]``.
+
+    Returns
+    -------
+    tuple
+        The augmented features and their relative lengths.
+
+    Example
+    -------
+    >>> from speechbrain.augment.augmenter import Augmenter
+    >>> from speechbrain.augment.freq_domain import SpectrogramDrop
+    >>> drop = Augmenter(augmentations=[SpectrogramDrop(drop_length_low=1, drop_length_high=2)])
+    >>> feats, lens = augment_features(drop, torch.randn(2, 20, 8), torch.ones(2))
+    >>> feats.shape, lens.shape
+    (torch.Size([2, 20, 8]), torch.Size([2]))
+    """
+    out = augment(feats, feat_lens)
+    if isinstance(out, (tuple, list)):
+        out, feat_lens = out
+    if out.shape[0] != feats.shape[0]:
+        raise ValueError(
+            f"feature_augment {type(augment).__name__} turned a batch of {feats.shape[0]} "
+            f"clips into {out.shape[0]} (SpeechBrain's Augmenter with concat_original "
+            "or repeat_augment > 1); the Brain keeps one target per clip: set "
+            "concat_original: False and repeat_augment: 1"
+        )
+    return out, feat_lens
+
+
 class AudioClassifierBrain(sb.Brain):
     """Waveforms to class logits: features, augmentation, encoder, head, loss, metrics.
 
     Modules expected in ``modules``: ``compute_features`` (e.g.
-    ``KaldiFbank``), ``embedding_model`` (e.g. ``ASTEncoder``) and
+    ``KaldiFbank``, or SpeechBrain's ``Fbank``), ``embedding_model`` (e.g.
+    ``ASTEncoder``, given relative *frame* lengths from
+    ``fastast_plugin.features.batch_features``) and
     ``classifier`` (e.g. ``ASTHead``). Batches provide ``id``, ``sig``
     (padded waveforms) and ``label_encoded`` (class indices). The settings
     are ``hparams["brain_settings"]`` (see ``BrainSettings``). After
@@ -386,13 +432,14 @@ class AudioClassifierBrain(sb.Brain):
         info = None
         if mixup is not None and mixup.level == "waveform":
             wavs, info = mixup(wavs)
-        feats = self.modules.compute_features(wavs, wav_lens)
+        # The encoder's lengths count frames, not samples (native length mode).
+        feats, feat_lens = batch_features(self.modules.compute_features, wavs, wav_lens)
         if mixup is not None and mixup.level == "fbank":
             feats, info = mixup(feats)
         if training:
             for augment in self.settings.feature_augment:
-                feats = augment(feats, wav_lens)
-        emb = self.modules.embedding_model(feats, wav_lens)
+                feats, feat_lens = augment_features(augment, feats, feat_lens)
+        emb = self.modules.embedding_model(feats, feat_lens)
         logits = self.modules.classifier(emb)
         if logits.dim() == 3:
             logits = logits.squeeze(1)

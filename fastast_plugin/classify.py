@@ -3,9 +3,10 @@
 One line per file (``path<TAB>label (score), ...``), or with ``--json`` one
 JSON object per file (``path``, ``labels``, ``scores``, and ``windows`` with
 start/end times and the best label of each window, for files longer than the
-model's input). Unreadable files
-are reported on stderr by name and skipped; the exit status is 1 when any
-was, 0 otherwise.
+model's input). Files shorter than the model's minimum (a click) are
+classified padded with silence (``AudioClassifier.min_samples``); empty or
+unreadable files are reported on stderr by name and skipped, the others
+still classified; the exit status is 1 when any was skipped, 0 otherwise.
 
 Authors
  * fastast developers 2026

@@ -6,13 +6,22 @@ computes the same features for a whole padded batch at once, honouring
 SpeechBrain's relative lengths so that padding never changes a clip's
 features.
 
+``batch_features`` runs any front end on a padded batch and gives each
+clip's relative *frame* length, what the encoder's ``lengths`` mean; the
+Brain and the inference interface both use it.
+
 Authors
  * fastast developers 2026
 """
 
+import inspect
+
 import torch
 from speechbrain.utils.autocast import fwd_default_precision
+from speechbrain.utils.logger import get_logger
 from torchaudio.compliance.kaldi import get_mel_banks
+
+logger = get_logger(__name__)
 
 # Kaldi's defaults as AST calls them: 25 ms windows every 10 ms at 16 kHz,
 # pre-emphasis 0.97, 512-point FFT, mel bands from 20 Hz to Nyquist.
@@ -74,6 +83,189 @@ def num_frames(num_samples, sample_rate=16000):
     if num_samples < window:
         return 0
     return 1 + (num_samples - window) // shift
+
+
+def sample_counts(wav_lens, num_samples):
+    """Clip lengths in samples from SpeechBrain's relative lengths (round, as SpeechBrain).
+
+    Arguments
+    ---------
+    wav_lens : torch.Tensor
+        Relative lengths ``[batch]``.
+    num_samples : int
+        Samples of the padded batch.
+
+    Returns
+    -------
+    list of int
+        One count per clip, on the host.
+
+    Example
+    -------
+    >>> sample_counts(torch.tensor([1.0, 0.5]), 16000)
+    [16000, 8000]
+    """
+    relative = torch.as_tensor(wav_lens).detach().cpu().double()
+    return torch.round(relative * num_samples).long().tolist()
+
+
+def clip_frame_count(features, num_samples):
+    """Frames a front end gives a clip of ``num_samples`` samples on its own.
+
+    The rule is the module's ``num_frames(num_samples)`` when it has one
+    (``KaldiFbank``); for SpeechBrain's STFT front ends (``Fbank``,
+    ``MFCC``: a ``compute_STFT`` module) ``1 + n // hop`` when the STFT is
+    centred, else ``1 + (n - n_fft) // hop``.
+
+    Arguments
+    ---------
+    features : torch.nn.Module
+        The front end.
+    num_samples : int
+        Length of the clip.
+
+    Returns
+    -------
+    int or None
+        The frame count, or None when the front end's rule is unknown.
+
+    Example
+    -------
+    >>> from speechbrain.lobes.features import Fbank
+    >>> clip_frame_count(KaldiFbank(), 16000), clip_frame_count(Fbank(), 16000)
+    (98, 101)
+    """
+    count = getattr(features, "num_frames", None)
+    if callable(count):
+        return count(num_samples)
+    stft = getattr(features, "compute_STFT", None)
+    if stft is None or not hasattr(stft, "hop_length"):
+        return None
+    if stft.center:
+        return 1 + num_samples // stft.hop_length
+    return max(0, 1 + (num_samples - stft.n_fft) // stft.hop_length)
+
+
+_WARNED_FRONT_ENDS = set()
+
+
+def frame_lengths(features, wav_lens, num_samples, total_frames):
+    """Relative frame lengths of a batch: each clip's own frames over the batch's.
+
+    What ``ASTEncoder`` reads as ``lengths`` in ``"native"`` mode. A clip's
+    frames are those the front end gives it alone (``clip_frame_count``),
+    at most ``total_frames`` (a front end that crops, e.g. ``KaldiFbank``'s
+    ``target_length``); relative to ``total_frames`` they stay right when
+    the front end pads the batch further (``target_length``). Relative
+    waveform lengths are not frame lengths: a clip would gain up to two
+    frames of padding (``KaldiFbank``), or the whole padding up to
+    ``target_length``. A front end without a known rule keeps the
+    waveform lengths (SpeechBrain's convention), with a warning.
+
+    Arguments
+    ---------
+    features : torch.nn.Module
+        The front end that made the features.
+    wav_lens : torch.Tensor
+        Relative waveform lengths ``[batch]``.
+    num_samples : int
+        Samples of the padded batch.
+    total_frames : int
+        Frames of the batch's features.
+
+    Returns
+    -------
+    torch.Tensor
+        Relative frame lengths ``[batch]`` on ``wav_lens``'s device.
+
+    Example
+    -------
+    >>> fbank = KaldiFbank(target_length=1024)
+    >>> frame_lengths(fbank, torch.tensor([1.0, 0.5]), 16000, 1024) * 1024
+    tensor([98., 48.])
+    """
+    wav_lens = torch.as_tensor(wav_lens)
+    counts = [clip_frame_count(features, n) for n in sample_counts(wav_lens, num_samples)]
+    if None in counts:
+        name = type(features).__name__
+        if name not in _WARNED_FRONT_ENDS:
+            _WARNED_FRONT_ENDS.add(name)
+            logger.warning(
+                "%s has no num_frames(num_samples) rule: its relative frame lengths "
+                "are taken to be the waveform lengths (off by a frame or two)", name
+            )
+        return wav_lens
+    counts = torch.tensor(counts, dtype=torch.float64).clamp(max=total_frames)
+    return (counts / total_frames).to(device=wav_lens.device, dtype=torch.float32)
+
+
+def takes_lengths(features):
+    """Whether a front end's ``forward`` takes relative lengths after the waveforms.
+
+    SpeechBrain's ``Fbank`` and ``MFCC`` take the waveforms only.
+
+    Arguments
+    ---------
+    features : torch.nn.Module
+        The front end (a ``torch.compile``-d one is looked through).
+
+    Returns
+    -------
+    bool
+
+    Example
+    -------
+    >>> from speechbrain.lobes.features import Fbank
+    >>> takes_lengths(KaldiFbank()), takes_lengths(Fbank())
+    (True, False)
+    """
+    module = getattr(features, "_orig_mod", features)
+    try:
+        parameters = inspect.signature(module.forward).parameters.values()
+    except (TypeError, ValueError):  # no signature: pass them
+        return True
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    if any(p.kind == inspect.Parameter.VAR_POSITIONAL for p in parameters):
+        return True
+    return sum(p.kind in positional for p in parameters) >= 2
+
+
+def batch_features(features, wavs, wav_lens=None):
+    """Run a front end on a padded batch; features and relative frame lengths.
+
+    The one place where waveform lengths become frame lengths: the Brain
+    and ``AudioClassifier`` call it, so a clip gets the same features and
+    the same encoder ``lengths`` alone and in any batch.
+
+    Arguments
+    ---------
+    features : torch.nn.Module
+        ``KaldiFbank``, SpeechBrain's ``Fbank`` (called without lengths) or
+        any module mapping waveforms to ``[batch, frames, bins]``.
+    wavs : torch.Tensor
+        ``[batch, samples]``.
+    wav_lens : torch.Tensor, optional
+        Relative lengths ``[batch]``; None: every clip fills the batch.
+
+    Returns
+    -------
+    feats : torch.Tensor
+        ``[batch, frames, bins]``.
+    feat_lens : torch.Tensor
+        Relative frame lengths ``[batch]`` (``frame_lengths``).
+
+    Example
+    -------
+    >>> feats, feat_lens = batch_features(
+    ...     KaldiFbank(), torch.randn(2, 16000), torch.tensor([1.0, 0.25])
+    ... )
+    >>> feats.shape, (feat_lens * feats.shape[1]).tolist()
+    (torch.Size([2, 98, 128]), [98.0, 23.0])
+    """
+    if wav_lens is None:
+        wav_lens = torch.ones(wavs.shape[0], device=wavs.device)
+    feats = features(wavs, wav_lens) if takes_lengths(features) else features(wavs)
+    return feats, frame_lengths(features, wav_lens, wavs.shape[1], feats.shape[1])
 
 
 def band_groups(banks, groups=8):
@@ -201,6 +393,36 @@ class KaldiFbank(torch.nn.Module):
             weights = self.mel_banks[bins, bands].contiguous()
             self.register_buffer(f"mel_group_{index}", weights, persistent=False)
             self._group_slices.append((bands, bins))
+
+    def num_frames(self, num_samples):
+        """Frames of a clip of ``num_samples`` samples alone, before ``target_length``.
+
+        Arguments
+        ---------
+        num_samples : int
+            Length of the clip.
+
+        Returns
+        -------
+        int
+            ``features.num_frames`` at this module's rate.
+        """
+        return num_frames(num_samples, self.sample_rate)
+
+    def samples_for(self, frames):
+        """Fewest samples that give ``frames`` frames (at least one).
+
+        Arguments
+        ---------
+        frames : int
+            Number of frames.
+
+        Returns
+        -------
+        int
+            ``(frames - 1) * shift + window``.
+        """
+        return (max(frames, 1) - 1) * self.window_shift + self.window_length
 
     @property
     def _band_groups(self):
@@ -339,7 +561,7 @@ class KaldiFbank(torch.nn.Module):
                 "KaldiFbank `wav_lens` are relative lengths in (0, 1], got "
                 f"{wav_lens.tolist()}"
             )
-        return torch.round(wav_lens.double() * max_samples).long().tolist()
+        return sample_counts(wav_lens, max_samples)
 
 
 class _FrameBuffers:

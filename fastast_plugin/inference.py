@@ -7,7 +7,10 @@ interface over the modules of an exported folder (``fastast export`` or
 
 * Any file: read with soundfile, averaged to mono, resampled to the model's
   rate (``fastast_plugin.audio.load_audio``).
-* Any length: a clip longer than the model's input is cut into windows of
+* Any length: a clip shorter than the model's minimum (``min_samples``:
+  one patch, 175 ms, in native length mode; one 25 ms frame in pad mode)
+  is padded with silence at its end, so a click is classified rather than
+  failing its whole batch; a clip longer than the model's input is cut into windows of
   the model's input length (``input_tdim`` frames, 10.24 s for AudioSet
   models) with a hop of ``window_hop`` windows (default 0.5), the last
   window aligned to the end of the clip. Single-label models average the
@@ -36,13 +39,14 @@ from pathlib import Path
 from typing import List, NamedTuple, Optional, Sequence
 
 import torch
+import torch.nn.functional as F
 from speechbrain.inference.interfaces import Pretrained
 from speechbrain.utils.logger import get_logger
 from tqdm import tqdm
 
 from fastast_plugin.ast import LENGTH_MODES
 from fastast_plugin.audio import AudioError, load_audio
-from fastast_plugin.features import num_frames
+from fastast_plugin.features import batch_features, sample_counts
 from fastast_plugin.state_dict import load_strict, read_state_dict
 
 logger = get_logger(__name__)
@@ -332,9 +336,19 @@ class AudioClassifier(Pretrained):
     @property
     def window_samples(self):
         """Samples in one window: the model's input of ``input_tdim`` frames."""
-        features = self.mods.compute_features
-        frames = self.mods.embedding_model.input_tdim
-        return (frames - 1) * features.window_shift + features.window_length
+        return self.mods.compute_features.samples_for(self.mods.embedding_model.input_tdim)
+
+    @property
+    def min_samples(self):
+        """Samples of the shortest clip the model takes; shorter clips are padded with silence.
+
+        One patch of frames (175 ms at 16x16 patches, 16 kHz) in ``"native"``
+        length mode; one feature frame (25 ms) in ``"pad"`` mode, where the
+        features are padded to the model's input anyway.
+        """
+        encoder = self.mods.embedding_model
+        frames = encoder.min_frames if encoder.length_mode == "native" else 1
+        return self.mods.compute_features.samples_for(frames)
 
     # ------------------------------------------------------------------
     # Prediction
@@ -384,7 +398,7 @@ class AudioClassifier(Pretrained):
             wavs = wavs.unsqueeze(0)
         if wav_lens is None:
             wav_lens = torch.ones(wavs.shape[0])
-        lengths = torch.round(wav_lens.double().cpu() * wavs.shape[1]).long().tolist()
+        lengths = sample_counts(wav_lens, wavs.shape[1])
         return [wav[:n] for wav, n in zip(wavs, lengths)]
 
     def predict_file(self, path):
@@ -409,6 +423,8 @@ class AudioClassifier(Pretrained):
 
     def _run_windows(self, clips, run):
         """``run`` over every window of every clip, in batches: per clip, its ``Window`` list."""
+        # A clip too short for the model (a click) is run padded with silence.
+        clips = [F.pad(clip, (0, max(0, self.min_samples - len(clip)))) for clip in clips]
         spans = [(i, s, e) for i, clip in enumerate(clips) for s, e in self.windows(len(clip))]
         # Windows of similar length share a batch: less padding, and in native
         # mode fewer distinct lengths (one encoder pass each when merging).
@@ -427,8 +443,11 @@ class AudioClassifier(Pretrained):
 
     def _window_scores(self, segments):
         """Logits (single-label) or probabilities (multi-label) ``[n, classes]``."""
+        emb = self._window_embeddings(segments)
+        # Not nested in _window_embeddings' context: an autocast object is not
+        # re-entrant, and leaving it twice left autocast on for the process.
         with torch.no_grad(), self.inference_ctx:
-            logits = self.mods.classifier(self._window_embeddings(segments))
+            logits = self.mods.classifier(emb)
         logits = logits.squeeze(1).float().cpu()
         return torch.sigmoid(logits) if self.multi_label else logits
 
@@ -439,16 +458,10 @@ class AudioClassifier(Pretrained):
         for row, seg in zip(wavs, segments):
             row[: len(seg)] = seg
         wavs = wavs.to(self.device)
+        wav_lens = (lengths.double() / lengths.max()).to(self.device)
         with torch.no_grad(), self.inference_ctx:
-            feats = self.mods.compute_features(wavs, (lengths / lengths.max()).to(self.device))
-            frames = self._frame_lengths(lengths, feats.shape[1])
-            return self.mods.embedding_model(feats, frames.to(self.device))
-
-    def _frame_lengths(self, lengths, total_frames):
-        """Relative feature lengths: each clip's own frames over the batch's."""
-        rate = self.mods.compute_features.sample_rate
-        frames = torch.tensor([num_frames(int(n), rate) for n in lengths])
-        return frames.clamp(max=total_frames).double() / total_frames
+            feats, feat_lens = batch_features(self.mods.compute_features, wavs, wav_lens)
+            return self.mods.embedding_model(feats, feat_lens)
 
     def _aggregate(self, windows):
         stacked = torch.stack([w.scores for w in windows])

@@ -275,3 +275,111 @@ def test_a_teacher_that_reads_the_batch_gets_the_batch(tiny_brain):
                        torch.tensor([True, False, True]))
     torch.testing.assert_close(loss, expected.loss)
     assert brain.kd_tally.kd_missing == 1 and brain.kd_tally.kd_clips == 2
+
+
+# ---------------------------------------------------------------------------
+# Lengths: the encoder gets frame lengths, from any front end
+# ---------------------------------------------------------------------------
+def brain_with(features, **encoder):
+    """A 2-block AST Brain on 256 frames (16x16 patches) behind ``features``."""
+    from fastast_plugin.ast import ASTHead
+
+    torch.manual_seed(0)
+    modules = {
+        "compute_features": features,
+        "embedding_model": ASTEncoder(
+            "tiny224", input_tdim=256, depth=2, fstride=16, tstride=16, **encoder
+        ),
+        "classifier": ASTHead(192, 3),
+    }
+    brain = AudioClassifierBrain(
+        modules, hparams={"brain_settings": {"n_classes": 3}}, run_opts={"device": "cpu"}
+    )
+    brain.modules.eval()
+    return brain
+
+
+def valid_logits(brain, *clips):
+    """``compute_forward`` logits of a SpeechBrain PaddedBatch of ``clips``."""
+    batch = sb.dataio.batch.PaddedBatch(
+        [{"id": f"c{i}", "sig": clip, "label_encoded": torch.tensor([0])}
+         for i, clip in enumerate(clips)]
+    )
+    with torch.no_grad():
+        return brain.compute_forward(batch, sb.Stage.VALID).logits
+
+
+@pytest.mark.parametrize("target_length", [None, 256])
+@pytest.mark.parametrize("merge", [{"r": 0}, {"r": 4}, {"keep_ratio": 0.8}])
+def test_native_mode_gives_a_clip_the_same_logits_alone_and_in_a_batch(target_length, merge):
+    from fastast_plugin.features import KaldiFbank
+
+    features = KaldiFbank(target_length=target_length, mean=-6.8, std=5.6)
+    brain = brain_with(features, length_mode="native", **merge)
+    generator = torch.Generator().manual_seed(0)
+    # 95 frames: one frame short of a 6th patch column; waveform lengths
+    # read as frame lengths gave it 96 (124 with target_length 256)
+    short = torch.randn(15500, generator=generator)
+    middle = torch.randn(24000, generator=generator)  # 148 frames
+    long = torch.randn(32000, generator=generator)  # 198 frames
+    together = valid_logits(brain, long, short, middle)
+    for row, clip in enumerate((long, short, middle)):
+        alone = valid_logits(brain, clip)[0]
+        assert (together[row] - alone).abs().max() <= 1e-4
+
+
+def test_speechbrain_fbank_in_pad_mode_pads_clips_shorter_than_a_patch():
+    from speechbrain.lobes.features import Fbank
+
+    fbank = Fbank(n_mels=128)
+    brain = brain_with(fbank)
+    clips = torch.randn(2, 1600, generator=torch.Generator().manual_seed(1))  # 0.1 s: 11 frames
+    logits = valid_logits(brain, *clips)
+    feats = fbank(clips)
+    assert feats.shape[1] == 11
+    with torch.no_grad():
+        expected = brain.modules.classifier(
+            brain.modules.embedding_model(F.pad(feats, (0, 0, 0, 256 - 11)))
+        ).squeeze(1)
+    torch.testing.assert_close(logits, expected, rtol=0, atol=1e-5)
+
+
+def test_speechbrain_fbank_in_native_mode_gives_each_clip_its_own_frame_count():
+    from speechbrain.lobes.features import Fbank
+
+    fbank = Fbank(n_mels=128)  # centred STFT: 1 + samples // hop frames
+    brain = brain_with(fbank, length_mode="native")
+    generator = torch.Generator().manual_seed(2)
+    # alone 111 frames (6 patch columns); its waveform length gave it 112 (7)
+    long, short = torch.randn(32000, generator=generator), torch.randn(17759, generator=generator)
+    logits = valid_logits(brain, long, short)
+    own_frames = fbank(short[None]).shape[1]
+    assert own_frames == 111
+    with torch.no_grad():
+        feats = fbank(torch.stack([long, F.pad(short, (0, 32000 - 17759))]))
+        expected = brain.modules.classifier(
+            brain.modules.embedding_model(feats[1:, :own_frames])
+        ).squeeze(1)
+    torch.testing.assert_close(logits[1:], expected, rtol=0, atol=1e-5)
+
+
+def test_speechbrain_augmenter_as_feature_augment_is_unpacked_and_keeps_the_batch(tiny_brain, clip_batch):
+    from speechbrain.augment.augmenter import Augmenter
+    from speechbrain.augment.freq_domain import SpectrogramDrop
+
+    seen = []
+
+    class Recorded(SpectrogramDrop):
+        def forward(self, spectrogram):
+            seen.append(spectrogram.shape)
+            return super().forward(spectrogram)
+
+    augmenter = Augmenter(augmentations=[Recorded(drop_length_low=1, drop_length_high=4)])
+    brain = tiny_brain("cpu", feature_augment=[augmenter])
+    out = brain.compute_forward(clip_batch(), sb.Stage.TRAIN)
+    assert out.logits.shape == (6, 3) and seen == [(6, 32, 128)]
+
+    doubling = Augmenter(augmentations=[SpectrogramDrop()], concat_original=True)
+    brain = tiny_brain("cpu", feature_augment=[doubling])
+    with pytest.raises(ValueError, match="turned a batch of 6 clips into 12.*concat_original"):
+        brain.compute_forward(clip_batch(), sb.Stage.TRAIN)

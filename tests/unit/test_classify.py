@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+import torch.nn.functional as F
 
 from fastast_plugin import cli
 from fastast_plugin.ast import ASTClassifier, ASTEncoder, ASTHead
@@ -123,6 +124,8 @@ def test_int8_and_bf16_from_the_command_line(tmp_path, capsys):
         assert cli.main(["classify", str(model), str(tmp_path / "a.wav"), "--json", "--r", "8",
                          *backend]) == 0
         scores.append(json.loads(capsys.readouterr().out)["scores"])
+        # the interface's autocast context is left as it was entered
+        assert not torch.is_autocast_enabled("cpu")
     for other in scores[1:]:  # int8 and bf16: close to fp32, not equal
         assert other != scores[0] and other == pytest.approx(scores[0], abs=0.05)
 
@@ -139,3 +142,41 @@ def test_back_end_flags_that_cannot_apply_are_refused(tmp_path, capsys):
         with pytest.raises(SystemExit):
             cli.main(argv)
         assert message in capsys.readouterr().err, argv
+
+
+@pytest.mark.parametrize("mode, min_samples", [("pad", 400), ("native", 2800)])
+def test_a_folder_with_tiny_files_classifies_them_padded_and_reports_broken_ones(
+    tmp_path, capsys, mode, min_samples
+):
+    from fastast_plugin.audio import load_audio
+    from fastast_plugin.inference import AudioClassifier
+
+    model = export_tiny(tmp_path)
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    rng = np.random.default_rng(2)
+    sf.write(folder / "a_click.wav", rng.normal(0, 0.3, 304), 16000)  # 19 ms
+    sf.write(folder / "b_blip.wav", rng.normal(0, 0.3, 2000), 16000)  # 125 ms
+    sf.write(folder / "c_normal.wav", rng.normal(0, 0.1, 16000), 16000)
+    sf.write(folder / "d_empty.wav", np.zeros(0), 16000)
+    (folder / "e_corrupt.wav").write_bytes(b"RIFF\x10\x00\x00\x00WAVEjunk")
+    capsys.readouterr()
+    status = cli.main(["classify", str(model), str(folder), "--json", "--length-mode", mode])
+    out, err = capsys.readouterr()
+    records = {json.loads(line)["path"].rsplit("/", 1)[1]: json.loads(line) for line in out.splitlines()}
+    assert status == 1 and "2 of 5 files could not be classified" in err
+    assert set(records) == {"a_click.wav", "b_blip.wav", "c_normal.wav", "d_empty.wav", "e_corrupt.wav"}
+    assert "empty" in records["d_empty.wav"]["error"] and "error" in records["e_corrupt.wav"]
+
+    # each file's scores are those of the file alone, padded with silence to the minimum
+    classifier = AudioClassifier.from_hparams(source=model)
+    classifier.set_length_mode(mode)
+    assert classifier.min_samples == min_samples
+    for name in ("a_click.wav", "b_blip.wav", "c_normal.wav"):
+        wav = load_audio(folder / name, 16000)
+        padded = F.pad(wav, (0, max(0, min_samples - len(wav))))
+        log_probs = classifier.classify_batch(padded[None])[0][0]
+        best = torch.argsort(log_probs, descending=True)[:3]
+        expected = [classifier.hparams.label_encoder.ind2lab[int(i)] for i in best]
+        assert records[name]["labels"] == expected
+        np.testing.assert_allclose(records[name]["scores"], log_probs[best].exp(), atol=1e-5)
