@@ -139,3 +139,16 @@ def test_back_end_flags_that_cannot_apply_are_refused(tmp_path, capsys):
         with pytest.raises(SystemExit):
             cli.main(argv)
         assert message in capsys.readouterr().err, argv
+
+
+def test_classify_with_a_savedir(tmp_path, capsys):
+    """--savedir: SpeechBrain's Pretrainer collects the weights as model.ckpt, read by content."""
+    model = export_tiny(tmp_path)
+    sf.write(tmp_path / "a.wav", np.random.default_rng(2).normal(0, 0.1, 16000), 16000)
+    capsys.readouterr()
+    plain = cli.main(["classify", str(model), str(tmp_path / "a.wav"), "--json"])
+    expected = capsys.readouterr().out
+    status = cli.main(["classify", str(model), str(tmp_path / "a.wav"), "--json",
+                       "--savedir", str(tmp_path / "cache")])
+    assert (status, plain) == (0, 0) and capsys.readouterr().out == expected
+    assert (tmp_path / "cache" / "model.ckpt").exists()
