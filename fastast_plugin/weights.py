@@ -291,7 +291,9 @@ def read_checkpoint(
 ):
     """Read, recognise and convert a checkpoint of any supported family.
 
-    Original AST files do not record their strides or mel bins: the
+    Exported folders and recipes' ``model.pt`` record their strides and
+    mel bins (``read_export_config``), which are then used as they are.
+    Original AST files do not record them: the
     strides come from a file name ``<name>_{f}_{t}_{score}.pth`` when it
     has one (``audioset_10_10_0.4593.pth``), else from ``fstride`` /
     ``tstride``, else AST's 10/10, or the patch size (non-overlapping, as
