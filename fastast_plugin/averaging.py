@@ -26,6 +26,8 @@ import torch
 from speechbrain.utils.checkpoints import average_checkpoints
 from speechbrain.utils.logger import get_logger
 
+from fastast_plugin.brain import unwrap
+
 logger = get_logger(__name__)
 
 AVERAGED_KEY = "averaged"
@@ -109,7 +111,7 @@ def save_averaged_checkpoint(checkpointer, modules, last, names=DEFAULT_MODULES,
     for name in names:
         if name not in checkpointer.recoverables:
             raise ValueError(f"{name!r} is not a recoverable of the checkpointer")
-        module = getattr(modules[name], "module", modules[name])
+        module = unwrap(modules[name])  # plain keys, also under DDP or --compile
         if existing:
             state = loader(existing[0].paramfiles[name])
         else:

@@ -33,6 +33,7 @@ from typing import Any, NamedTuple, Optional
 import speechbrain as sb
 import torch
 import torch.nn.functional as F
+from torch.nn.parallel import DistributedDataParallel
 from speechbrain.utils.distributed import ddp_all_reduce
 from speechbrain.utils.logger import get_logger
 
@@ -282,7 +283,11 @@ class KDTally:
 
 
 def unwrap(module):
-    """The module inside a DDP / DataParallel wrapper (the module itself otherwise).
+    """The module inside DDP / DataParallel and ``torch.compile`` wrappers, in any nesting.
+
+    SpeechBrain compiles modules (``--compile``) and then wraps them in DDP,
+    so a training module may be ``DDP(OptimizedModule(module))``; saving
+    the wrapper would prefix every key (``module.``, ``_orig_mod.``).
 
     Arguments
     ---------
@@ -292,15 +297,23 @@ def unwrap(module):
     Returns
     -------
     torch.nn.Module
-        The wrapped module.
+        The innermost module (the module itself when it is not wrapped).
 
     Example
     -------
     >>> layer = torch.nn.Linear(2, 2)
     >>> unwrap(torch.nn.DataParallel(layer)) is layer
     True
+    >>> unwrap(torch.nn.DataParallel(torch.compile(layer))) is layer
+    True
     """
-    return getattr(module, "module", module)
+    while True:
+        if isinstance(module, torch.nn.Module) and "_orig_mod" in module._modules:
+            module = module._orig_mod  # OptimizedModule (importing it loads dynamo)
+        elif isinstance(module, (DistributedDataParallel, torch.nn.DataParallel)):
+            module = module.module
+        else:
+            return module
 
 
 def augment_features(augment, feats, feat_lens):

@@ -11,25 +11,30 @@ Authors
 """
 
 import inspect
-import json
 from pathlib import Path
 
 from speechbrain.utils.logger import get_logger
 
 from fastast_plugin.ast import MODEL_SIZES, ASTClassifier, ASTEncoder, ASTHead
 from fastast_plugin.state_dict import CheckpointError, load_strict
-from fastast_plugin.weights import fit_to_encoder, read_checkpoint
+from fastast_plugin.weights import (
+    EXPORT_WEIGHTS,
+    fit_to_encoder,
+    read_export_config,
+    read_for_encoder,
+)
 
-__all__ = ["from_pretrained", "read_export_config"]
+__all__ = ["from_pretrained", "one_setting_overrides", "read_export_config"]
 
 logger = get_logger(__name__)
 
 DEFAULT_N_CLASSES = 527  # AudioSet's, AST's default head
 
-# An exported inference folder (fastast_plugin.export): weights + plain JSON.
-EXPORT_FORMAT = "fastast-export-1"
-EXPORT_CONFIG = "fastast_config.json"
-EXPORT_WEIGHTS = "model.safetensors"
+# Settings that are one choice each: overriding any member replaces the
+# whole group (the others take these defaults), so that a stored value of
+# another member (keep_ratio, which wins over r) cannot silently remain.
+MERGE_SETTING = {"r": 0, "keep_ratio": None}
+PATCH_SETTING = {"patch_size": None, "patch_stride": None}
 
 
 def from_pretrained(source, **overrides):
@@ -53,9 +58,12 @@ def from_pretrained(source, **overrides):
       from the checkpoint's; ImageNet checkpoints always get a new head,
       527 classes unless given.
     * ``patch_size``: the patch size to run at (``encoder.set_patch_size``,
-      stride = patch size), not the stored kernel. It makes the encoder
-      flexible (``flexible="both"`` unless ``flexible`` is given; FlexiAST
-      checkpoints are flexible already).
+      stride = patch size unless ``patch_stride`` is given), not the stored
+      kernel. It makes the encoder flexible (``flexible="both"`` unless
+      ``flexible`` is given; FlexiAST checkpoints are flexible already).
+    * ``patch_stride``: the stride to run at (overlapping patches), with
+      ``patch_size`` or at the base patch size; also makes the encoder
+      flexible.
     * ``base_patch_size``: the stored kernel size of a flexible encoder;
       the checkpoint's kernel is PI-resized to it (with ``fstride`` /
       ``tstride``, this builds a FlexiAST model from a fixed-patch AST).
@@ -63,10 +71,17 @@ def from_pretrained(source, **overrides):
       ``prop_attn``, ``trace_source``, ``fused_attn``, ``drop_path``,
       ``layer_norm_eps``, ...) is passed to the encoder.
 
+    Exported folders and recipes' ``model.pt`` record their encoder, head,
+    labels and run-time patch size and stride: they come back as saved,
+    the overrides applied on top. ``r`` and ``keep_ratio`` are one setting,
+    and so are ``patch_size`` and ``patch_stride``: overriding one member
+    replaces the recorded setting (``one_setting_overrides``).
+
     Arguments
     ---------
     source : str or os.PathLike
-        Original AST / fastast ``.pth``, Hugging Face folder, or timm file.
+        Original AST / fastast ``.pth``, recipe ``model.pt``, exported
+        folder, Hugging Face folder, or timm file.
     **overrides
         See above.
 
@@ -93,14 +108,22 @@ def from_pretrained(source, **overrides):
     config = read_export_config(source)
     if config is not None:
         return _from_export(Path(source), config, overrides)
+    return _from_checkpoint(source, overrides)
+
+
+def _from_checkpoint(source, overrides):
+    """Any checkpoint file or folder, built with the overrides."""
+    overrides = dict(overrides)
     n_classes = overrides.pop("n_classes", None)
     patch_size = overrides.pop("patch_size", None)
+    patch_stride = overrides.pop("patch_stride", None)
     base_patch_size = overrides.pop("base_patch_size", None)
     _check_overrides(overrides)
-    wants_flexible = patch_size is not None or base_patch_size is not None
-    if wants_flexible:
+    if (patch_size, patch_stride, base_patch_size) != (None, None, None):
         overrides.setdefault("flexible", "both")
-    ckpt = _read_for_overrides(source, overrides)
+    strides = overrides.get("fstride"), overrides.get("tstride")
+    flexible = overrides.get("flexible", "none")
+    ckpt = read_for_encoder(source, strides, overrides.get("input_fdim"), flexible)
     kwargs = _encoder_kwargs(ckpt, overrides)
     if base_patch_size is not None:
         kwargs["patch_size"] = base_patch_size
@@ -108,25 +131,45 @@ def from_pretrained(source, **overrides):
     state = fit_to_encoder(ckpt, encoder)
     head, labels = _make_head(ckpt, encoder.embed_dim, n_classes, state)
     model = load_strict(ASTClassifier(encoder, head, labels), state, ckpt.path)
-    if patch_size is not None:
-        encoder.set_patch_size(patch_size)
+    if patch_size is not None or patch_stride is not None:
+        encoder.set_patch_size(patch_size, patch_stride)
     logger.info("Loaded %s checkpoint %s", ckpt.family, ckpt.path)
     return model.eval()
 
 
-def _read_for_overrides(source, overrides):
-    """Strides overrides name an unnamed AST file's strides, unless flexible.
+def one_setting_overrides(overrides, settings=(MERGE_SETTING, PATCH_SETTING)):
+    """Overrides completed so that each overridden setting replaces the stored one.
 
-    A flexible encoder may have other strides than its checkpoint, so its
-    ``fstride``/``tstride`` are only a last guess (``stride_guesses`` of
-    ``read_checkpoint``).
+    ``r`` and ``keep_ratio`` are one setting (``keep_ratio`` wins over
+    ``r``), and so are ``patch_size`` and ``patch_stride``: when overrides
+    name one member of a setting, its other members get their defaults
+    instead of keeping stored values.
+
+    Arguments
+    ---------
+    overrides : dict
+        Keyword overrides (``from_pretrained``'s, or an exported folder's
+        ``hyperparams.yaml`` keys).
+    settings : sequence of dict
+        The settings: member names to defaults.
+
+    Returns
+    -------
+    dict
+        A new dict.
+
+    Example
+    -------
+    >>> one_setting_overrides({"r": 8, "input_tdim": 256})
+    {'r': 8, 'keep_ratio': None, 'input_tdim': 256}
+    >>> one_setting_overrides({"patch_size": 32})
+    {'patch_size': 32, 'patch_stride': None}
     """
-    strides = overrides.get("fstride"), overrides.get("tstride")
-    input_fdim = overrides.get("input_fdim")
-    if overrides.get("flexible", "none") == "none":
-        return read_checkpoint(source, *strides, input_fdim)
-    guesses = [] if None in strides else [strides]
-    return read_checkpoint(source, input_fdim=input_fdim, stride_guesses=guesses)
+    completed = dict(overrides)
+    for setting in settings:
+        if setting.keys() & completed.keys():
+            completed = {**setting, **completed}
+    return completed
 
 
 def _check_overrides(overrides):
@@ -135,8 +178,8 @@ def _check_overrides(overrides):
     if unknown:
         raise TypeError(
             f"from_pretrained() got unknown override(s) {unknown}; accepted: "
-            "n_classes, base_patch_size and the ASTEncoder arguments "
-            f"{sorted(allowed)} (patch_size is the patch size to run at)"
+            "n_classes, base_patch_size, patch_stride and the ASTEncoder arguments "
+            f"{sorted(allowed)} (patch_size and patch_stride are those to run at)"
         )
 
 
@@ -170,57 +213,21 @@ def _make_head(ckpt, embed_dim, n_classes, state):
     return head, None
 
 
-def read_export_config(source):
-    """The ``fastast_config.json`` of an exported folder, or None for other sources.
+def _from_export(source, config, overrides):
+    """An exported folder or a recipe's ``model.pt``: rebuilt from its config.
 
-    Plain JSON: reading it executes nothing (unlike the folder's
-    ``hyperparams.yaml``, which ``from_pretrained`` never reads).
-
-    Arguments
-    ---------
-    source : str or os.PathLike
-        Any ``from_pretrained`` source.
-
-    Returns
-    -------
-    dict or None
-        The config when ``source`` is an exported folder.
-
-    Example
-    -------
-    >>> read_export_config(getfixture("tmp_path")) is None
-    True
-    """
-    path = Path(source) / EXPORT_CONFIG
-    if not path.is_file():
-        return None
-    try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as err:
-        raise CheckpointError(f"{path} is not a readable JSON config: {err}") from err
-    if not isinstance(config, dict) or config.get("format") != EXPORT_FORMAT:
-        found = config.get("format") if isinstance(config, dict) else type(config).__name__
-        raise CheckpointError(
-            f"{path}: expected an export config with format {EXPORT_FORMAT!r}, got {found!r}"
-        )
-    return config
-
-
-def _from_export(folder, config, overrides):
-    """An exported folder: its weights, rebuilt with the config's architecture.
-
-    Overrides win over the config; a new ``input_tdim`` adapts the
+    Overrides win over the config, each replacing a whole setting
+    (``one_setting_overrides``); a new ``input_tdim`` adapts the
     positional embedding as for any AST checkpoint.
     """
     encoder = dict(config["encoder"])
-    for key in ("r", "keep_ratio", "prop_attn", "trace_source"):
-        if key in overrides:  # explicit run-time choices replace the exported ones
-            encoder.pop(key)
     base_patch = encoder.pop("patch_size")
     if encoder["flexible"] != "none":
         encoder["base_patch_size"] = base_patch
         encoder["patch_size"] = config.get("runtime_patch_size", base_patch)
-    model = from_pretrained(folder / EXPORT_WEIGHTS, **{**encoder, **overrides})
+        encoder["patch_stride"] = config.get("runtime_stride")
+    weights = source / EXPORT_WEIGHTS if source.is_dir() else source
+    model = _from_checkpoint(weights, {**encoder, **one_setting_overrides(overrides)})
     model.head.norm.eps = config["head"]["layer_norm_eps"]
     labels = config.get("labels")
     if labels is not None and len(labels) != model.head.linear.out_features:

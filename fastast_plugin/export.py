@@ -31,16 +31,11 @@ from safetensors.torch import save_file
 from speechbrain.dataio.encoder import CategoricalEncoder
 from speechbrain.utils.logger import get_logger
 
-from fastast_plugin.checkpoints import (
-    EXPORT_CONFIG,
-    EXPORT_FORMAT,
-    EXPORT_WEIGHTS,
-    from_pretrained,
-    read_export_config,
-)
+from fastast_plugin.checkpoints import MERGE_SETTING, from_pretrained, read_export_config
 from fastast_plugin.features import AUDIOSET_MEAN, AUDIOSET_STD
 from fastast_plugin.flexi import parse_patch_size
 from fastast_plugin.registry import find, labels_file
+from fastast_plugin.weights import EXPORT_CONFIG, EXPORT_FORMAT, EXPORT_WEIGHTS
 
 logger = get_logger(__name__)
 
@@ -122,6 +117,52 @@ def export_model(model, out_dir, features, labels=None, multi_label=False, windo
     >>> sorted(p.name for p in out.iterdir())
     ['fastast_config.json', 'hyperparams.yaml', 'label_encoder.txt', 'model.safetensors']
     """
+    config = export_config(model, features, labels, multi_label, window_hop)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    save_file(state, str(out_dir / EXPORT_WEIGHTS))
+    (out_dir / EXPORT_CONFIG).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+    encoder = CategoricalEncoder()
+    encoder.update_from_iterable(config["labels"])
+    encoder.save(out_dir / LABELS_FILE)
+    (out_dir / HPARAMS_FILE).write_text(hyperparams_yaml(config), encoding="utf-8")
+    logger.info("Exported %d-class model to %s", len(config["labels"]), out_dir)
+    return out_dir
+
+
+def export_config(model, features=None, labels=None, multi_label=False, window_hop=0.5):
+    """The plain-JSON config that rebuilds a model and its input (``fastast_config.json``).
+
+    Also stored in a recipe's ``model.pt``. A flexible encoder's run-time
+    patch size and stride are recorded with it.
+
+    Arguments
+    ---------
+    model : ASTClassifier
+        The model.
+    features : KaldiFbank or dict, optional
+        The feature extractor or its settings (default: ``KaldiFbank``'s).
+    labels : list of str, optional
+        One name per class (default: ``model.labels``, else indices).
+    multi_label : bool
+        Sigmoid outputs rather than softmax.
+    window_hop : float
+        Hop between windows of long files, as a fraction of a window.
+
+    Returns
+    -------
+    dict
+
+    Example
+    -------
+    >>> from fastast_plugin.ast import ASTClassifier, ASTEncoder, ASTHead
+    >>> encoder = ASTEncoder("tiny224", depth=1, input_tdim=128, flexible="both")
+    >>> encoder.set_patch_size(16, stride=12)
+    >>> config = export_config(ASTClassifier(encoder, ASTHead(192, 2)))
+    >>> config["runtime_patch_size"], config["runtime_stride"], config["labels"]
+    ([16, 16], [12, 12], ['0', '1'])
+    """
     n_classes = model.head.linear.out_features
     labels = list(labels if labels is not None else model.labels or map(str, range(n_classes)))
     if len(labels) != n_classes:
@@ -129,8 +170,6 @@ def export_model(model, out_dir, features, labels=None, multi_label=False, windo
             f"{len(labels)} labels given for a head of {n_classes} classes; "
             "the label file must name every class once"
         )
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     config = {
         "format": EXPORT_FORMAT,
         "encoder": model.encoder.init_kwargs(),
@@ -139,22 +178,17 @@ def export_model(model, out_dir, features, labels=None, multi_label=False, windo
             "n_classes": n_classes,
             "layer_norm_eps": model.head.norm.eps,
         },
-        "features": _feature_settings(features, model.encoder.input_tdim),
+        "features": _feature_settings(
+            {} if features is None else features, model.encoder.input_tdim
+        ),
         "labels": labels,
         "multi_label": bool(multi_label),
         "window_hop": float(window_hop),
     }
     if model.encoder.flexible != "none":
         config["runtime_patch_size"] = list(model.encoder.patch_size)
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    save_file(state, str(out_dir / EXPORT_WEIGHTS))
-    (out_dir / EXPORT_CONFIG).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
-    encoder = CategoricalEncoder()
-    encoder.update_from_iterable(labels)
-    encoder.save(out_dir / LABELS_FILE)
-    (out_dir / HPARAMS_FILE).write_text(hyperparams_yaml(config), encoding="utf-8")
-    logger.info("Exported %d-class model to %s", n_classes, out_dir)
-    return out_dir
+        config["runtime_stride"] = list(model.encoder.patch_stride)
+    return config
 
 
 def _feature_settings(features, input_tdim):
@@ -250,9 +284,13 @@ def _yaml_value(value):
     return json.dumps(value)
 
 
-def _yaml_block(tag, settings):
+def _yaml_block(tag, settings, refs=()):
+    """A ``!new:`` block; the keys in ``refs`` refer to top-level keys of that name."""
     lines = [tag]
-    lines += [f"    {key}: {_yaml_value(value)}" for key, value in settings.items()]
+    lines += [
+        f"    {key}: !ref <{key}>" if key in refs else f"    {key}: {_yaml_value(value)}"
+        for key, value in settings.items()
+    ]
     return "\n".join(lines)
 
 
@@ -281,10 +319,20 @@ def hyperparams_yaml(config):
             "source: !PLACEHOLDER\n"
             f"sample_rate: {_yaml_value(features['sample_rate'])}\n"
             f"multi_label: {_yaml_value(config['multi_label'])}\n"
-            f"window_hop: {_yaml_value(config['window_hop'])}\n"
-            f"patch_size: {_yaml_value(config.get('runtime_patch_size'))}",
+            f"window_hop: {_yaml_value(config['window_hop'])}",
+            "# Run-time settings. r and keep_ratio are one setting (keep_ratio wins),\n"
+            "# and so are patch_size and patch_stride (flexible models): overriding\n"
+            "# one in AudioClassifier.from_hparams resets the other.\n"
+            f"r: {_yaml_value(config['encoder']['r'])}\n"
+            f"keep_ratio: {_yaml_value(config['encoder']['keep_ratio'])}\n"
+            f"patch_size: {_yaml_value(config.get('runtime_patch_size'))}\n"
+            f"patch_stride: {_yaml_value(config.get('runtime_stride'))}",
             _yaml_block("compute_features: !new:fastast_plugin.features.KaldiFbank", features),
-            _yaml_block("embedding_model: !new:fastast_plugin.ast.ASTEncoder", config["encoder"]),
+            _yaml_block(
+                "embedding_model: !new:fastast_plugin.ast.ASTEncoder",
+                config["encoder"],
+                refs=MERGE_SETTING,
+            ),
             _yaml_block("classifier: !new:fastast_plugin.ast.ASTHead", config["head"]),
             "model: !new:fastast_plugin.ast.ASTClassifier\n"
             "    encoder: !ref <embedding_model>\n"

@@ -46,10 +46,13 @@ from tqdm import tqdm
 
 from fastast_plugin.ast import LENGTH_MODES
 from fastast_plugin.audio import AudioError, load_audio
-from fastast_plugin.features import batch_features, sample_counts
+from fastast_plugin.checkpoints import MERGE_SETTING, one_setting_overrides
+from fastast_plugin.features import batch_features, num_frames, sample_counts
 from fastast_plugin.state_dict import load_strict, read_state_dict
 
 logger = get_logger(__name__)
+
+URL_SCHEMES = ("http://", "https://")  # sources speechbrain.utils.fetching downloads
 
 
 class Window(NamedTuple):
@@ -135,12 +138,15 @@ class FileResult(NamedTuple):
 def load_weights(module, path):
     """Pretrainer hook: load a safetensors / torch state dict strictly.
 
+    The format is told from the file's content: the Pretrainer stores the
+    weights as ``<savedir>/model.ckpt`` (a symlink or a copy).
+
     Arguments
     ---------
     module : torch.nn.Module
         The module to load into.
     path : str or os.PathLike
-        The weights file (``.safetensors`` or a torch state dict).
+        The weights file (safetensors or a torch state dict, any name).
 
     Example
     -------
@@ -156,6 +162,8 @@ def load_weights(module, path):
 def _check_local_source(source, hparams_file):
     """Name a missing local folder or YAML (SpeechBrain would try the hub instead)."""
     text = str(source)
+    if text.startswith(URL_SCHEMES):
+        return  # downloaded by SpeechBrain's fetch (savedir needed)
     path = Path(text).expanduser()
     looks_local = path.exists() or text.startswith((".", "/", "~")) or text.count("/") > 1
     if not looks_local:
@@ -173,8 +181,9 @@ class AudioClassifier(Pretrained):
     """Classify waveforms or files of any rate and length with an AST.
 
     The hyperparameters must define ``sample_rate``, ``label_encoder`` and
-    ``multi_label``; ``window_hop`` (fraction of a window, default 0.5) and
-    ``patch_size`` (run-time patch size of a flexible model) are optional.
+    ``multi_label``; ``window_hop`` (fraction of a window, default 0.5),
+    ``patch_size`` and ``patch_stride`` (run-time patch size and stride of
+    a flexible model) are optional.
 
     Example
     -------
@@ -205,8 +214,9 @@ class AudioClassifier(Pretrained):
             raise ValueError(f"window_hop must be in (0, 1], got {self.window_hop}")
         self.batch_size = 8
         patch_size = vars(self.hparams).get("patch_size")
-        if patch_size is not None:  # a flexible model exported at another patch size
-            self.set_patch_size(patch_size)
+        patch_stride = vars(self.hparams).get("patch_stride")
+        if patch_size is not None or patch_stride is not None:  # a flexible model's run-time patches
+            self.set_patch_size(patch_size, patch_stride)
         self.set_length_mode(self.mods.embedding_model.length_mode)
 
     @classmethod
@@ -215,21 +225,32 @@ class AudioClassifier(Pretrained):
 
         Executes the folder's ``hyperparams.yaml``: load only folders you trust.
 
+        ``overrides`` of ``r`` or ``keep_ratio`` (top-level keys, or keys of
+        ``embedding_model``) replace the exported merge setting as a whole,
+        and so do those of ``patch_size`` or ``patch_stride``
+        (``checkpoints.one_setting_overrides``).
+
         Arguments
         ---------
         source : str or os.PathLike
-            A local folder or a hub id (fetched by SpeechBrain).
+            A local folder, an ``http(s)://`` folder or a hub id (fetched by
+            SpeechBrain; URLs need ``savedir``).
         hparams_file : str
             The YAML file in the folder.
         **kwargs : dict
-            Passed to ``Pretrained.from_hparams`` (``savedir``, ``run_opts``, ...).
+            Passed to ``Pretrained.from_hparams`` (``savedir``,
+            ``local_strategy``, ``overrides``, ``run_opts``, ...).
 
         Returns
         -------
         AudioClassifier
         """
         _check_local_source(source, hparams_file)
-        overrides = dict(kwargs.pop("overrides", {}))
+        overrides = one_setting_overrides(kwargs.pop("overrides", None) or {})
+        if isinstance(overrides.get("embedding_model"), dict):
+            overrides["embedding_model"] = one_setting_overrides(
+                overrides["embedding_model"], [MERGE_SETTING]
+            )
         overrides.setdefault("source", str(source))
         return super().from_hparams(
             source, hparams_file=hparams_file, overrides=overrides, **kwargs
@@ -260,9 +281,18 @@ class AudioClassifier(Pretrained):
         if prop_attn is not None:
             encoder.prop_attn = bool(prop_attn)
 
-    def set_patch_size(self, patch_size=None):
-        """Patch size of a flexible encoder (None: its base size)."""
-        self.mods.embedding_model.set_patch_size(patch_size)
+    def set_patch_size(self, patch_size=None, stride=None):
+        """Patch size and stride of a flexible encoder (``ASTEncoder.set_patch_size``).
+
+        Arguments
+        ---------
+        patch_size : int or tuple of int, optional
+            None: the base patch size.
+        stride : int or tuple of int, optional
+            None: the patch size (non-overlapping), or the base stride at the
+            base patch size.
+        """
+        self.mods.embedding_model.set_patch_size(patch_size, stride)
 
     def set_length_mode(self, mode):
         """``"pad"``: pad/crop every clip to the model's input, as AST does.

@@ -41,9 +41,10 @@ from fastast_plugin.ast import ASTClassifier
 from fastast_plugin.averaging import AVERAGED_KEY, save_averaged_checkpoint
 from fastast_plugin.brain import AudioClassifierBrain, unwrap
 from fastast_plugin.dataio import training_labels
-from fastast_plugin.export import export_model, read_labels
+from fastast_plugin.export import export_config, export_model, read_labels
 from fastast_plugin.flexi import parse_patch_size
 from fastast_plugin.sweep import EVAL_COLUMNS, evaluate_patch_sizes, plot_patch_sweep, write_table
+from fastast_plugin.weights import STORED_CONFIG_KEY
 
 logger = get_logger(__name__)
 
@@ -324,8 +325,9 @@ def run_experiment(hparams, run_opts, train_set, valid_set, test_set, test_key="
         folder = os.path.dirname(os.path.abspath(hparams["model_file"]))
         labels = _labels(hparams)
         write_test_predictions(brain, os.path.join(folder, "test_predictions.csv"), labels)
-        write_model_file(brain, hparams["model_file"])
-        export_tested_model(brain, os.path.join(folder, "export"), labels, hparams.get("multi_label", False))
+        multi_label = hparams.get("multi_label", False)
+        write_model_file(brain, hparams["model_file"], labels, multi_label)
+        export_tested_model(brain, os.path.join(folder, "export"), labels, multi_label)
     rows = None
     if hparams.get("test_patch_sizes"):
         rows = sweep_patch_sizes(
@@ -338,18 +340,28 @@ def run_experiment(hparams, run_opts, train_set, valid_set, test_set, test_key="
     return ExperimentResult(brain, brain.test_stats, rows)
 
 
-def write_model_file(brain, path):
-    """The Brain's current weights as one ``ASTClassifier`` state dict (main process only).
+def write_model_file(brain, path, labels=None, multi_label=False):
+    """The Brain's current model as one self-describing file (main process only).
 
-    ``encoder.*`` and ``head.*`` keys, which ``from_pretrained``,
-    ``ASTEncoder(init_from=...)`` and the AST teachers read.
+    ``{"model": state dict, "fastast_config": config}``: an ``ASTClassifier``
+    state dict (``encoder.*`` and ``head.*`` keys, which
+    ``ASTEncoder(init_from=...)`` and the AST teachers read), and the
+    exported folder's config (``export.export_config``: architecture,
+    strides, run-time patch size and stride, features, labels), with which
+    ``from_pretrained`` rebuilds the model as it was. Compiled and DDP
+    modules are saved as the plain modules.
 
     Arguments
     ---------
     brain : AudioClassifierBrain
-        With ``embedding_model`` and ``classifier`` modules.
+        With ``embedding_model`` and ``classifier`` modules (and
+        ``compute_features``, whose settings are recorded when present).
     path : str
         Output file (written atomically).
+    labels : list of str, optional
+        Class names (default: indices).
+    multi_label : bool
+        Sigmoid (AudioSet-style) outputs.
 
     Example
     -------
@@ -360,22 +372,23 @@ def write_model_file(brain, path):
     ...                              run_opts={"device": "cpu"})
     >>> path = str(getfixture("tmp_path") / "model.pt")
     >>> write_model_file(brain, path)
-    >>> sorted(torch.load(path, weights_only=True))[0]
-    'encoder.blocks.0.attn.proj.bias'
+    >>> saved = torch.load(path, weights_only=True)
+    >>> sorted(saved["model"])[0], saved["fastast_config"]["encoder"]["input_tdim"]
+    ('encoder.blocks.0.attn.proj.bias', 64)
     """
     if not sb.utils.distributed.if_main_process():
         return
-    state = {
-        f"{prefix}.{key}": value.detach().cpu()
-        for prefix, module in (
-            ("encoder", unwrap(brain.modules.embedding_model)),
-            ("head", unwrap(brain.modules.classifier)),
-        )
-        for key, value in module.state_dict().items()
-    }
+    model = ASTClassifier(
+        unwrap(brain.modules.embedding_model), unwrap(brain.modules.classifier)
+    )
+    features = getattr(brain.modules, "compute_features", None)
+    config = export_config(
+        model, None if features is None else unwrap(features), labels, bool(multi_label)
+    )
+    state = {key: value.detach().cpu() for key, value in model.state_dict().items()}
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     tmp = f"{path}.partial"
-    torch.save(state, tmp)
+    torch.save({"model": state, STORED_CONFIG_KEY: config}, tmp)
     os.replace(tmp, path)
     logger.info("Model written to %s", path)
 

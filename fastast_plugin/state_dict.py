@@ -1,9 +1,12 @@
 """Safe reading and strict checking of state dicts, shared by every format.
 
 Every weight file of the package (AST, Hugging Face, timm, FlexiAST and
-DyMN checkpoints) is read by ``read_state_dict``: ``.safetensors`` files
-with ``safetensors``, anything else with ``torch.load(weights_only=True)``,
-so no pickled code ever runs. Every strict load goes through
+DyMN checkpoints) is read by ``read_state_dict``: safetensors files with
+``safetensors``, torch files with ``torch.load(weights_only=True)``, so no
+pickled code ever runs. The format is told from the file's first bytes, not
+its name: SpeechBrain's Pretrainer stores every loadable as ``<name>.ckpt``.
+Keys of modules saved while compiled (``torch.compile``'s ``_orig_mod.``)
+are read as the plain module's. Every strict load goes through
 ``check_state_dict`` / ``load_strict``, which name the file, the module
 and each missing, unexpected or mis-shaped tensor. All failures raise
 ``CheckpointError`` (a ``ValueError``); strict-load mismatches raise its
@@ -32,12 +35,14 @@ __all__ = [
     "existing_path",
     "load_strict",
     "read_state_dict",
+    "read_stored_entry",
 ]
 
 StateDict = Dict[str, torch.Tensor]
 
 NESTING_KEYS = ("state_dict", "model")  # {"state_dict": sd} / {"model": sd}
 MAX_LISTED = 10  # keys listed per problem in a mismatch message
+COMPILED_PREFIX = "_orig_mod."  # torch.compile's OptimizedModule holds the module here
 
 
 class CheckpointError(ValueError):
@@ -91,10 +96,11 @@ def existing_path(path):
 
 
 def read_state_dict(path):
-    """Read a tensor state dict from a ``.safetensors`` or torch file.
+    """Read a tensor state dict from a safetensors or torch file, whatever its name.
 
     Torch files are read with ``weights_only=True``; the usual nesting
-    ``{"state_dict": ...}`` / ``{"model": ...}`` is unwrapped.
+    ``{"state_dict": ...}`` / ``{"model": ...}`` is unwrapped, and
+    ``torch.compile``'s ``_orig_mod.`` is removed from the keys.
 
     Arguments
     ---------
@@ -122,14 +128,64 @@ def read_state_dict(path):
     {'w': tensor([1., 1.])}
     """
     path = existing_path(path)
-    if path.suffix == ".safetensors":
+    if path.suffix == ".safetensors" or _looks_like_safetensors(path):
         try:
-            return load_file(str(path), device="cpu")
+            state = load_file(str(path), device="cpu")
         except (SafetensorError, OSError) as err:
             raise CheckpointError(
                 f"{path} is not a readable safetensors file: {err}"
             ) from err
-    return _as_tensor_dict(_torch_load(path), path)
+    else:
+        state = _as_tensor_dict(_torch_load(path), path)
+    return {key.replace(COMPILED_PREFIX, ""): value for key, value in state.items()}
+
+
+def read_stored_entry(path, key):
+    """The non-tensor entry ``key`` a torch file stores beside its state dict, or None.
+
+    Only the entry is read: the file is memory-mapped, so its tensors are
+    not loaded. Safetensors files, legacy (non-zip) torch files and other
+    files give None.
+
+    Arguments
+    ---------
+    path : str or os.PathLike
+        The file.
+    key : str
+        A top-level key of the saved dict.
+
+    Returns
+    -------
+    dict or None
+        The entry, when it is a dict.
+
+    Example
+    -------
+    >>> path = str(getfixture("tmpdir") / "model.pt")
+    >>> torch.save({"model": {"w": torch.ones(2)}, "info": {"size": 2}}, path)
+    >>> read_stored_entry(path, "info"), read_stored_entry(path, "other")
+    ({'size': 2}, None)
+    """
+    path = existing_path(path)
+    if not path.is_file() or not zipfile.is_zipfile(path):
+        return None
+    entry = _torch_load(path, mmap=True)
+    entry = entry.get(key) if isinstance(entry, Mapping) else None
+    return dict(entry) if isinstance(entry, Mapping) else None
+
+
+def _looks_like_safetensors(path):
+    """A safetensors file: an 8-byte little-endian header size, then a JSON header.
+
+    A torch zip archive ("PK") or pickle stream (0x80) reads as a header
+    size far larger than any file, so the formats cannot be confused.
+    """
+    with open(path, "rb") as f:
+        head = f.read(9)
+    if len(head) < 9:
+        return False
+    header_size = int.from_bytes(head[:8], "little")
+    return 0 < header_size <= path.stat().st_size - 8 and head[8:] == b"{"
 
 
 def _looks_like_torch_file(path):
@@ -152,11 +208,11 @@ def _not_a_checkpoint(path, reason):
     )
 
 
-def _torch_load(path):
+def _torch_load(path, mmap=False):
     if not _looks_like_torch_file(path):
         raise _not_a_checkpoint(path, "neither a complete zip archive nor a pickle stream")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as err:
         if "Unsupported global" not in str(err):
             reason = f"unpickling failed: {_first_line(err)}"

@@ -45,6 +45,7 @@ from fastast_plugin.state_dict import (
     existing_path,
     load_strict,
     read_state_dict,
+    read_stored_entry,
 )
 
 __all__ = [
@@ -54,6 +55,8 @@ __all__ = [
     "frames_for_grid",
     "load_encoder_weights",
     "read_checkpoint",
+    "read_export_config",
+    "read_for_encoder",
 ]
 
 logger = get_logger(__name__)
@@ -70,6 +73,12 @@ HF_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 HF_CONFIG_FILE = "config.json"
 # audioset_10_10_0.4593.pth, speechcommands_10_10_0.9812.pth, ...
 AST_FILE_NAME = re.compile(r"_(\d+)_(\d+)_\d+\.\d+\.pth$")
+# An exported inference folder (fastast_plugin.export): weights + plain JSON;
+# a recipe's model.pt stores the same config beside its state dict.
+EXPORT_FORMAT = "fastast-export-1"
+EXPORT_CONFIG = "fastast_config.json"
+EXPORT_WEIGHTS = "model.safetensors"
+STORED_CONFIG_KEY = "fastast_config"
 
 
 class Checkpoint(NamedTuple):
@@ -119,6 +128,63 @@ def _read_source(source):
     config_path = folder / HF_CONFIG_FILE
     config = _read_json(config_path) if config_path.is_file() else None
     return read_state_dict(path), config, path
+
+
+def read_export_config(source):
+    """The fastast config of an exported folder or a recipe's ``model.pt``, else None.
+
+    An exported folder holds it as ``fastast_config.json``; a ``model.pt``
+    written by a recipe stores it beside its state dict (key
+    ``fastast_config``). Plain JSON data: reading it executes nothing
+    (unlike an exported folder's ``hyperparams.yaml``, which
+    ``from_pretrained`` never reads).
+
+    Arguments
+    ---------
+    source : str or os.PathLike
+        Any ``from_pretrained`` source.
+
+    Returns
+    -------
+    dict or None
+        The config (encoder and head arguments, run-time patch size and
+        stride, features, labels) when ``source`` records one.
+
+    Example
+    -------
+    >>> read_export_config(getfixture("tmp_path")) is None
+    True
+    """
+    path = Path(source)
+    if path.is_dir():
+        json_path = path / EXPORT_CONFIG
+        config = _read_json(json_path) if json_path.is_file() else None
+    else:
+        json_path = path
+        config = read_stored_entry(path, STORED_CONFIG_KEY) if path.is_file() else None
+    if config is None:
+        return None
+    if not isinstance(config, dict) or config.get("format") != EXPORT_FORMAT:
+        found = config.get("format") if isinstance(config, dict) else type(config).__name__
+        raise CheckpointError(
+            f"{json_path}: expected an export config with format {EXPORT_FORMAT!r}, got {found!r}"
+        )
+    return config
+
+
+def _recorded_geometry(path):
+    """``((fstride, tstride), input_fdim)`` a fastast file records, or None.
+
+    From the config stored in the file (a recipe's ``model.pt``) or beside
+    it (an exported folder's ``model.safetensors``): no guessing needed.
+    """
+    config = read_export_config(path)
+    if config is None and Path(path).name == EXPORT_WEIGHTS:
+        config = read_export_config(Path(path).parent)
+    if config is None:
+        return None
+    encoder = config["encoder"]
+    return (encoder["fstride"], encoder["tstride"]), encoder["input_fdim"]
 
 
 def _read_json(path):
@@ -225,7 +291,9 @@ def read_checkpoint(
 ):
     """Read, recognise and convert a checkpoint of any supported family.
 
-    Original AST files do not record their strides or mel bins: the
+    Exported folders and recipes' ``model.pt`` record their strides and
+    mel bins (``read_export_config``), which are then used as they are.
+    Original AST files do not record them: the
     strides come from a file name ``<name>_{f}_{t}_{score}.pth`` when it
     has one (``audioset_10_10_0.4593.pth``), else from ``fstride`` /
     ``tstride``, else AST's 10/10, or the patch size (non-overlapping, as
@@ -283,11 +351,53 @@ def read_checkpoint(
         return _describe_flexiast(convert_flexiast(raw), path, input_fdim)
     state = convert_ast_original(raw)
     match = AST_FILE_NAME.search(Path(path).name)
-    if match:
+    recorded = _recorded_geometry(path)
+    if recorded is not None:
+        strides, input_fdim = recorded
+    elif match:
         strides = int(match.group(1)), int(match.group(2))
     elif strides is None:
         strides = _guess_strides(state, path, input_fdim, stride_guesses)
-    return _describe_ast(state, path, strides, input_fdim)
+    return _describe_ast(state, path, tuple(strides), input_fdim)
+
+
+def read_for_encoder(source, strides, input_fdim, flexible):
+    """Read a checkpoint for an encoder of these base strides and mel bins.
+
+    A fixed-patch encoder only runs at its checkpoint's strides, so its
+    strides name those of a file that does not record them; a flexible one
+    may have other strides than its checkpoint, so its strides are only a
+    last guess (``stride_guesses`` of ``read_checkpoint``). Files that
+    record their strides (exported folders, recipes' ``model.pt``, original
+    AST file names) are read at those in both cases.
+
+    Arguments
+    ---------
+    source : str or os.PathLike
+        Any ``read_checkpoint`` source.
+    strides : tuple of int or None
+        The encoder's base ``(fstride, tstride)``; None entries: unknown.
+    input_fdim : int or None
+        The encoder's mel bins.
+    flexible : str
+        The encoder's ``flexible`` setting.
+
+    Returns
+    -------
+    Checkpoint
+
+    Example
+    -------
+    >>> from fastast_plugin.ast import ASTEncoder
+    >>> path = str(getfixture("tmpdir") / "enc.pth")
+    >>> torch.save(ASTEncoder("tiny224", depth=1, input_tdim=128, fstride=16, tstride=10).state_dict(), path)
+    >>> read_for_encoder(path, (16, 10), 128, "none").grid
+    (8, 12)
+    """
+    if flexible == "none":
+        return read_checkpoint(source, *strides, input_fdim)
+    guesses = [] if None in tuple(strides) else [tuple(strides)]
+    return read_checkpoint(source, input_fdim=input_fdim, stride_guesses=guesses)
 
 
 def _guess_strides(state_dict, path, input_fdim, guesses):
@@ -608,12 +718,7 @@ def load_encoder_weights(encoder, path):
     (True, torch.Size([1, 146, 192]))
     """
     strides = tuple(encoder.patch_embed.base_stride)
-    if encoder.flexible == "none":
-        ckpt = read_checkpoint(path, *strides, encoder.input_fdim)
-    else:
-        ckpt = read_checkpoint(
-            path, input_fdim=encoder.input_fdim, stride_guesses=[strides]
-        )
+    ckpt = read_for_encoder(path, strides, encoder.input_fdim, encoder.flexible)
     _warn_eps(ckpt, encoder)
     state = {
         key.removeprefix("encoder."): value

@@ -363,7 +363,7 @@ def test_run_experiment_fits_tests_writes_the_model_and_sweeps(device, tmp_path)
     assert [row["patch_size"] for row in result.sweep] == ["16", "16x32"]
     assert result.sweep[0]["acc"] == pytest.approx(result.test_stats["acc"])
     assert (tmp_path / "patch_sweep.csv").exists() and (tmp_path / "patch_sweep.md").exists()
-    assert torch.load(tmp_path / "model.pt", weights_only=True).keys() == {
+    assert torch.load(tmp_path / "model.pt", weights_only=True)["model"].keys() == {
         *(f"encoder.{k}" for k in encoder.state_dict()),
         *(f"head.{k}" for k in head.state_dict()),
     }

@@ -260,3 +260,46 @@ def test_strict_audio_skips_them_and_says_the_split_is_empty(dataset_at_8khz_som
     assert "45 file(s) skipped" in output
     assert "23 2 channels, expected mono, 22 8000 Hz, expected 16000 Hz" in output
     assert "n_classes" not in output.splitlines()[-1]
+
+
+def test_compiled_run_writes_a_model_and_export_that_load(small_dataset, tmp_path):
+    """--compile wraps the modules in OptimizedModule: model.pt and export/ still load, same logits."""
+    from fastast_plugin.audio import load_audio
+    from fastast_plugin.checkpoints import from_pretrained
+    from fastast_plugin.inference import AudioClassifier
+
+    out = tmp_path / "compiled"
+    run_recipe(
+        "SpeechCommands",
+        [
+            "hparams/tome_ast.yaml",
+            f"--data_folder={small_dataset}",
+            f"--output_folder={out}",
+            "--n_classes=3",
+            "--batch_size=9",
+            "--number_of_epochs=1",
+            "--compile",
+            "--compile_module_keys", "embedding_model", "classifier",
+            *TINY_MODEL,
+        ],
+        tmp_path / "compiled.out",
+    )
+    with open(out / "save" / "test.json", encoding="utf-8") as f:
+        test = json.load(f)
+    ids = sorted(test)
+    with open(out / "test_predictions.csv", encoding="utf-8") as f:
+        tested = {row[0]: float(row[2]) for row in (line.strip().split(",") for line in list(f)[1:])}
+
+    clf = AudioClassifier.from_hparams(source=out / "export")
+    results = clf.classify_files([test[i]["wav"] for i in ids], top_k=1, progress=False)
+    exported = torch.stack([res.windows[0].scores for res in results])
+    model = from_pretrained(out / "model.pt")
+    features = clf.mods.compute_features  # the recipe's KaldiFbank, padded to the model's input
+    with torch.no_grad():
+        direct = torch.cat([model(features(load_audio(test[i]["wav"])[None])) for i in ids])
+    torch.testing.assert_close(exported, direct, atol=1e-5, rtol=1e-5)
+    # the test stage's own (compiled) top logits, written with 6 significant digits
+    torch.testing.assert_close(direct.max(-1).values, torch.tensor([tested[i] for i in ids]),
+                               atol=1e-4, rtol=1e-4)
+    saved = torch.load(out / "model.pt", weights_only=True)["model"]
+    assert not [key for key in saved if "_orig_mod" in key]

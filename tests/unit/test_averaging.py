@@ -59,3 +59,12 @@ def test_errors_name_the_problem(tmp_path):
     modules, checkpointer, _ = checkpointed(tmp_path / "b", [1])
     with pytest.raises(ValueError, match="'head' is not a recoverable"):
         save_averaged_checkpoint(checkpointer, modules, last=1, names=("head",))
+
+
+def test_compiled_modules_are_averaged_as_the_plain_ones(tmp_path):
+    """--compile: the Brain's modules are OptimizedModule wrappers of the checkpointed ones."""
+    modules, checkpointer, saved = checkpointed(tmp_path, [1, 2])
+    compiled = {name: torch.compile(module) for name, module in modules.items()}
+    assert save_averaged_checkpoint(checkpointer, compiled, last=2) == [1, 2]
+    expected = (saved[1]["classifier"]["weight"] + saved[2]["classifier"]["weight"]) / 2
+    torch.testing.assert_close(modules["classifier"].weight.data, expected, rtol=0, atol=1e-6)

@@ -180,3 +180,16 @@ def test_a_folder_with_tiny_files_classifies_them_padded_and_reports_broken_ones
         expected = [classifier.hparams.label_encoder.ind2lab[int(i)] for i in best]
         assert records[name]["labels"] == expected
         np.testing.assert_allclose(records[name]["scores"], log_probs[best].exp(), atol=1e-5)
+
+
+def test_classify_with_a_savedir(tmp_path, capsys):
+    """--savedir: SpeechBrain's Pretrainer collects the weights as model.ckpt, read by content."""
+    model = export_tiny(tmp_path)
+    sf.write(tmp_path / "a.wav", np.random.default_rng(2).normal(0, 0.1, 16000), 16000)
+    capsys.readouterr()
+    plain = cli.main(["classify", str(model), str(tmp_path / "a.wav"), "--json"])
+    expected = capsys.readouterr().out
+    status = cli.main(["classify", str(model), str(tmp_path / "a.wav"), "--json",
+                       "--savedir", str(tmp_path / "cache")])
+    assert (status, plain) == (0, 0) and capsys.readouterr().out == expected
+    assert (tmp_path / "cache" / "model.ckpt").exists()

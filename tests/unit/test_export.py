@@ -123,3 +123,46 @@ def test_export_checkpoint_defaults_to_audioset_statistics(tmp_path):
     assert config["encoder"]["keep_ratio"] == 0.9 and config["multi_label"] is False
     again = export_checkpoint(out, tmp_path / "again", r=2)  # an export re-exported
     assert json.loads((again / "fastast_config.json").read_text())["features"] == config["features"]
+
+
+def test_an_r_override_replaces_an_exported_keep_ratio(tmp_path):
+    """r, keep_ratio and the schedule are one setting: from_pretrained and fastast export."""
+    from fastast_plugin import cli
+
+    export_model(tiny_model(keep_ratio=0.5), tmp_path / "kept", KaldiFbank())
+    plain = tiny_model(r=8)  # the same weights, merging 8 tokens per block
+    x = torch.randn(2, 128, 128)
+    loaded = from_pretrained(tmp_path / "kept", r=8)
+    assert (loaded.encoder.r, loaded.encoder.keep_ratio) == (8, None)
+    assert torch.equal(loaded(x), plain(x))
+    cli.run(["export", str(tmp_path / "kept"), str(tmp_path / "r16"), "--r", "16"])
+    stored = json.loads((tmp_path / "r16" / "fastast_config.json").read_text())["encoder"]
+    assert (stored["r"], stored["keep_ratio"]) == (16, None)
+    schedule = from_pretrained(tmp_path / "r16", r=[4, -1.0]).encoder
+    assert schedule.merge_schedule() == ASTEncoder("tiny224", depth=2, input_tdim=128, r=[4, -1.0]).merge_schedule()
+    # and the other way round: a keep_ratio override replaces a stored r
+    assert from_pretrained(tmp_path / "r16", keep_ratio=0.9).encoder.r == 0
+
+
+@pytest.mark.parametrize("stride", [None, 12], ids=["base_stride_10", "hand_set_12"])
+def test_a_flexible_encoder_keeps_its_stride(tmp_path, stride):
+    """Patch 16 at stride 10 (the base) or a hand-set stride come back as saved."""
+    from fastast_plugin.brain import AudioClassifierBrain
+    from fastast_plugin.recipe import write_model_file
+
+    model = tiny_model(fstride=10, tstride=10, flexible="both")
+    if stride is not None:
+        model.encoder.set_patch_size(16, stride=stride)
+    expected_stride = model.encoder.patch_stride
+    export_model(model, tmp_path / "export", KaldiFbank())
+    modules = {"embedding_model": model.encoder, "classifier": model.head}
+    brain = AudioClassifierBrain(modules, hparams={"brain_settings": {"n_classes": 3}},
+                                 run_opts={"device": "cpu"})
+    write_model_file(brain, str(tmp_path / "model.pt"))
+    x = torch.randn(2, 128, 128)
+    for source in (tmp_path / "export", tmp_path / "model.pt"):
+        loaded = from_pretrained(source)
+        assert loaded.encoder.patch_stride == expected_stride, source
+        assert torch.equal(loaded(x), model(x)), source
+    # a new patch size without a stride runs non-overlapping, as set_patch_size does
+    assert from_pretrained(tmp_path / "export", patch_size=32).encoder.patch_stride == (32, 32)

@@ -271,3 +271,73 @@ def test_encode_file_averages_the_windows_of_a_long_file(exported, tmp_path):
     each = torch.cat([clf.encode_batch(torch.from_numpy(wav[s:e])) for s, e in spans])
     torch.testing.assert_close(clf.encode_file(tmp_path / "long.wav"), each.mean(0, keepdim=True),
                                atol=1e-5, rtol=0)
+
+
+def interface_logits(clf, wav):
+    """The interface's logits for one clip (no windowing: the clip fits the input)."""
+    return clf.predict_batch(torch.as_tensor(wav)[None])[0].windows[0].scores
+
+
+@pytest.mark.parametrize("strategy", ["SYMLINK", "COPY"])
+def test_pretrainer_savedir_with_either_local_strategy(exported, tmp_path, strategy):
+    """SpeechBrain stores the weights as <savedir>/model.ckpt: read by content, not name."""
+    from speechbrain.utils.fetching import LocalStrategy
+
+    folder = exported(keep_ratio=0.8)
+    savedir = tmp_path / f"savedir_{strategy}"
+    clf = AudioClassifier.from_hparams(
+        source=folder, savedir=savedir, local_strategy=LocalStrategy[strategy]
+    )
+    assert (savedir / "model.ckpt").is_symlink() == (strategy == "SYMLINK")
+    wav = tone(1.0)
+    torch.testing.assert_close(interface_logits(clf, wav), reference_logits(folder, wav),
+                               atol=1e-5, rtol=1e-5)
+
+
+@pytest.fixture
+def http_server():
+    """``serve(folder)``: the URL of ``folder`` served over HTTP on 127.0.0.1."""
+    import functools
+    import http.server
+    import threading
+
+    servers = []
+
+    def serve(folder):
+        handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.server_address[1]}"
+
+    yield serve
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+def test_hub_style_download_from_a_url(exported, tmp_path, http_server):
+    folder = exported()
+    url = http_server(folder.parent) + "/" + folder.name
+    savedir = tmp_path / "downloaded"
+    clf = AudioClassifier.from_hparams(source=url, savedir=savedir)
+    assert (savedir / "model.ckpt").is_file() and not (savedir / "model.ckpt").is_symlink()
+    wav = tone(1.0, seed=3)
+    torch.testing.assert_close(interface_logits(clf, wav), reference_logits(folder, wav),
+                               atol=1e-5, rtol=1e-5)
+
+
+def test_merge_overrides_in_from_hparams_replace_the_exported_setting(exported):
+    """overrides of r (top-level or in embedding_model) replace an exported keep_ratio."""
+    folder = exported(keep_ratio=0.5)
+    expected = from_pretrained(folder, r=8)
+    assert expected.encoder.keep_ratio is None  # the reference itself is a plain r = 8 model
+    wav = tone(1.0, seed=4)
+    features = KaldiFbank(target_length=128, mean=MEAN, std=STD)
+    with torch.no_grad():
+        want = expected(features(torch.as_tensor(wav)[None]))[0]
+    for overrides in ({"r": 8}, {"embedding_model": {"r": 8}}):
+        clf = AudioClassifier.from_hparams(source=folder, overrides=overrides)
+        encoder = clf.mods.embedding_model
+        assert (encoder.r, encoder.keep_ratio) == (8, None), overrides
+        torch.testing.assert_close(interface_logits(clf, wav), want, atol=1e-5, rtol=1e-5)
