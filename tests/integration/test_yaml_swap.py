@@ -118,7 +118,7 @@ def test_swapped_encoder_trains_on_speechbrain_features_of_the_batch_length(tmp_
     assert feats.shape[1] < 112 and feats.shape[2] == 80  # their length, their mel bands
     brain.fit(range(8), train_set, train_loader_kwargs={"batch_size": 8, "shuffle": True})
     losses = hparams["losses"]
-    assert losses[-1] < 0.6 * losses[0], losses  # measured 1.43 -> 0.74
+    assert losses[-1] < 0.5 * losses[0], losses
 
 
 ESC50_RECIPE_YAML = """
