@@ -7,7 +7,9 @@ override ``fold: k``. This module holds what is shared around that loop:
 * ``requested_folds``: the folds the ``fold`` setting asks for (one, or
   ``all``), read from the YAML without building any object;
 * ``check_fold_paths``: every fold's files (``{fold}`` patterns, see
-  ``fastast_plugin.dataio.fold_path``) exist, before the first fold trains;
+  ``fastast_plugin.dataio.fold_path``) exist, before the first fold trains
+  (a registry name, ``fastast_plugin.registry``, is no per-fold file: it is
+  resolved, from the cache or downloaded, where the weights are loaded);
 * ``summarize_folds`` and ``summarize_cross_validation``: the mean and
   standard deviation of the test metric over the finished folds, and the
   mean of their patch-size sweeps (``fastast_plugin.sweep``).
@@ -28,6 +30,7 @@ import statistics
 import ruamel.yaml
 from speechbrain.utils.logger import get_logger
 
+from fastast_plugin import registry
 from fastast_plugin.dataio import fold_path
 from fastast_plugin.sweep import summarize_patch_sweeps
 
@@ -87,7 +90,9 @@ def check_fold_paths(settings, folds, per_fold=(), optional=()):
     A cross-validation run loads its hyperparameters once per fold, so a
     missing file for fold 4 would only show after folds 1-3 have trained.
     This checks all folds up front. Values that are not plain strings
-    (e.g. unresolved ``!ref`` expressions) are left to the per-fold load.
+    (e.g. unresolved ``!ref`` expressions) and registry names of published
+    weights (the same for every fold, fetched when loaded) are left to the
+    per-fold load.
 
     Arguments
     ---------
@@ -109,6 +114,7 @@ def check_fold_paths(settings, folds, per_fold=(), optional=()):
     Traceback (most recent call last):
     ...
     FileNotFoundError: teacher for fold 2 not found: ...t2.pt
+    >>> check_fold_paths({"init": "ast-audioset-10-10-0.4593"}, [1, 2], optional=["init"])
     """
     missing = []
     for name in (*per_fold, *optional):
@@ -117,7 +123,7 @@ def check_fold_paths(settings, folds, per_fold=(), optional=()):
             continue
         for fold in folds:
             path = fold_path(pattern, fold, required=name in per_fold, name=name)
-            if not os.path.exists(path):
+            if registry.find(path) is None and not os.path.exists(path):
                 missing.append(f"{name} for fold {fold} not found: {path}")
     if missing:
         raise FileNotFoundError("; ".join(missing))

@@ -234,6 +234,53 @@ def deit_file(tmp_path_factory):
     return path, sd
 
 
+@pytest.fixture(scope="session")
+def original_ast():
+    """``make(input_tdim, n_classes, depth=1)``: a tiny AST checkpoint (``tiny224``,
+    strides 10/10, seed 0) in the original layout (DataParallel names, ``mlp_head``)."""
+    import torch
+
+    from fastast_plugin.ast import ASTEncoder
+
+    def make(input_tdim, n_classes, depth=1):
+        torch.manual_seed(0)
+        enc = ASTEncoder("tiny224", depth=depth, input_tdim=input_tdim)
+        sd = {"module.v." + k: v for k, v in enc.state_dict().items()}
+        sd["module.mlp_head.0.weight"] = torch.rand(enc.embed_dim) + 0.5
+        sd["module.mlp_head.0.bias"] = torch.randn(enc.embed_dim)
+        sd["module.mlp_head.1.weight"] = torch.randn(n_classes, enc.embed_dim)
+        sd["module.mlp_head.1.bias"] = torch.randn(n_classes)
+        return sd
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def hub_cache_repo():
+    """``put(hub, repo_id, files, revision=...)``: put ``files`` {name: path} into
+    the hub cache folder ``hub`` as huggingface_hub lays it out (``blobs/<sha256>``,
+    ``snapshots/<rev>/<name>`` links, ``refs/main``); returns the snapshot folder."""
+    import hashlib
+    import os
+    import shutil
+    from pathlib import Path
+
+    def put(hub, repo_id, files, revision="0123456789abcdef0123456789abcdef01234567"):
+        repo = Path(hub) / f"models--{repo_id.replace('/', '--')}"
+        (repo / "blobs").mkdir(parents=True)
+        (repo / "refs").mkdir()
+        (repo / "refs" / "main").write_text(revision)
+        snapshot = repo / "snapshots" / revision
+        snapshot.mkdir(parents=True)
+        for name, path in files.items():
+            blob = repo / "blobs" / hashlib.sha256(Path(path).read_bytes()).hexdigest()
+            shutil.copyfile(path, blob)
+            os.symlink(os.path.relpath(blob, snapshot), snapshot / name)
+        return snapshot
+
+    return put
+
+
 # ----------------------------------------------------------------------
 # Flexible-patch encoders (shared by the unit tests of flexi.py and sweep.py)
 # ----------------------------------------------------------------------

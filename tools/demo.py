@@ -67,6 +67,7 @@ TINY = (
     "--noise_scale=0",
     "--roll_shift=0",
     "--num_workers=0",
+    "--init_from=",  # random init (the recipe's default, ImageNet DeiT-B/384, fits base384 only)
     "--valid_dataloader_options={batch_size: 64, num_workers: 0}",
 )
 

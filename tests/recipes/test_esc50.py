@@ -8,7 +8,7 @@ import json
 import statistics
 
 import pytest
-from recipe_helpers import TINY_MODEL, epochs, run_recipe
+from recipe_helpers import TINY_AST_MODEL, epochs, run_recipe
 
 from fastast_plugin.synthetic import write_esc50
 
@@ -40,7 +40,7 @@ def cross_validation(esc50_data, tmp_path_factory):
         f"--data_folder={esc50_data}",
         f"--output_folder={out}",
         f"--number_of_epochs={EPOCHS}",
-        *TINY_MODEL,
+        *TINY_AST_MODEL,  # from the default init_from, AST's AudioSet model (strides 10/10)
         *FAST_TRAINING,
     ]
     run_recipe("ESC50", args, out.parent / "cv.out")
@@ -90,7 +90,7 @@ def test_debug_mode_with_the_recipe_defaults(esc50_data, tmp_path):
             "--n_classes=2",
             "--fold=4",
             "--debug",
-            *TINY_MODEL,
+            *TINY_AST_MODEL,
         ],
         tmp_path / "debug.out",
     )

@@ -19,7 +19,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from recipe_helpers import TINY_MODEL, epoch_stats, run_failing_recipe, run_recipe
+from recipe_helpers import TINY_AST_MODEL, TINY_MODEL, epoch_stats, run_failing_recipe, run_recipe
 
 from fastast_plugin import precompute
 from fastast_plugin.ast import ASTEncoder
@@ -30,12 +30,9 @@ from fastast_plugin.synthetic import write_esc50, write_speech_commands
 WORDS = ("yes", "no", "up")
 SC_TINY = (*TINY_MODEL, f"--n_classes={len(WORDS)}", "--batch_size=4")
 ESC_CATEGORIES = ("dog", "rain")
-ESC_TINY = (
-    *TINY_MODEL,
-    f"--n_classes={len(ESC_CATEGORIES)}",
-    "--batch_size=8",
-    "--time_mask=24",
-)
+ESC_SMALL = (f"--n_classes={len(ESC_CATEGORIES)}", "--batch_size=8", "--time_mask=24")
+ESC_TINY = (*TINY_MODEL, *ESC_SMALL)
+ESC_TINY_FROM_AUDIOSET = (*TINY_AST_MODEL, *ESC_SMALL)  # the default init_from: strides 10/10
 SWEEP_SIZES = [str(size) for size in EVAL_PATCH_SIZES]
 
 
@@ -176,6 +173,7 @@ def esc(tmp_path_factory):
             "--number_of_epochs=3",
             "--lr=0.001",
             "--warmup_steps=10",
+            "--init_from=",  # random init at the flexified model's strides, 16/16
             *ESC_TINY,
         ],
         root / "ast.out",
@@ -235,7 +233,7 @@ def test_esc50_teacher_path_without_fold_placeholder_is_refused(esc, tmp_path):
             f"--output_folder={tmp_path / 'out'}",
             "--fold=1",
             f"--teacher_checkpoint={teacher}",
-            *ESC_TINY,
+            *ESC_TINY_FROM_AUDIOSET,
         ],
         tmp_path / "no_placeholder.out",
     )
@@ -276,7 +274,7 @@ def test_esc50_tome_ast_kd_with_per_fold_dymn_teachers(esc, tmp_path):
             "--debug",
             f"--teacher_checkpoint={tmp_path / 'dymn_fold{fold}.pt'}",
             "--teacher_width=0.4",
-            *ESC_TINY,
+            *ESC_TINY_FROM_AUDIOSET,
         ],
         tmp_path / "kd.out",
     )

@@ -53,6 +53,15 @@ def test_check_fold_paths_lists_every_missing_fold_and_requires_the_placeholder(
         check_fold_paths(settings, [1], per_fold=["init"])
 
 
+def test_check_fold_paths_takes_a_registry_name_for_every_fold(tmp_path, monkeypatch):
+    """ESC-50's default ``init_from`` (AudioSet AST by name) is no file: it is resolved when loaded."""
+    monkeypatch.setenv("FASTAST_CACHE", str(tmp_path))  # an empty cache: nothing is fetched
+    check_fold_paths({"init_from": "ast-audioset-10-10-0.4593"}, [1, 2, 3, 4, 5],
+                     optional=["init_from"])
+    with pytest.raises(FileNotFoundError, match="init_from for fold 1 not found: ast-audio"):
+        check_fold_paths({"init_from": "ast-audio"}, [1], optional=["init_from"])
+
+
 def test_summarize_cross_validation_over_finished_folds_with_sweeps(tmp_path):
     for fold, acc in ((1, 0.5), (3, 1.0)):
         folder = tmp_path / f"fold_{fold}"

@@ -14,7 +14,6 @@ import dataclasses
 import hashlib
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -106,22 +105,13 @@ def saved(obj, tmp_path, safetensors=False):
     return path.read_bytes()
 
 
-def original_ast(input_tdim, n_classes):
-    """A tiny AST checkpoint in the original layout (DataParallel names, mlp_head)."""
-    torch.manual_seed(0)
-    enc = ASTEncoder("tiny224", depth=1, input_tdim=input_tdim)
-    sd = {"module.v." + k: v for k, v in enc.state_dict().items()}
-    sd["module.mlp_head.0.weight"] = torch.rand(enc.embed_dim) + 0.5
-    sd["module.mlp_head.0.bias"] = torch.randn(enc.embed_dim)
-    sd["module.mlp_head.1.weight"] = torch.randn(n_classes, enc.embed_dim)
-    sd["module.mlp_head.1.bias"] = torch.randn(n_classes)
-    return sd
-
 
 # ----------------------------------------------------------------------
 # Downloads by name
 # ----------------------------------------------------------------------
-def test_ast_pth_by_name_lands_in_cache_checked_and_loads(server, cache, monkeypatch, tmp_path):
+def test_ast_pth_by_name_lands_in_cache_checked_and_loads(
+    server, cache, monkeypatch, tmp_path, original_ast
+):
     sd = original_ast(128, 35)
     data = saved(sd, tmp_path)
     serve(server, monkeypatch, "ast-speechcommands-10-10-0.9812", data,
@@ -162,7 +152,7 @@ def test_dymn_by_name_as_teacher_checkpoint(server, cache, monkeypatch, tmp_path
         assert torch.equal(teacher.model.state_dict()[key], value), key
 
 
-def test_wrong_checksum_is_refused_naming_the_file(server, cache, monkeypatch, tmp_path):
+def test_wrong_checksum_is_refused_naming_the_file(server, cache, monkeypatch, tmp_path, original_ast):
     data = saved(original_ast(128, 35), tmp_path)
     serve(server, monkeypatch, "ast-speechcommands-10-10-0.9812", data, sha256="0" * 64)
     with pytest.raises(ChecksumError, match=r"speechcommands_10_10_0\.9812\.pth\.part.*expected 0{64}"):
@@ -171,7 +161,7 @@ def test_wrong_checksum_is_refused_naming_the_file(server, cache, monkeypatch, t
 
 
 @pytest.mark.parametrize("ranges", [True, False], ids=["resumed", "restarted"])
-def test_interrupted_download_is_recovered(server, cache, monkeypatch, tmp_path, ranges):
+def test_interrupted_download_is_recovered(server, cache, monkeypatch, tmp_path, ranges, original_ast):
     data = saved(original_ast(128, 35), tmp_path)
     server.cut_first, server.ranges = True, ranges
     serve(server, monkeypatch, "ast-speechcommands-10-10-0.9812", data,
@@ -196,7 +186,7 @@ def test_no_network_names_the_url_and_where_to_put_the_file(cache, monkeypatch, 
     assert url in capsys.readouterr().err
 
 
-def test_flexiast_has_no_direct_link_and_takes_the_file(cache, tmp_path):
+def test_flexiast_has_no_direct_link_and_takes_the_file(cache, tmp_path, original_ast):
     target = cache / "flexiast_audioset.pth"
     with pytest.raises(FileNotFoundError, match=f"no direct download link.*put it at {target}"):
         from_pretrained("flexiast-audioset")
@@ -223,7 +213,9 @@ def test_weights_command_lists_and_downloads(server, cache, monkeypatch, tmp_pat
     assert row.split() == ["dymn04_as", "DyMN", "x0.4", "527", "audioset", "MIT", "yes"]
 
 
-def test_export_of_the_audioset_entry_has_readable_labels(server, cache, monkeypatch, tmp_path):
+def test_export_of_the_audioset_entry_has_readable_labels(
+    server, cache, monkeypatch, tmp_path, original_ast
+):
     data = saved(original_ast(1024, 527), tmp_path)
     serve(server, monkeypatch, "ast-audioset-10-10-0.4593", data)
     out = tmp_path / "out"
@@ -259,21 +251,6 @@ def test_timm_tags_are_timm_pretrained_configs():
 # ----------------------------------------------------------------------
 # Hugging Face hub and timm names, from huggingface_hub's cache, offline
 # ----------------------------------------------------------------------
-def hub_cache_repo(hub, repo_id, files, revision="0123456789abcdef0123456789abcdef01234567"):
-    """Put ``files`` {name: path} into a hub cache as huggingface_hub does:
-    ``blobs/<sha256>``, ``snapshots/<rev>/<name>`` links, ``refs/main``."""
-    repo = hub / f"models--{repo_id.replace('/', '--')}"
-    (repo / "blobs").mkdir(parents=True)
-    (repo / "refs").mkdir()
-    (repo / "refs" / "main").write_text(revision)
-    snapshot = repo / "snapshots" / revision
-    snapshot.mkdir(parents=True)
-    for name, path in files.items():
-        blob = repo / "blobs" / hashlib.sha256(Path(path).read_bytes()).hexdigest()
-        shutil.copyfile(path, blob)
-        os.symlink(os.path.relpath(blob, snapshot), snapshot / name)
-    return snapshot
-
 
 def offline_env(hf_home):
     env = dict(os.environ, HF_HOME=str(hf_home), HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1",
@@ -282,7 +259,7 @@ def offline_env(hf_home):
     return env
 
 
-def test_hf_id_resolves_from_the_hub_cache(tmp_path, hf_ast):
+def test_hf_id_resolves_from_the_hub_cache(tmp_path, hf_ast, hub_cache_repo):
     from huggingface_hub import scan_cache_dir
 
     hf = hf_ast.model()
@@ -305,7 +282,7 @@ def test_hf_id_resolves_from_the_hub_cache(tmp_path, hf_ast):
         assert (from_pretrained(out)(x) - expected).abs().max() <= 1e-4
 
 
-def test_timm_tag_resolves_through_timm_from_the_hub_cache(tmp_path, deit_file):
+def test_timm_tag_resolves_through_timm_from_the_hub_cache(tmp_path, deit_file, hub_cache_repo):
     _, sd = deit_file
     save_file(sd, str(tmp_path / "model.safetensors"))
     hub_cache_repo(tmp_path / "hf" / "hub", f"timm/{DEIT_TAG}", {"model.safetensors": tmp_path / "model.safetensors"})
