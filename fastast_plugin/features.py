@@ -15,6 +15,7 @@ Authors
 """
 
 import inspect
+import math
 
 import torch
 from speechbrain.utils.autocast import fwd_default_precision
@@ -30,6 +31,10 @@ FRAME_SHIFT_MS = 10.0
 PREEMPHASIS = 0.97
 LOW_FREQ = 20.0
 LOG_FLOOR = torch.finfo(torch.float32).eps
+# What frames past a clip's end hold before normalisation: AST's zeros (a
+# log-mel of 0, louder than most speech), or the log floor, which is what
+# digital silence (a zero waveform) gives.
+PADDING_VALUES = {"zeros": 0.0, "silence": math.log(LOG_FLOOR)}
 # AST's AudioSet statistics of these features (YuanGongND/ast,
 # egs/audioset/run.sh: dataset_mean=-4.2677393, dataset_std=4.5689974), the
 # normalisation of every AudioSet-trained AST checkpoint.
@@ -316,6 +321,13 @@ class KaldiFbank(torch.nn.Module):
     a clip's padding are set to zero, exactly as if the clip had been
     processed alone and then padded.
 
+    ``padding="silence"`` fills those frames (and the frames up to
+    ``target_length``) with the log floor instead, the features of digital
+    silence: short clips are then padded with silence rather than with a
+    constant louder than speech (AST's zeros become ``-mean / (2 std)``
+    after normalisation, e.g. +0.615 with Speech Commands' statistics),
+    which helps models trained from random weights on short clips.
+
     Speed: on the CPU the frames go through in blocks of about
     ``cpu_chunk_frames`` (several clips or part of one) whose work tensors
     stay in the cache and are reused, the FFT input keeps a zero tail
@@ -339,6 +351,9 @@ class KaldiFbank(torch.nn.Module):
         Dataset mean of the log-mel features (AST's normalisation).
     std : float, optional
         Dataset standard deviation of the log-mel features.
+    padding : str
+        ``"zeros"`` (AST) or ``"silence"`` (the log floor): what frames past
+        a clip's end hold before normalisation.
 
     Example
     -------
@@ -346,6 +361,9 @@ class KaldiFbank(torch.nn.Module):
     >>> wavs = torch.randn(2, 16000)
     >>> fbank(wavs, torch.tensor([1.0, 0.5])).shape
     torch.Size([2, 128, 128])
+    >>> silent = KaldiFbank(target_length=128, padding="silence")
+    >>> round(float(silent(wavs)[0, -1, 0]), 2)  # past 98 frames: log(eps)
+    -15.94
     """
 
     # Frames per block on the CPU: a block's work tensors (~5 kB a frame)
@@ -359,8 +377,13 @@ class KaldiFbank(torch.nn.Module):
         target_length: int = None,
         mean: float = None,
         std: float = None,
+        padding: str = "zeros",
     ):
         super().__init__()
+        if padding not in PADDING_VALUES:
+            raise ValueError(
+                f"KaldiFbank `padding` must be one of {sorted(PADDING_VALUES)}, got {padding!r}"
+            )
         if (mean is None) != (std is None):
             raise ValueError(
                 "KaldiFbank needs both `mean` and `std` or neither, got "
@@ -377,6 +400,7 @@ class KaldiFbank(torch.nn.Module):
         self.target_length = target_length
         self.mean = mean
         self.std = std
+        self.padding = padding
         self.window_length, self.window_shift = frame_samples(sample_rate)
         self.n_fft = 1 << (self.window_length - 1).bit_length()
         window = torch.hann_window(self.window_length, periodic=False)
@@ -471,7 +495,8 @@ class KaldiFbank(torch.nn.Module):
         # Frames past target_length would be cropped: never computed.
         computed = min(total_frames, out_frames)
 
-        feats = wavs.new_zeros(batch, out_frames, self.n_mels)
+        pad_value = PADDING_VALUES[self.padding]
+        feats = wavs.new_full((batch, out_frames, self.n_mels), pad_value)
         chunk_clips, chunk_frames = self._chunking(batch, computed, wavs.device)
         buffers = _FrameBuffers(
             chunk_clips, chunk_frames, self.window_length, self.n_fft, self.n_mels, wavs
@@ -489,7 +514,7 @@ class KaldiFbank(torch.nn.Module):
         if min(frames_per_clip) < computed:
             counts = torch.tensor(frames_per_clip, device=wavs.device)
             past_end = torch.arange(out_frames, device=wavs.device) >= counts[:, None]
-            feats.masked_fill_(past_end[..., None], 0.0)
+            feats.masked_fill_(past_end[..., None], pad_value)
         if self.mean is not None:
             feats.sub_(self.mean).div_(2 * self.std)
         return feats

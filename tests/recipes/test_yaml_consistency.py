@@ -41,6 +41,33 @@ ALLOWED = {
         "brain_settings.teacher",
         "brain_settings.kd_loss",
     },
+    # random init on small real datasets (CPU): every training knob chosen for it
+    "tome_ast_scratch.yaml": {
+        "header",
+        "output_folder",
+        "number_of_epochs",
+        "batch_size",
+        "lr",
+        "weight_decay",
+        "warmup_steps",
+        "loss",
+        "target_length",
+        "fbank_padding",
+        "compute_features.padding",
+        "freq_mask",
+        "time_mask",
+        "mixup_prob",
+        "noise_scale",
+        "model_size",
+        "depth",
+        "fstride",
+        "tstride",
+        "r",
+        "opt_class",
+        "opt_class.lr",
+        "opt_class.weight_decay",
+        "opt_class.betas",
+    },
     "flexiast.yaml": {
         "header",
         "output_folder",
@@ -163,7 +190,10 @@ SIBLINGS = [
     (recipe, name)
     for recipe in ("SpeechCommands", "ESC50", "AudioSet")
     for name in sorted(ALLOWED)
+    if name != "tome_ast_scratch.yaml"
 ]
+# training from random weights on small real data: measured on FSDD as Speech Commands
+SIBLINGS += [("SpeechCommands", "tome_ast_scratch.yaml")]
 # VoxCeleb has no distillation YAML (no teacher of VoxCeleb speakers to distil from)
 SIBLINGS += [("VoxCeleb", name) for name in ("ast.yaml", "flexiast.yaml")]
 

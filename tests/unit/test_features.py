@@ -102,6 +102,30 @@ def test_padding_does_not_change_features():
     assert torch.equal(in_batch[0, : alone.shape[1]], alone[0])
 
 
+def test_silence_padding_is_what_digital_silence_gives(device):
+    """padding="silence": frames past a clip's end (and up to target_length)
+    hold the features of a zero waveform, normalised like the clip; the clip's
+    own frames are AST's."""
+    mean, std = -6.845978, 5.5654526
+    clip = real_like(12000, 5)
+    batch = torch.zeros(2, 16000)
+    batch[0, :12000], batch[1] = clip[:12000], real_like(16000, 6)
+    rel = torch.tensor([0.75, 1.0])
+    silent = KaldiFbank(target_length=128, mean=mean, std=std, padding="silence").to(device)
+    feats = silent(batch.to(device), rel.to(device)).cpu()
+    silence = ast_reference(torch.zeros(16000), 128, mean, std)[:98]
+    assert silence.unique().numel() == 1
+    n = num_frames(12000)
+    assert torch.equal(feats[0, n:], silence[0].expand(128 - n, -1))
+    assert torch.equal(feats[1, 98:], silence[0].expand(30, -1))
+    ast_padded = KaldiFbank(target_length=128, mean=mean, std=std).to(device)
+    reference = ast_padded(batch.to(device), rel.to(device)).cpu()
+    assert torch.equal(feats[0, :n], reference[0, :n])
+    assert torch.equal(feats[1, :98], reference[1, :98])
+    with pytest.raises(ValueError, match="padding.*'loud'"):
+        KaldiFbank(padding="loud")
+
+
 def test_stays_fp32_under_autocast():
     wavs = torch.randn(2, 16000)
     with torch.autocast("cpu", dtype=torch.bfloat16):
