@@ -21,7 +21,7 @@ demo: $(STAMP)
 	$(PY) tools/demo.py
 
 bench: $(STAMP)
-	$(PY) -m fastast_plugin.bench
+	$(PY) -m fastast_plugin.evaluation.bench
 
 clean:
 	rm -rf $(VENV) *.egg-info

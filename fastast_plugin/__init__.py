@@ -6,13 +6,25 @@ checkpoint loading, as ordinary PyTorch modules usable from hyperpyyaml.
 (training) are imported on first use, so ``import fastast_plugin`` does not
 load SpeechBrain's inference and training machinery.
 
+The package is layered by role; each layer imports only those listed before
+it: ``weights`` (reading, converting and fitting checkpoints, the registry of
+published weights) < ``models`` (encoders, merging, features, DyMN,
+``from_pretrained``) < ``data`` (audio, manifests, augmentation, shards) <
+``inference`` (``AudioClassifier``, export, ONNX, int8) < ``evaluation``
+(metrics, benchmarks, sweeps, pictures) < ``training`` (the Brain, recipes,
+losses, teachers) < ``cli``. Old flat module paths (``fastast_plugin.ast``,
+``fastast_plugin.features``, ...) still resolve (``fastast_plugin._moved``).
+
 Authors
  * fastast developers 2026
 """
 
-from fastast_plugin.ast import ASTClassifier, ASTEncoder, ASTHead
-from fastast_plugin.checkpoints import from_pretrained
-from fastast_plugin.features import KaldiFbank
+from fastast_plugin import _moved
+from fastast_plugin.models.ast import ASTClassifier, ASTEncoder, ASTHead
+from fastast_plugin.models.features import KaldiFbank
+from fastast_plugin.models.pretrained import from_pretrained
+
+_moved.install()
 
 __all__ = [
     "ASTClassifier",
@@ -26,8 +38,8 @@ __all__ = [
 
 # Imported on first access (PEP 562): name -> module.
 _LAZY = {
-    "AudioClassifier": "fastast_plugin.inference",
-    "AudioClassifierBrain": "fastast_plugin.brain",
+    "AudioClassifier": "fastast_plugin.inference.classifier",
+    "AudioClassifierBrain": "fastast_plugin.training.brain",
 }
 
 

@@ -3,26 +3,26 @@
 ``fastast COMMAND --help`` describes each command:
 
 * ``fastast classify MODEL_DIR PATH ...``: labels of audio files or folders
-  (``fastast_plugin.classify``);
+  (``fastast_plugin.inference.classify``);
 * ``fastast export SOURCE OUT_DIR``: an inference folder from any AST
-  checkpoint (``fastast_plugin.export``);
+  checkpoint (``fastast_plugin.inference.export``);
 * ``fastast bench``: side-by-side throughput / FLOPs / tokens-per-block
-  benchmark (``fastast_plugin.bench``);
+  benchmark (``fastast_plugin.evaluation.bench``);
 * ``fastast visualize AUDIO --out x.png``: merged-token groups over the
-  spectrogram (``fastast_plugin.visualize``);
+  spectrogram (``fastast_plugin.evaluation.visualize``);
 * ``fastast sweep --checkpoint CKPT --manifest test.json --labels
   label_encoder.txt --out DIR``: one checkpoint evaluated at every patch size
-  (``fastast_plugin.sweep``), written as ``flexi_eval.csv`` / ``.md`` /
+  (``fastast_plugin.evaluation.sweep``), written as ``flexi_eval.csv`` / ``.md`` /
   ``.png``; ``fastast sweep --bench --out DIR`` times random inputs for every
   (patch size, r) pair instead (``flexi_bench.csv`` / ``.md``);
 * ``fastast precompute --manifest train.json --out DIR --weights t.pt``: a
-  teacher's logits for distillation (``fastast_plugin.precompute``);
+  teacher's logits for distillation (``fastast_plugin.training.precompute``);
 * ``fastast weights [--download NAME]``: the named published weights
-  (``fastast_plugin.registry``), usable wherever a checkpoint path is;
+  (``fastast_plugin.weights.registry``), usable wherever a checkpoint path is;
 * ``fastast stats train.json``: ``fbank_mean`` / ``fbank_std`` of a dataset
-  for a recipe YAML (``fastast_plugin.stats``).
+  for a recipe YAML (``fastast_plugin.data.stats``).
 
-``python -m fastast_plugin.bench`` (``visualize``, ``precompute``) runs the
+``python -m fastast_plugin.evaluation.bench`` (``visualize``, ``precompute``) runs the
 same code as the matching ``fastast`` command.
 
 Authors
@@ -37,12 +37,21 @@ from typing import Optional, Sequence
 import torch
 from speechbrain.utils.autocast import AMPConfig
 
-from fastast_plugin import bench, classify, export, precompute, registry, stats, visualize
-from fastast_plugin.ast import ASTClassifier, ASTEncoder, ASTHead
-from fastast_plugin.checkpoints import from_pretrained
-from fastast_plugin.features import AUDIOSET_MEAN, AUDIOSET_STD, KaldiFbank
-from fastast_plugin.flexi import EVAL_PATCH_SIZES, parse_patch_size
-from fastast_plugin.sweep import (
+from fastast_plugin.evaluation import bench, visualize
+
+from fastast_plugin.inference import classify, export
+
+from fastast_plugin.training import precompute
+
+from fastast_plugin.weights import registry
+
+from fastast_plugin.data import stats
+from fastast_plugin.models.ast import ASTClassifier, ASTEncoder, ASTHead
+from fastast_plugin.models.pretrained import from_pretrained
+from fastast_plugin.models.features import AUDIOSET_MEAN, AUDIOSET_STD, KaldiFbank
+from fastast_plugin.models.flexi import EVAL_PATCH_SIZES
+from fastast_plugin.weights.resize import parse_patch_size
+from fastast_plugin.evaluation.sweep import (
     BENCH_COLUMNS,
     EVAL_COLUMNS,
     benchmark_patch_sizes,

@@ -30,9 +30,9 @@ def tiny_brain():
     """
     import torch
 
-    from fastast_plugin.ast import ASTEncoder, ASTHead
-    from fastast_plugin.brain import AudioClassifierBrain
-    from fastast_plugin.features import KaldiFbank
+    from fastast_plugin.models.ast import ASTEncoder, ASTHead
+    from fastast_plugin.training.brain import AudioClassifierBrain
+    from fastast_plugin.models.features import KaldiFbank
 
     def make(device, flexible="none", checkpointer=None, **settings):
         torch.manual_seed(0)
@@ -240,7 +240,7 @@ def original_ast():
     strides 10/10, seed 0) in the original layout (DataParallel names, ``mlp_head``)."""
     import torch
 
-    from fastast_plugin.ast import ASTEncoder
+    from fastast_plugin.models.ast import ASTEncoder
 
     def make(input_tdim, n_classes, depth=1):
         torch.manual_seed(0)
@@ -291,7 +291,7 @@ def flexi_encoder():
     seed 0) in eval mode; ``kwargs`` override ``ASTEncoder`` arguments."""
     import torch
 
-    from fastast_plugin.ast import ASTEncoder
+    from fastast_plugin.models.ast import ASTEncoder
 
     def build(depth=1, tdim=128, flexible="both", **kwargs):
         torch.manual_seed(0)

@@ -8,7 +8,7 @@ package: it runs ``recipes/SpeechCommands/train.py`` of this checkout, with
 1. Generates a small dataset in the exact layout of ``speech_commands_v0.02``
    (word folders, ``validation_list.txt``, ``testing_list.txt``,
    ``_background_noise_``) whose four "words" are procedural sound classes
-   (``fastast_plugin.synthetic``).
+   (``fastast_plugin.data.synthetic``).
 2. Trains a tiny ToMe-AST with the recipe itself,
    ``recipes/SpeechCommands/train.py hparams/tome_ast.yaml``, shrunk by
    command-line overrides (2 blocks of ``tiny224``, 16x16 patches, short
@@ -44,7 +44,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from fastast_plugin.synthetic import CLASSES, synthesize, write_speech_commands
+from fastast_plugin.data.synthetic import CLASSES, synthesize, write_speech_commands
 
 # this checkout's recipe, next to tools/
 RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "SpeechCommands"

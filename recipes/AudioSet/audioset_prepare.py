@@ -13,7 +13,7 @@ expected layout::
 
 Clips are found by name, anywhere under ``audio_folder``, in any format
 soundfile reads (WAV, FLAC, OGG, MP3, ...), under these schemes
-(``fastast_plugin.audioset.parse_clip_name``; a YouTube id is 11 characters
+(``fastast_plugin.data.audioset.parse_clip_name``; a YouTube id is 11 characters
 of ``[A-Za-z0-9_-]``):
 
 * ``Y<YTID>_<start>_<end>.<ext>``, seconds with 3 decimals
@@ -28,7 +28,7 @@ listed, segments in ``missing.csv`` (``split,ytid,start_seconds,
 end_seconds,reason``), files in ``skipped.csv`` (``path,reason``); with
 ``on_bad_file="raise"`` unreadable files stop the preparation. Clips may be
 at any rate and in stereo: training mixes them to mono and resamples them
-(``fastast_plugin.audio.load_audio``).
+(``fastast_plugin.data.audio.load_audio``).
 
 AST's own datafiles (``{"data": [{"wav": ..., "labels": "/m/..,/m/.."}]}``,
 https://github.com/YuanGongND/ast, ``egs/audioset``) can be given instead
@@ -57,15 +57,22 @@ from concurrent.futures import ThreadPoolExecutor
 import soundfile as sf
 from speechbrain.utils.logger import get_logger
 
-from fastast_plugin.audioset import (
+from fastast_plugin.data.audioset import (
+
     CLASS_LABELS_FILE,
+
     SEGMENT_FILES,
+
     audio_extensions,
+
     parse_clip_name,
+
     read_class_labels,
+
     read_segments,
+
 )
-from fastast_plugin.dataio import handle_bad_files, prepared_with, write_manifest
+from fastast_plugin.data.dataio import handle_bad_files, prepared_with, write_manifest
 
 logger = get_logger(__name__)
 
@@ -118,7 +125,7 @@ def prepare_audioset(
 
     Example
     -------
-    >>> from fastast_plugin.synthetic import write_audioset
+    >>> from fastast_plugin.data.synthetic import write_audioset
     >>> data = getfixture("tmp_path") / "audioset"
     >>> data.mkdir()
     >>> _ = write_audioset(str(data), {"balanced_train": 6, "eval": 3}, duration=0.2, missing=1)

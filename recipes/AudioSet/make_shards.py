@@ -4,7 +4,7 @@
 ``write``: one sample per clip (the audio file's bytes, its labels and,
 with ``--teacher_logits_dir``, its teacher logits), ``--clips_per_shard``
 clips per tar shard, plus ``shards.json``; train on them with
-``train.py ... --train_shards=<out>`` (``fastast_plugin.shards``). Write at
+``train.py ... --train_shards=<out>`` (``fastast_plugin.data.shards``). Write at
 least ``processes x loader workers`` shards (every worker reads its own).
 
 ``bench``: clips per second delivered by the training loader from the
@@ -28,9 +28,9 @@ import sys
 
 import speechbrain as sb
 
-from fastast_plugin.audioset import multilabel_datasets, read_class_labels
-from fastast_plugin.shards import measure_throughput, shard_loader, write_shards
-from fastast_plugin.teachers import LogitsStore
+from fastast_plugin.data.audioset import multilabel_datasets, read_class_labels
+from fastast_plugin.data.shards import measure_throughput, shard_loader, write_shards
+from fastast_plugin.training.teachers import LogitsStore
 
 
 def main(argv):

@@ -3,15 +3,15 @@
 
 Prepare (``audioset_prepare.py``: segment lists or AST's datafiles, clips
 found under their naming schemes, missing and unreadable audio reported)
--> datasets with multi-hot targets -> ``fastast_plugin.recipe.run_experiment``
+-> datasets with multi-hot targets -> ``fastast_plugin.training.recipe.run_experiment``
 (BCE, mAP and d-prime over all DDP ranks, checkpoints by validation mAP,
 the last epochs' weights averaged as AST does, tested on the evaluation
 set). Options of this recipe only:
 
 * ``balanced_sampling: True``: AST's class-balanced sampler for the full
-  set (``fastast_plugin.sampling``; SpeechBrain wraps it for DDP);
+  set (``fastast_plugin.data.sampling``; SpeechBrain wraps it for DDP);
 * ``train_shards: <folder>``: train from WebDataset shards written by
-  ``make_shards.py`` (``fastast_plugin.shards``), split across processes and
+  ``make_shards.py`` (``fastast_plugin.data.shards``), split across processes and
   workers, for a nominal epoch of ``clips_per_epoch`` clips.
 
 Usage::
@@ -31,10 +31,10 @@ import speechbrain as sb
 from audioset_prepare import prepare_audioset
 from hyperpyyaml import load_hyperpyyaml
 
-from fastast_plugin.audioset import multilabel_datasets
-from fastast_plugin.dataio import read_manifest
-from fastast_plugin.recipe import ddp_group, parse_arguments, run_experiment
-from fastast_plugin.sampling import balanced_sampler
+from fastast_plugin.data.audioset import multilabel_datasets
+from fastast_plugin.data.dataio import read_manifest
+from fastast_plugin.training.recipe import ddp_group, parse_arguments, run_experiment
+from fastast_plugin.data.sampling import balanced_sampler
 
 
 def training_data(hparams, train_set, class_labels_file, manifest):
@@ -63,7 +63,7 @@ def training_data(hparams, train_set, class_labels_file, manifest):
                 "balanced_sampling draws from the prepared files; shards are read "
                 "uniformly (resampled): set balanced_sampling: False with train_shards"
             )
-        from fastast_plugin.shards import shard_loader
+        from fastast_plugin.data.shards import shard_loader
 
         return shard_loader(
             hparams["train_shards"],

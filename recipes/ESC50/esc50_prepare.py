@@ -14,7 +14,7 @@ writes.
 
 Resampling: as AST (which resamples with sox beforehand), every clip is
 mixed to mono and resampled once from its rate (44.1 kHz in ESC-50) to
-``sample_rate`` with ``fastast_plugin.audio.load_audio`` (windowed sinc) and written as 16-bit
+``sample_rate`` with ``fastast_plugin.data.audio.load_audio`` (windowed sinc) and written as 16-bit
 PCM into ``resampled_folder``; files already there and newer than their
 source are reused, so training reads 16 kHz audio and re-runs are cheap.
 
@@ -39,8 +39,8 @@ import os
 import soundfile as sf
 from speechbrain.utils.logger import get_logger
 
-from fastast_plugin.audio import load_audio
-from fastast_plugin.dataio import (
+from fastast_plugin.data.audio import load_audio
+from fastast_plugin.data.dataio import (
     audio_problem,
     fetch_dataset,
     handle_bad_files,
@@ -101,7 +101,7 @@ def prepare_esc50(
 
     Example
     -------
-    >>> from fastast_plugin.synthetic import write_esc50
+    >>> from fastast_plugin.data.synthetic import write_esc50
     >>> tmp = getfixture("tmpdir")
     >>> _ = write_esc50(str(tmp / "esc"), ("dog", "rain"), duration=0.2)
     >>> manifests = prepare_esc50(str(tmp / "esc"), str(tmp / "save"), str(tmp / "16k"))
@@ -195,7 +195,7 @@ def check_no_source_leak(manifests):
 
     Example
     -------
-    >>> from fastast_plugin.dataio import write_manifest
+    >>> from fastast_plugin.data.dataio import write_manifest
     >>> tmp = getfixture("tmpdir")
     >>> write_manifest({"a": {"src_file": "1"}}, str(tmp / "tr.json"))
     >>> write_manifest({"b": {"src_file": "1"}}, str(tmp / "te.json"))

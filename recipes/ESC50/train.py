@@ -18,9 +18,9 @@ fixed-patch checkpoint fine-tuned on ESC-50) are given as one path with a
 must have it. Every fold's file is checked before the first fold trains.
 With ``test_patch_sizes`` (``flexiast.yaml``) each fold's test set is also
 evaluated at every patch size, and ``cv_patch_sweep.{csv,md,png}`` averages
-the finished folds. Each fold runs ``fastast_plugin.recipe.run_experiment``
+the finished folds. Each fold runs ``fastast_plugin.training.recipe.run_experiment``
 (as every recipe); fold selection, the up-front file checks and the
-summaries are ``fastast_plugin.crossval``.
+summaries are ``fastast_plugin.training.crossval``.
 
 Usage::
 
@@ -38,9 +38,22 @@ import sys
 import speechbrain as sb
 from esc50_prepare import FOLDS, prepare_esc50
 
-from fastast_plugin.crossval import check_fold_paths, requested_folds, summarize_cross_validation
-from fastast_plugin.dataio import classification_datasets
-from fastast_plugin.recipe import ddp_group, parse_arguments, prepare_and_load, run_experiment
+from fastast_plugin.training.crossval import (
+
+    check_fold_paths,
+
+    requested_folds,
+
+    summarize_cross_validation,
+
+)
+from fastast_plugin.data.dataio import classification_datasets
+from fastast_plugin.training.recipe import (
+    ddp_group,
+    parse_arguments,
+    prepare_and_load,
+    run_experiment,
+)
 
 # Settings that must be per fold when set ({fold} placeholder), and those that may be
 PER_FOLD = ("teacher_checkpoint", "teacher_logits_dir")

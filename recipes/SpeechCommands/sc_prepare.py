@@ -25,7 +25,7 @@ checked from the file headers and written to
 ``"raise"`` the preparation stops with a ``ValueError`` naming them.
 
 Outputs in ``save_folder``: ``train.json``, ``valid.json``, ``test.json``
-(``fastast_plugin.dataio`` manifests with ``wav``, ``label``, ``speaker``,
+(``fastast_plugin.data.dataio`` manifests with ``wav``, ``label``, ``speaker``,
 ``duration``), ``skipped.csv`` and ``sc_prepare.json`` (the options of the
 last preparation; a second call with the same options does nothing).
 
@@ -38,13 +38,20 @@ import os
 
 from speechbrain.utils.logger import get_logger
 
-from fastast_plugin.dataio import (
+from fastast_plugin.data.dataio import (
+
     audio_problem,
+
     clip_duration,
+
     fetch_dataset,
+
     handle_bad_files,
+
     prepared_with,
+
     write_manifest,
+
 )
 
 logger = get_logger(__name__)
@@ -116,7 +123,7 @@ def prepare_speech_commands(
 
     Example
     -------
-    >>> from fastast_plugin.synthetic import write_speech_commands
+    >>> from fastast_plugin.data.synthetic import write_speech_commands
     >>> tmp = getfixture("tmpdir")
     >>> _ = write_speech_commands(str(tmp / "sc"), words=("yes", "no"), speakers=10)
     >>> manifests = prepare_speech_commands(str(tmp / "sc"), str(tmp / "save"))

@@ -2,7 +2,7 @@
 """Train AST, token-merged AST or FlexiAST on Speech Commands V2 (35 words) with SpeechBrain.
 
 Prepares the official splits (``sc_prepare.py``), trains with
-``fastast_plugin.recipe.run_experiment`` (``AudioClassifierBrain``), keeps the checkpoint with the
+``fastast_plugin.training.recipe.run_experiment`` (``AudioClassifierBrain``), keeps the checkpoint with the
 best validation accuracy and evaluates it on the test list, writing
 ``test_metrics.json`` (and the tested weights, ``model.pt``) into the output
 folder. With ``test_patch_sizes`` in the YAML (``flexiast.yaml``) the test
@@ -30,8 +30,13 @@ import sys
 import speechbrain as sb
 from sc_prepare import prepare_speech_commands
 
-from fastast_plugin.dataio import classification_datasets
-from fastast_plugin.recipe import ddp_group, parse_arguments, prepare_and_load, run_experiment
+from fastast_plugin.data.dataio import classification_datasets
+from fastast_plugin.training.recipe import (
+    ddp_group,
+    parse_arguments,
+    prepare_and_load,
+    run_experiment,
+)
 
 
 def prepare(settings):

@@ -3,7 +3,7 @@
 
 Prepares the official identification split (``voxceleb_prepare.py``:
 ``iden_split.txt``, 1,251 speakers), trains with
-``fastast_plugin.recipe.run_experiment`` (``AudioClassifierBrain``) on a new
+``fastast_plugin.training.recipe.run_experiment`` (``AudioClassifierBrain``) on a new
 random crop of every utterance in every epoch, keeps the checkpoint with the
 best validation accuracy and evaluates it on the test utterances (one fixed
 crop each: ``eval_crop``, see README.md), writing ``test_metrics.json`` (and
@@ -29,8 +29,13 @@ import speechbrain as sb
 from hyperpyyaml import load_hyperpyyaml
 from voxceleb_prepare import prepare_voxceleb
 
-from fastast_plugin.dataio import classification_datasets
-from fastast_plugin.recipe import ddp_group, parse_arguments, prepare_and_load, run_experiment
+from fastast_plugin.data.dataio import classification_datasets
+from fastast_plugin.training.recipe import (
+    ddp_group,
+    parse_arguments,
+    prepare_and_load,
+    run_experiment,
+)
 
 
 def prepare(settings):

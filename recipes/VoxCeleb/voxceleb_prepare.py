@@ -37,7 +37,7 @@ unreadable, empty, and with ``strict_audio=True`` not mono at
 ``"raise"`` the preparation stops with a ``ValueError`` naming them.
 
 Outputs in ``save_folder``: ``train.json``, ``valid.json``, ``test.json``
-(``fastast_plugin.dataio`` manifests: ``wav``, ``label`` (= ``speaker``),
+(``fastast_plugin.data.dataio`` manifests: ``wav``, ``label`` (= ``speaker``),
 ``speaker``, ``video``, ``duration`` (seconds) and, from ``vox1_meta.csv``,
 ``name``, ``gender``, ``nationality``, empty strings when the file is
 absent or does not list the speaker), ``skipped.csv`` and
@@ -58,12 +58,18 @@ import re
 
 from speechbrain.utils.logger import get_logger
 
-from fastast_plugin.dataio import (
+from fastast_plugin.data.dataio import (
+
     audio_problem,
+
     clip_duration,
+
     handle_bad_files,
+
     prepared_with,
+
     write_manifest,
+
 )
 
 logger = get_logger(__name__)
@@ -231,7 +237,7 @@ def prepare_voxceleb(
 
     Example
     -------
-    >>> from fastast_plugin.synthetic import write_voxceleb
+    >>> from fastast_plugin.data.synthetic import write_voxceleb
     >>> tmp = getfixture("tmpdir")
     >>> _ = write_voxceleb(str(tmp / "vox1"), speakers=2)
     >>> manifests = prepare_voxceleb(str(tmp / "vox1"), str(tmp / "save"))

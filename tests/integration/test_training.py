@@ -18,15 +18,16 @@ import pytest
 import speechbrain as sb
 import torch
 
-from fastast_plugin.ast import ASTEncoder, ASTHead
-from fastast_plugin.augment import Mixup
-from fastast_plugin.checkpoints import from_pretrained
-from fastast_plugin.features import KaldiFbank
-from fastast_plugin.flexi import PatchSizeSampler, parse_patch_size
-from fastast_plugin.losses import SingleLabelKDLoss
-from fastast_plugin.recipe import run_experiment, write_model_file
-from fastast_plugin.schedulers import WarmupStepDecay
-from fastast_plugin.teachers import LogitsStore, TeacherOutput
+from fastast_plugin.models.ast import ASTEncoder, ASTHead
+from fastast_plugin.data.augment import Mixup
+from fastast_plugin.models.pretrained import from_pretrained
+from fastast_plugin.models.features import KaldiFbank
+from fastast_plugin.models.flexi import PatchSizeSampler
+from fastast_plugin.weights.resize import parse_patch_size
+from fastast_plugin.training.losses import SingleLabelKDLoss
+from fastast_plugin.training.recipe import run_experiment, write_model_file
+from fastast_plugin.training.schedulers import WarmupStepDecay
+from fastast_plugin.training.teachers import LogitsStore, TeacherOutput
 
 def _loader():
     """Loader arguments (a fresh dict: SpeechBrain's fit adds keys to the one it gets)."""
@@ -239,15 +240,15 @@ DDP_SCRIPT = '''
 import json, os, sys
 import speechbrain as sb
 import torch
-from fastast_plugin.ast import ASTEncoder, ASTHead
-from fastast_plugin.brain import AudioClassifierBrain
-from fastast_plugin.dymn import DyMN
-from fastast_plugin.dymn_frontend import DyMNFrontEnd
-from fastast_plugin.features import KaldiFbank
-from fastast_plugin.flexi import PatchSizeSampler
-from fastast_plugin.losses import SingleLabelKDLoss
-from fastast_plugin.recipe import ddp_group
-from fastast_plugin.teachers import OnlineTeacher
+from fastast_plugin.models.ast import ASTEncoder, ASTHead
+from fastast_plugin.training.brain import AudioClassifierBrain
+from fastast_plugin.models.dymn.model import DyMN
+from fastast_plugin.models.dymn.frontend import DyMNFrontEnd
+from fastast_plugin.models.features import KaldiFbank
+from fastast_plugin.models.flexi import PatchSizeSampler
+from fastast_plugin.training.losses import SingleLabelKDLoss
+from fastast_plugin.training.recipe import ddp_group
+from fastast_plugin.training.teachers import OnlineTeacher
 
 run_opts = {"device": "cpu", "distributed_backend": "gloo", "noprogressbar": True}
 with ddp_group(run_opts):

@@ -6,7 +6,7 @@ computes SpeechBrain ``Fbank`` features of the batch's own length,
 normalises them with ``InputNormalization``, calls
 ``embedding_model(feats, lens)`` and ECAPA's cosine ``Classifier`` with the
 additive-angular-margin loss. Only the ``embedding_model`` block of its YAML
-is swapped for ``fastast_plugin.ast.ASTEncoder``; the run must learn.
+is swapped for ``fastast_plugin.models.ast.ASTEncoder``; the run must learn.
 
 A second recipe is written the way SpeechBrain's ESC-50
 ``recipes/ESC50/classification/train.py`` is: STFT, magnitude, ``Filterbank``
@@ -25,10 +25,10 @@ import torch
 import torch.nn.functional as F
 from hyperpyyaml import load_hyperpyyaml
 
-from fastast_plugin.ast import ASTClassifier, ASTEncoder, ASTHead
-from fastast_plugin.dymn import DyMN
-from fastast_plugin.features import KaldiFbank
-from fastast_plugin.synthetic import CLASSES, synthesize
+from fastast_plugin.models.ast import ASTClassifier, ASTEncoder, ASTHead
+from fastast_plugin.models.dymn.model import DyMN
+from fastast_plugin.models.features import KaldiFbank
+from fastast_plugin.data.synthetic import CLASSES, synthesize
 
 RECIPE_YAML = """
 n_mels: 80
@@ -40,7 +40,7 @@ mean_var_norm: !new:speechbrain.processing.features.InputNormalization
     std_norm: False
 
 # ---- the swapped block (was speechbrain.lobes.models.ECAPA_TDNN.ECAPA_TDNN) ----
-embedding_model: !new:fastast_plugin.ast.ASTEncoder
+embedding_model: !new:fastast_plugin.models.ast.ASTEncoder
     model_size: tiny224
     depth: 2
     input_fdim: !ref <n_mels>
@@ -139,7 +139,7 @@ compute_fbank: !new:speechbrain.processing.features.Filterbank
     sample_rate: !ref <sample_rate>
 
 # ---- the swapped block (was speechbrain.lobes.models.PIQ.Conv2dEncoder_v2) ----
-embedding_model: !new:fastast_plugin.ast.ASTEncoder
+embedding_model: !new:fastast_plugin.models.ast.ASTEncoder
     model_size: tiny224
     depth: 2
     input_fdim: !ref <n_mels>

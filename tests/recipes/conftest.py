@@ -1,7 +1,7 @@
 """Fixtures for the recipe tests: the recipes' prepare modules, and the pretrained weights they start from.
 
 Every recipe YAML's default ``init_from`` names published weights
-(``fastast_plugin.registry``). ``pretrained_cache`` fills, once per session,
+(``fastast_plugin.weights.registry``). ``pretrained_cache`` fills, once per session,
 a cache with small checkpoints under those names, in the real formats and
 layouts, shaped for ``recipe_helpers.TINY_MODEL`` (``tiny224``, 2 blocks),
 and points the recipe subprocesses at it offline (``recipe_env``).
@@ -19,7 +19,7 @@ import torch
 from recipe_helpers import AUDIOSET_AST, DEIT, PRETRAINED_ENV, RECIPES, VIT
 from safetensors.torch import save_file
 
-from fastast_plugin import registry
+from fastast_plugin.weights import registry
 
 TINY = {"embed_dim": 192, "num_heads": 3, "depth": 2}  # tiny224, 2 blocks
 

@@ -12,8 +12,8 @@ import os
 import pytest
 from recipe_helpers import RECIPES
 
-from fastast_plugin.audioset import multilabel_datasets
-from fastast_plugin.synthetic import write_audioset
+from fastast_plugin.data.audioset import multilabel_datasets
+from fastast_plugin.data.synthetic import write_audioset
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ import pytest
 import ruamel.yaml
 from recipe_helpers import RECIPES, TINY_MODEL, TORCHRUN, recipe_env, run_recipe
 
-from fastast_plugin.synthetic import CLASSES, write_audioset
+from fastast_plugin.data.synthetic import CLASSES, write_audioset
 
 # Learnable in a few hundred steps: no mixup or masks, a short warm-up
 FAST_TRAINING = (
@@ -145,8 +145,8 @@ def test_two_processes_train_from_webdataset_shards(small):
 def test_every_yaml_loads_with_ast_audioset_settings(name, tmp_path):
     from hyperpyyaml import load_hyperpyyaml
 
-    from fastast_plugin.brain import BrainSettings
-    from fastast_plugin.losses import MultiLabelKDLoss
+    from fastast_plugin.training.brain import BrainSettings
+    from fastast_plugin.training.losses import MultiLabelKDLoss
 
     overrides = {"data_folder": str(tmp_path), "output_folder": str(tmp_path / "out"),
                  "model_size": "tiny224", "depth": 1,

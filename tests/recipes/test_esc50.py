@@ -10,7 +10,7 @@ import statistics
 import pytest
 from recipe_helpers import TINY_AST_MODEL, epochs, run_recipe
 
-from fastast_plugin.synthetic import write_esc50
+from fastast_plugin.data.synthetic import write_esc50
 
 CATEGORIES = ("dog", "rain")  # a steady tone and a chirp
 EPOCHS = 3

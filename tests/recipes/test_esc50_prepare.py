@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from fastast_plugin.synthetic import write_esc50
+from fastast_plugin.data.synthetic import write_esc50
 
 CATEGORIES = ("dog", "rain", "crackling_fire")
 

@@ -21,11 +21,11 @@ import pytest
 import torch
 from recipe_helpers import TINY_AST_MODEL, TINY_MODEL, epoch_stats, run_failing_recipe, run_recipe
 
-from fastast_plugin import precompute
-from fastast_plugin.ast import ASTEncoder
-from fastast_plugin.dymn import DyMN
-from fastast_plugin.flexi import EVAL_PATCH_SIZES, FLEXI_PATCH_SIZES
-from fastast_plugin.synthetic import write_esc50, write_speech_commands
+from fastast_plugin.training import precompute
+from fastast_plugin.models.ast import ASTEncoder
+from fastast_plugin.models.dymn.model import DyMN
+from fastast_plugin.models.flexi import EVAL_PATCH_SIZES, FLEXI_PATCH_SIZES
+from fastast_plugin.data.synthetic import write_esc50, write_speech_commands
 
 WORDS = ("yes", "no", "up")
 SC_TINY = (*TINY_MODEL, f"--n_classes={len(WORDS)}", "--batch_size=4")
@@ -92,7 +92,7 @@ def test_sc_tome_ast_kd_with_precomputed_logits_missing_three_clips(sc, sc_onlin
     partial = tmp_path / "train_partial.json"
     partial.write_text(json.dumps({k: v for k, v in manifest.items() if k not in left_out}))
     store = tmp_path / "teacher_logits"
-    precompute.main(  # fastast precompute ... / python -m fastast_plugin.precompute ...
+    precompute.main(  # fastast precompute ... / python -m fastast_plugin.training.precompute ...
         [
             "--manifest", str(partial), "--out", str(store),
             "--weights", str(sc.teacher), "--width-mult", "0.4",

@@ -27,7 +27,7 @@ from recipe_helpers import (
     run_recipe,
 )
 
-from fastast_plugin.synthetic import write_esc50, write_speech_commands
+from fastast_plugin.data.synthetic import write_esc50, write_speech_commands
 
 WORDS = ("yes", "no", "up")
 CATEGORIES = ("dog", "rain")
@@ -148,7 +148,7 @@ def test_without_cache_or_network_the_recipes_name_what_to_fetch(sc_data, esc50_
     )
     last = output.strip().splitlines()[-1]
     assert last.startswith(
-        f"fastast_plugin.registry.DownloadError: {DEIT}: could not fetch "
+        f"fastast_plugin.weights.registry.DownloadError: {DEIT}: could not fetch "
         f"https://huggingface.co/timm/{DEIT} "
     ), last
     assert f"huggingface-cli download timm/{DEIT}" in last
@@ -162,7 +162,7 @@ def test_without_cache_or_network_the_recipes_name_what_to_fetch(sc_data, esc50_
     )
     last = output.strip().splitlines()[-1]
     url = "https://www.dropbox.com/s/ca0b1v2nlxzyeb4/audioset_10_10_0.4593.pth?dl=1"
-    assert last.startswith(f"fastast_plugin.registry.DownloadError: could not download {url} ")
+    assert last.startswith(f"fastast_plugin.weights.registry.DownloadError: could not download {url} ")
     assert last.endswith(
         f"download it elsewhere and put it at {tmp_path / 'empty_cache' / 'audioset_10_10_0.4593.pth'}"
     ), last

@@ -15,9 +15,9 @@ import torch
 from hyperpyyaml import load_hyperpyyaml
 from recipe_helpers import DEFAULT_INIT, RECIPES, recipe_env
 
-from fastast_plugin import registry
-from fastast_plugin.brain import BrainSettings
-from fastast_plugin.merge import token_counts
+from fastast_plugin.weights import registry
+from fastast_plugin.training.brain import BrainSettings
+from fastast_plugin.models.merge import token_counts
 
 YAMLS = sorted(RECIPES.glob("*/hparams/*.yaml"))
 # The encoder settings a checkpoint must fit (patch geometry, prefix tokens)
@@ -78,7 +78,7 @@ def test_init_from_names_the_recipes_documented_start(path):
 # Builds, offline, each YAML's encoder (its geometry, tiny width) from its default init_from.
 LOAD_DEFAULTS = """
 import json, sys, torch
-from fastast_plugin.ast import ASTEncoder
+from fastast_plugin.models.ast import ASTEncoder
 cases = json.loads(sys.argv[1])
 torch.save({case: ASTEncoder("tiny224", depth=2, input_tdim=128, **kwargs).cls_token
             for case, kwargs in cases.items()}, sys.argv[2])

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from fastast_plugin.synthetic import write_speech_commands
+from fastast_plugin.data.synthetic import write_speech_commands
 
 WORDS = ("yes", "no", "up")
 

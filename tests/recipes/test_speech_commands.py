@@ -21,7 +21,7 @@ import ruamel.yaml
 import torch
 from recipe_helpers import RECIPES, TINY_MODEL, TORCHRUN, epochs, recipe_env, run_recipe
 
-from fastast_plugin.synthetic import CLASSES, write_speech_commands
+from fastast_plugin.data.synthetic import CLASSES, write_speech_commands
 
 EPOCHS = 3
 # Learnable in a few hundred steps: no mixup/masks/noise, CE, a short warm-up.
@@ -122,7 +122,7 @@ def test_accuracy_far_above_chance_at_r_and_r0(interrupted_run):
 
 def test_exported_model_predicts_what_the_test_stage_predicted(interrupted_run):
     """The recipe's export/ folder, loaded with AudioClassifier, gives the test stage's labels."""
-    from fastast_plugin.inference import AudioClassifier
+    from fastast_plugin.inference.classifier import AudioClassifier
 
     run = interrupted_run
     with open(run.out / "test_predictions.csv", encoding="utf-8") as f:
@@ -264,9 +264,9 @@ def test_strict_audio_skips_them_and_says_the_split_is_empty(dataset_at_8khz_som
 
 def test_compiled_run_writes_a_model_and_export_that_load(small_dataset, tmp_path):
     """--compile wraps the modules in OptimizedModule: model.pt and export/ still load, same logits."""
-    from fastast_plugin.audio import load_audio
-    from fastast_plugin.checkpoints import from_pretrained
-    from fastast_plugin.inference import AudioClassifier
+    from fastast_plugin.data.audio import load_audio
+    from fastast_plugin.models.pretrained import from_pretrained
+    from fastast_plugin.inference.classifier import AudioClassifier
 
     out = tmp_path / "compiled"
     run_recipe(

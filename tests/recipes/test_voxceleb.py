@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from recipe_helpers import TINY_MODEL, epoch_stats, run_recipe
 
-from fastast_plugin.crops import crop_length
-from fastast_plugin.synthetic import CLASSES, write_voxceleb
+from fastast_plugin.data.crops import crop_length
+from fastast_plugin.data.synthetic import CLASSES, write_voxceleb
 
 EPOCHS = 4
 # Learnable in about a hundred steps: no masks, CE, a short warm-up.

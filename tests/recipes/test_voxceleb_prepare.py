@@ -13,7 +13,7 @@ import pytest
 import soundfile as sf
 from recipe_helpers import RECIPES
 
-from fastast_plugin.synthetic import CLASSES, write_voxceleb
+from fastast_plugin.data.synthetic import CLASSES, write_voxceleb
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ import soundfile as sf
 import torch
 
 from fastast_plugin import cli
-from fastast_plugin.dymn import DyMN
+from fastast_plugin.models.dymn.model import DyMN
 
 COMMANDS = ("bench", "visualize", "sweep", "precompute")
 

@@ -47,7 +47,7 @@ def test_flexiast_snippet_runs_at_the_sampled_patch_sizes():
 
 
 def test_dymn_teacher_snippet_distils(tmp_path):
-    from fastast_plugin.dymn import DyMN
+    from fastast_plugin.models.dymn.model import DyMN
 
     checkpoint = tmp_path / "dymn04_as.pt"
     torch.save(DyMN(num_classes=5, width_mult=0.4).state_dict(), checkpoint)
@@ -67,9 +67,9 @@ def test_inference_snippet_loads_a_hand_made_folder(tmp_path):
     from safetensors.torch import save_file
     from speechbrain.dataio.encoder import CategoricalEncoder
 
-    from fastast_plugin.ast import ASTClassifier, ASTEncoder, ASTHead
-    from fastast_plugin.features import KaldiFbank
-    from fastast_plugin.inference import AudioClassifier
+    from fastast_plugin.models.ast import ASTClassifier, ASTEncoder, ASTHead
+    from fastast_plugin.models.features import KaldiFbank
+    from fastast_plugin.inference.classifier import AudioClassifier
 
     torch.manual_seed(0)
     model = ASTClassifier(ASTEncoder("tiny224", input_tdim=128), ASTHead(192, 2)).eval()
