@@ -32,25 +32,13 @@ Authors
 import argparse
 import os
 import sys
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import torch
 from speechbrain.utils.autocast import AMPConfig
 
-from fastast_plugin.evaluation import bench, visualize
-
-from fastast_plugin.inference import classify, export
-
-from fastast_plugin.training import precompute
-
-from fastast_plugin.weights import registry
-
 from fastast_plugin.data import stats
-from fastast_plugin.models.ast import ASTClassifier, ASTEncoder, ASTHead
-from fastast_plugin.models.pretrained import from_pretrained
-from fastast_plugin.models.features import AUDIOSET_MEAN, AUDIOSET_STD, KaldiFbank
-from fastast_plugin.models.flexi import EVAL_PATCH_SIZES
-from fastast_plugin.weights.resize import parse_patch_size
+from fastast_plugin.evaluation import bench, visualize
 from fastast_plugin.evaluation.sweep import (
     BENCH_COLUMNS,
     EVAL_COLUMNS,
@@ -63,6 +51,14 @@ from fastast_plugin.evaluation.sweep import (
     product_table,
     write_table,
 )
+from fastast_plugin.inference import classify, export
+from fastast_plugin.models.ast import ASTClassifier, ASTEncoder, ASTHead
+from fastast_plugin.models.features import AUDIOSET_MEAN, AUDIOSET_STD, KaldiFbank
+from fastast_plugin.models.flexi import EVAL_PATCH_SIZES
+from fastast_plugin.models.pretrained import from_pretrained
+from fastast_plugin.training import precompute
+from fastast_plugin.weights import registry
+from fastast_plugin.weights.resize import parse_patch_size
 
 __all__ = ["COMMANDS", "main", "run", "sweep_main"]
 
@@ -81,13 +77,18 @@ def _sweep_args(argv, prog):
     parser.add_argument("--labels", help="label file (CategoricalEncoder, JSON or lines)")
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument(
-        "--patch-sizes", nargs="+", default=[str(p) for p in EVAL_PATCH_SIZES],
+        "--patch-sizes",
+        nargs="+",
+        default=[str(p) for p in EVAL_PATCH_SIZES],
         help="ints or FREQxTIME",
     )
     parser.add_argument("--flexible", choices=["both", "time", "freq"])
     parser.add_argument("--input-tdim", type=int, help="frames (default: checkpoint's)")
     parser.add_argument(
-        "--r", type=int, nargs="+", default=[0],
+        "--r",
+        type=int,
+        nargs="+",
+        default=[0],
         help="merge rates: the first for evaluation, all for --bench",
     )
     parser.add_argument("--batch-size", type=int, default=8)
@@ -97,23 +98,15 @@ def _sweep_args(argv, prog):
     parser.add_argument(
         "--mean", type=float, default=AUDIOSET_MEAN, help="feature mean (AudioSet's)"
     )
-    parser.add_argument(
-        "--std", type=float, default=AUDIOSET_STD, help="feature std (AudioSet's)"
-    )
+    parser.add_argument("--std", type=float, default=AUDIOSET_STD, help="feature std (AudioSet's)")
     parser.add_argument("--data-root", help="replaces {data_root} in the manifest")
     parser.add_argument("--bench", action="store_true", help="random-input benchmark")
-    parser.add_argument(
-        "--model-size", default="base384", help="--bench without --checkpoint"
-    )
-    parser.add_argument(
-        "--frames", type=int, default=1024, help="--bench without --checkpoint"
-    )
+    parser.add_argument("--model-size", default="base384", help="--bench without --checkpoint")
+    parser.add_argument("--frames", type=int, default=1024, help="--bench without --checkpoint")
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args(argv)
     if not args.bench and not (args.checkpoint and args.manifest and args.labels):
-        parser.error(
-            "evaluation needs --checkpoint, --manifest and --labels (or --bench)"
-        )
+        parser.error("evaluation needs --checkpoint, --manifest and --labels (or --bench)")
     try:
         # A single size stays an int: it then applies to the flexible axes only.
         args.patch_sizes = [
@@ -144,9 +137,7 @@ def _run_eval(args):
         )
     clips = manifest_clips(args.manifest, args.data_root)
     enc = model.encoder
-    features = KaldiFbank(
-        args.sample_rate, enc.input_fdim, enc.input_tdim, args.mean, args.std
-    )
+    features = KaldiFbank(args.sample_rate, enc.input_fdim, enc.input_tdim, args.mean, args.std)
     index = {name: i for i, name in enumerate(labels)}
     batches = feature_batches(clips, features, index, args.batch_size)
     dtype = AMPConfig.from_name(args.dtype).dtype
@@ -162,7 +153,10 @@ def _run_bench(args):
         model = _load_model(args)
     else:
         encoder = ASTEncoder(
-            args.model_size, input_tdim=args.frames, fstride=16, tstride=16,
+            args.model_size,
+            input_tdim=args.frames,
+            fstride=16,
+            tstride=16,
             flexible=args.flexible or "both",
         )
         model = ASTClassifier(encoder, ASTHead(encoder.embed_dim))
@@ -181,7 +175,7 @@ def _run_bench(args):
     return rows, stem
 
 
-def sweep_main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None):
+def sweep_main(argv: Sequence[str] | None = None, prog: str | None = None):
     """``fastast sweep``: run the patch-size evaluation (or ``--bench``), print its table.
 
     Arguments
@@ -243,7 +237,7 @@ def _parser():
     return parser
 
 
-def run(argv: Optional[Sequence[str]] = None):
+def run(argv: Sequence[str] | None = None):
     """Dispatch ``COMMAND [arguments]`` to the command's ``main`` and return its result.
 
     Arguments
@@ -270,7 +264,7 @@ def run(argv: Optional[Sequence[str]] = None):
     return command_main(argv[1:], prog=f"fastast {command}")
 
 
-def main(argv: Optional[Sequence[str]] = None):
+def main(argv: Sequence[str] | None = None):
     """The ``fastast`` console script: ``run``, then an exit status.
 
     Arguments

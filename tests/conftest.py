@@ -31,8 +31,8 @@ def tiny_brain():
     import torch
 
     from fastast_plugin.models.ast import ASTEncoder, ASTHead
-    from fastast_plugin.training.brain import AudioClassifierBrain
     from fastast_plugin.models.features import KaldiFbank
+    from fastast_plugin.training.brain import AudioClassifierBrain
 
     def make(device, flexible="none", checkpointer=None, **settings):
         torch.manual_seed(0)
@@ -40,7 +40,11 @@ def tiny_brain():
         modules = {
             "compute_features": KaldiFbank(target_length=frames, mean=-6.8, std=5.6),
             "embedding_model": ASTEncoder(
-                "tiny224", input_tdim=frames, depth=1, fstride=16, tstride=16,
+                "tiny224",
+                input_tdim=frames,
+                depth=1,
+                fstride=16,
+                tstride=16,
                 flexible=flexible,
             ),
             "classifier": ASTHead(192, 3),
@@ -99,17 +103,17 @@ def clip_dataset():
 # AST model and checkpoint helpers (shared by the unit tests of ast.py,
 # flexi.py, weights.py and checkpoints.py)
 # ----------------------------------------------------------------------
-HF_AST_SMALL = dict(
-    hidden_size=64,
-    num_hidden_layers=2,
-    num_attention_heads=4,
-    intermediate_size=256,
-    max_length=128,
-    num_mel_bins=128,
-    frequency_stride=10,
-    time_stride=10,
-    num_labels=5,
-)
+HF_AST_SMALL = {
+    "hidden_size": 64,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "intermediate_size": 256,
+    "max_length": 128,
+    "num_mel_bins": 128,
+    "frequency_stride": 10,
+    "time_stride": 10,
+    "num_labels": 5,
+}
 
 
 @pytest.fixture
@@ -120,9 +124,7 @@ def block_token_counts():
     def count(encoder, feats):
         counts = []
         hooks = [
-            block.register_forward_hook(
-                lambda m, i, out: counts.append(out[0].shape[1])
-            )
+            block.register_forward_hook(lambda m, i, out: counts.append(out[0].shape[1]))
             for block in encoder.blocks
         ]
         with torch.no_grad():
@@ -200,9 +202,7 @@ def hf_ast():
     def model(attn="sdpa", **config):
         torch.manual_seed(0)
         config = transformers.ASTConfig(**{**HF_AST_SMALL, **config})
-        hf = transformers.ASTForAudioClassification._from_config(
-            config, attn_implementation=attn
-        )
+        hf = transformers.ASTForAudioClassification._from_config(config, attn_implementation=attn)
         with torch.no_grad():
             for p in hf.parameters():
                 p.add_(torch.randn_like(p) * 0.1)
@@ -327,7 +327,11 @@ def two_gloo_ranks(tmp_path):
         env = dict(os.environ, OMP_NUM_THREADS="1", CUDA_VISIBLE_DEVICES="")
         process = subprocess.run(
             [sys.executable, *TORCHRUN, str(script), str(tmp_path)],
-            env=env, capture_output=True, text=True, timeout=300, check=False,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
         )
         assert process.returncode == 0, process.stdout[-3000:] + process.stderr[-3000:]
         return [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]

@@ -214,7 +214,9 @@ def use_the_model(results, root, r, threads):
     sf.write(clips / "chirp_44k_stereo.wav", np.stack([stereo, 0.5 * stereo], 1), 44100)
     parts = [synthesize(label, 6.25, seed=9 + i) for i, label in enumerate(CLASSES)]
     sf.write(clips / "recording_25s.flac", np.concatenate(parts), 16000)
-    print("\nUsing the model: export, classify files of any rate and length, draw tokens", flush=True)
+    print(
+        "\nUsing the model: export, classify files of any rate and length, draw tokens", flush=True
+    )
     _fastast(["export", results, model, "--r", r], threads)
     _fastast(["classify", model, clips, "--top-k", "2"], threads)
     _fastast(["classify", model, clips / "recording_25s.flac", "--json", "--top-k", "1"], threads)
@@ -222,7 +224,19 @@ def use_the_model(results, root, r, threads):
     if importlib.util.find_spec("matplotlib") is None:  # not a dependency of the package itself
         picture = "none (the picture needs matplotlib: pip install matplotlib)"
     else:
-        _fastast(["visualize", clips / "tone_16k.wav", "--checkpoint", model, "--r", r, "--out", picture], threads)
+        _fastast(
+            [
+                "visualize",
+                clips / "tone_16k.wav",
+                "--checkpoint",
+                model,
+                "--r",
+                r,
+                "--out",
+                picture,
+            ],
+            threads,
+        )
     print(f"  model folder: {model}\n  clips: {clips}\n  merged-token picture: {picture}")
 
 

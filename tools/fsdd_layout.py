@@ -215,7 +215,11 @@ def main(argv=None):
     parser.add_argument("--sample-rate", type=int, default=16000)
     args = parser.parse_args(argv)
     counts = layout_fsdd(
-        args.recordings, args.out, args.split, args.valid_speaker, args.test_speaker,
+        args.recordings,
+        args.out,
+        args.split,
+        args.valid_speaker,
+        args.test_speaker,
         args.sample_rate,
     )
     sys.stdout.write(f"{args.out}: {counts}\n")

@@ -72,7 +72,9 @@ def load_audio(source, sample_rate=16000):
     torch.Size([16000])
     """
     if hasattr(source, "read"):
-        return _resampled(*_read_file_object(source), sample_rate, getattr(source, "name", "<stream>"))
+        return _resampled(
+            *_read_file_object(source), sample_rate, getattr(source, "name", "<stream>")
+        )
     path = os.fspath(source["file"] if isinstance(source, dict) else source)
     if not os.path.isfile(path):
         raise AudioError(f"audio file {path!r} not found")
@@ -113,4 +115,3 @@ def _resampled(wav, rate, sample_rate, path):
         logger.debug("Resampling %s from %d Hz to %d Hz", path, rate, sample_rate)
         wav = torchaudio.functional.resample(wav, rate, sample_rate)
     return wav
-

@@ -24,7 +24,7 @@ Authors
 import csv
 import os
 import re
-from typing import NamedTuple, Optional, Tuple
+from typing import NamedTuple
 
 import soundfile as sf
 import speechbrain as sb
@@ -43,7 +43,11 @@ YTID = r"(?P<ytid>[A-Za-z0-9_-]{11})"
 
 # (name, pattern of the file name without extension, what the start group holds)
 NAME_SCHEMES = (
-    ("Y<YTID>_<start>_<end>", re.compile(rf"^Y{YTID}_(?P<start>\d+\.\d{{3}})_(?P<end>\d+\.\d{{3}})$"), "s"),
+    (
+        "Y<YTID>_<start>_<end>",
+        re.compile(rf"^Y{YTID}_(?P<start>\d+\.\d{{3}})_(?P<end>\d+\.\d{{3}})$"),
+        "s",
+    ),
     ("<YTID>_<start_ms>", re.compile(rf"^{YTID}_(?P<start>\d+)$"), "ms"),
     ("<YTID>", re.compile(rf"^{YTID}$"), None),
     ("Y<YTID>", re.compile(rf"^Y{YTID}$"), None),
@@ -62,7 +66,7 @@ class Segment(NamedTuple):
     ytid: str
     start: float
     end: float
-    labels: Tuple[str, ...]
+    labels: tuple[str, ...]
 
 
 class ClipName(NamedTuple):
@@ -75,7 +79,7 @@ class ClipName(NamedTuple):
     """
 
     ytid: str
-    start: Optional[float]
+    start: float | None
     scheme: str
 
 

@@ -120,9 +120,7 @@ class Mixup(nn.Module):
         if not 0.0 <= prob <= 1.0:
             raise ValueError(f"Mixup `prob` must be in [0, 1], got {prob}")
         if level not in ("waveform", "fbank"):
-            raise ValueError(
-                f"Mixup `level` must be 'waveform' or 'fbank', got {level!r}"
-            )
+            raise ValueError(f"Mixup `level` must be 'waveform' or 'fbank', got {level!r}")
         self.alpha = float(alpha)
         self.prob = float(prob)
         self.level = level
@@ -154,9 +152,7 @@ class Mixup(nn.Module):
         tensor([1., 1., 1.])
         """
         perm = torch.randperm(batch_size, device=device)
-        beta = torch.distributions.Beta(
-            torch.tensor(self.alpha), torch.tensor(self.alpha)
-        )
+        beta = torch.distributions.Beta(torch.tensor(self.alpha), torch.tensor(self.alpha))
         lam = beta.sample((batch_size,)).to(device)
         mixed = torch.rand(batch_size, device=device) < self.prob
         lam = torch.where(mixed, lam, torch.ones_like(lam))
@@ -272,9 +268,7 @@ class SpecAugment(FeatureAugment):
             ("time_mask_width", time_mask_width),
         ):
             if int(value) != value or value < 0:
-                raise ValueError(
-                    f"SpecAugment `{name}` must be an integer >= 0, got {value}"
-                )
+                raise ValueError(f"SpecAugment `{name}` must be an integer >= 0, got {value}")
         if (mean is None) != (std is None):
             raise ValueError(
                 "SpecAugment needs both `mean` and `std` (those of KaldiFbank) "
@@ -331,9 +325,7 @@ class NoiseRoll(FeatureAugment):
         if noise_scale < 0:
             raise ValueError(f"NoiseRoll `noise_scale` must be >= 0, got {noise_scale}")
         if int(max_shift) != max_shift or max_shift < 0:
-            raise ValueError(
-                f"NoiseRoll `max_shift` must be an integer >= 0, got {max_shift}"
-            )
+            raise ValueError(f"NoiseRoll `max_shift` must be an integer >= 0, got {max_shift}")
         self.noise_scale = float(noise_scale)
         self.max_shift = int(max_shift)
 
@@ -350,9 +342,7 @@ class NoiseRoll(FeatureAugment):
             noise = torch.rand_like(feats) * level * self.noise_scale
             feats = feats + noise
         if self.max_shift > 0:
-            shift = torch.randint(
-                -self.max_shift, self.max_shift, (batch, 1), device=feats.device
-            )
+            shift = torch.randint(-self.max_shift, self.max_shift, (batch, 1), device=feats.device)
             # torch.roll(x, s, time)[t] = x[(t - s) mod frames], clip by clip
             source = (torch.arange(frames, device=feats.device) - shift) % frames
             feats = feats.gather(1, source[:, :, None].expand(-1, -1, bins))

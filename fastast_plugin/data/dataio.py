@@ -116,9 +116,7 @@ def handle_bad_files(bad_files, report_path, on_bad_file="skip"):
     ['path,reason', 'a.wav,empty']
     """
     if on_bad_file not in BAD_FILE_POLICIES:
-        raise ValueError(
-            f"on_bad_file must be one of {BAD_FILE_POLICIES}, got {on_bad_file!r}"
-        )
+        raise ValueError(f"on_bad_file must be one of {BAD_FILE_POLICIES}, got {on_bad_file!r}")
     os.makedirs(os.path.dirname(os.path.abspath(report_path)), exist_ok=True)
     with open(report_path, "w", newline="") as f:
         writer = csv.writer(f)
@@ -236,8 +234,7 @@ def read_manifest(path, replacements=None):
     """
     if not os.path.isfile(path):
         raise FileNotFoundError(
-            f"Manifest not found: {path}; run the dataset preparation "
-            "(skip_prep: False) first"
+            f"Manifest not found: {path}; run the dataset preparation (skip_prep: False) first"
         )
     try:
         if replacements is None:
@@ -612,9 +609,7 @@ class EvalShardSampler(torch.utils.data.Sampler):
 
     def __init__(self, num_items, rank, world_size):
         if not 0 <= rank < world_size:
-            raise ValueError(
-                f"EvalShardSampler: rank must be in [0, {world_size}), got {rank}"
-            )
+            raise ValueError(f"EvalShardSampler: rank must be in [0, {world_size}), got {rank}")
         self.num_items = num_items
         self.rank = rank
         self.world_size = world_size

@@ -57,8 +57,10 @@ def ast_sample_weights(targets):
     if isinstance(targets, (list, tuple)) and all(isinstance(t, (list, tuple)) for t in targets):
         counts = collections.Counter(label for labels in targets for label in set(labels))
         weights = np.array(
-            [sum(LABEL_WEIGHT_SCALE / (counts[label] + COUNT_EPSILON) for label in set(labels))
-             for labels in targets],
+            [
+                sum(LABEL_WEIGHT_SCALE / (counts[label] + COUNT_EPSILON) for label in set(labels))
+                for labels in targets
+            ],
             dtype=np.float64,
         )
         if (weights <= 0).any():
@@ -69,7 +71,9 @@ def ast_sample_weights(targets):
         return weights
     positive = np.asarray(targets, dtype=np.float64) >= 0.5
     if positive.ndim != 2:
-        raise ValueError(f"ast_sample_weights: targets must be [clips, classes], got {positive.shape}")
+        raise ValueError(
+            f"ast_sample_weights: targets must be [clips, classes], got {positive.shape}"
+        )
     label_weight = LABEL_WEIGHT_SCALE / (positive.sum(axis=0) + COUNT_EPSILON)
     weights = positive @ label_weight
     if (weights <= 0).any():

@@ -169,7 +169,9 @@ def read_shard_index(folder):
     index["paths"] = [os.path.join(folder, name) for name in index["shards"]]
     missing = [p for p in index["paths"] if not os.path.isfile(p)]
     if missing:
-        raise FileNotFoundError(f"{len(missing)} shards listed in {path} are missing: {missing[:3]}")
+        raise FileNotFoundError(
+            f"{len(missing)} shards listed in {path} are missing: {missing[:3]}"
+        )
     return index
 
 
@@ -392,8 +394,16 @@ class ShardLoader(torch.utils.data.DataLoader):
         return super().__iter__()
 
 
-def shard_loader(folder, class_labels_file, n_classes, batch_size, num_workers=0,
-                 clips_per_epoch=None, epoch_counter=None, **kwargs):
+def shard_loader(
+    folder,
+    class_labels_file,
+    n_classes,
+    batch_size,
+    num_workers=0,
+    clips_per_epoch=None,
+    epoch_counter=None,
+    **kwargs,
+):
     """A ``ShardLoader`` over the shards of a folder written by ``write_shards``.
 
     Arguments
@@ -435,7 +445,11 @@ def shard_loader(folder, class_labels_file, n_classes, batch_size, num_workers=0
     _, world_size = node_world()
     logger.info(
         "Training from %d shards in %s: %d batches of %d per process and epoch, %d processes",
-        len(index["paths"]), folder, len(stream), batch_size, world_size,
+        len(index["paths"]),
+        folder,
+        len(stream),
+        batch_size,
+        world_size,
     )
     return ShardLoader(stream, epoch_counter=epoch_counter, num_workers=num_workers)
 

@@ -114,9 +114,7 @@ def _hex_id(*parts):
     return hashlib.sha1("-".join(map(str, parts)).encode()).hexdigest()[:8]
 
 
-def write_speech_commands(
-    folder, words=CLASSES, speakers=20, clips_per_speaker=1, seed=0
-):
+def write_speech_commands(folder, words=CLASSES, speakers=20, clips_per_speaker=1, seed=0):
     """Write a dataset in the exact layout of ``speech_commands_v0.02``.
 
     Word folders of ``<speaker>_nohash_<n>.wav`` files (16 kHz mono, 0.7 to
@@ -345,9 +343,7 @@ def write_voxceleb(
                 number = 2 if n % 5 == 3 else 3 if n % 5 == 4 else 1
                 lines.append(f"{number} {rel}")
                 splits[number_of[number]].append(rel)
-        meta_rows.append(
-            (speaker, f"Generated_{sound}_{i + 1}", "mf"[i % 2], "Nowhere", "dev")
-        )
+        meta_rows.append((speaker, f"Generated_{sound}_{i + 1}", "mf"[i % 2], "Nowhere", "dev"))
     with open(os.path.join(folder, "iden_split.txt"), "w") as f:
         f.writelines(f"{line}\n" for line in lines)
     if meta:
@@ -494,8 +490,9 @@ def write_audioset(
                     )
                     mix = mix / max(1.0, np.abs(mix).max() / 0.99)
                     sf.write(full, mix.astype(np.float32), SAMPLE_RATE)
-            rows.append({"ytid": ytid, "start": start, "labels": labels, "path": path,
-                         "status": status})
+            rows.append(
+                {"ytid": ytid, "start": start, "labels": labels, "path": path, "status": status}
+            )
         with open(os.path.join(folder, csv_name), "w", newline="") as f:
             f.write("# Segments csv created Sun Mar  5 10:54:31 2017 (generated)\n")
             f.write(
@@ -505,7 +502,7 @@ def write_audioset(
             f.write("# YTID, start_seconds, end_seconds, positive_labels\n")
             for row in rows:
                 f.write(
-                    f'{row["ytid"]}, {row["start"]:.3f}, {row["start"] + 10:.3f}, '
+                    f"{row['ytid']}, {row['start']:.3f}, {row['start'] + 10:.3f}, "
                     f'"{",".join(row["labels"])}"\n'
                 )
         result[split] = rows

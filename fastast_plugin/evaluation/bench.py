@@ -53,13 +53,13 @@ from speechbrain.utils.autocast import AMPConfig
 from torch.utils.flop_counter import FlopCounterMode
 
 from fastast_plugin.evaluation import bench_features
+from fastast_plugin.evaluation.plotting import pyplot, save_figure
 from fastast_plugin.models.ast import ASTClassifier, ASTEncoder, ASTHead
-from fastast_plugin.models.pretrained import from_pretrained
-from fastast_plugin.models.dymn.model import DyMN
 from fastast_plugin.models.dymn.frontend import DyMNFrontEnd
+from fastast_plugin.models.dymn.model import DyMN
 from fastast_plugin.models.features import num_frames
 from fastast_plugin.models.merge import token_counts
-from fastast_plugin.evaluation.plotting import pyplot, save_figure
+from fastast_plugin.models.pretrained import from_pretrained
 
 # Precision names of the command lines; SpeechBrain's
 # ``AMPConfig.from_name(name).dtype`` maps them to dtypes (fp32: no autocast).
@@ -520,9 +520,7 @@ def merge_sweep(model, feats, settings, dtype, runs, device, peak, backends=None
                 "speedup": base / seconds,
                 "achieved_gflops_per_s": gflops / seconds,
                 "share_of_peak": gflops / seconds / peak,
-                "peak_mem_mib": peak_memory_mib(
-                    candidates[backend, name], feats, dtype, device
-                ),
+                "peak_mem_mib": peak_memory_mib(candidates[backend, name], feats, dtype, device),
             }
         )
     model.encoder.set_merge()
@@ -556,8 +554,7 @@ def teacher_rows(batch, runs, device, seconds=10.0):
     frames = num_frames(int(seconds * 16000))
     fbank = torch.randn(batch, frames, 128, device=device)
     models = {
-        f"dymn{int(w * 10):02d}": DyMN(width_mult=w).eval().to(device)
-        for w in (0.4, 1.0, 2.0)
+        f"dymn{int(w * 10):02d}": DyMN(width_mult=w).eval().to(device) for w in (0.4, 1.0, 2.0)
     }
     encoder = ASTEncoder("base384", input_tdim=frames)
     ast = ASTClassifier(encoder, ASTHead(encoder.embed_dim)).eval().to(device)
@@ -587,10 +584,28 @@ def teacher_rows(batch, runs, device, seconds=10.0):
 
 
 GPU_TABLE = [
-    "--device", "cuda", "--model-size", "base384", "--frames", "1024",
-    "--batch", "32", "--dtypes", "bf16", "fp16", "--runs", "10",
-    "--r", "0", "16", "16,-1", "--keep-ratio", "0.85", "0.8",
-    "--compare-hf", "--features",
+    "--device",
+    "cuda",
+    "--model-size",
+    "base384",
+    "--frames",
+    "1024",
+    "--batch",
+    "32",
+    "--dtypes",
+    "bf16",
+    "fp16",
+    "--runs",
+    "10",
+    "--r",
+    "0",
+    "16",
+    "16,-1",
+    "--keep-ratio",
+    "0.85",
+    "0.8",
+    "--compare-hf",
+    "--features",
 ]
 
 
@@ -609,34 +624,42 @@ def _parse_args(argv, prog=None):
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--compare-hf", action="store_true")
     parser.add_argument(
-        "--r", type=parse_r_value, nargs="*", default=[0],
+        "--r",
+        type=parse_r_value,
+        nargs="*",
+        default=[0],
         help="merge rates: ints, or R,INFLECTION for ToMe's schedule (16,-1)",
     )
     parser.add_argument("--keep-ratio", type=float, nargs="*", default=[])
     parser.add_argument(
-        "--compile", action="store_true",
+        "--compile",
+        action="store_true",
         help="also time torch.compile of the model at each fixed setting",
     )
     parser.add_argument(
-        "--onnx", action="store_true",
+        "--onnx",
+        action="store_true",
         help="also time the exported ONNX model in onnxruntime (CPU)",
     )
     parser.add_argument(
-        "--int8", action="store_true",
-        help="also time dynamic int8 linear layers (PyTorch's; with --onnx "
-        "also ONNX Runtime's)",
+        "--int8",
+        action="store_true",
+        help="also time dynamic int8 linear layers (PyTorch's; with --onnx also ONNX Runtime's)",
     )
     parser.add_argument(
-        "--features", action="store_true",
+        "--features",
+        action="store_true",
         help="also time the feature front ends (batched vs per-clip loop); "
         "with --frames and no value, only them",
     )
     parser.add_argument(
-        "--gpu-table", action="store_true",
+        "--gpu-table",
+        action="store_true",
         help="the whole GPU table in one run: " + " ".join(GPU_TABLE),
     )
     parser.add_argument(
-        "--teachers", action="store_true",
+        "--teachers",
+        action="store_true",
         help="only compare DyMN teachers with base384 AST on 10 s clips",
     )
     parser.add_argument("--json", help="write all rows to this file")
@@ -725,8 +748,14 @@ def _frames_rows(args, frames, settings, backend_names, peaks, folder):
             if args.compare_hf:
                 results.append(_hf_row(meta, ours, theirs, feats, dtype, args))
             rows = merge_sweep(
-                ours, feats, settings, dtype, args.runs, args.device,
-                peaks[dtype_name], backends,
+                ours,
+                feats,
+                settings,
+                dtype,
+                args.runs,
+                args.device,
+                peaks[dtype_name],
+                backends,
             )
             results += [dict(meta, kind="merge", **row) for row in rows]
             _print_sweep(meta, rows, args.device)

@@ -31,9 +31,9 @@ import soundfile as sf
 import torch
 
 from fastast_plugin.data.audio import load_audio
+from fastast_plugin.inference.classifier import AudioClassifier
 from fastast_plugin.inference.export import export_checkpoint
 from fastast_plugin.models.features import AUDIOSET_MEAN, AUDIOSET_STD
-from fastast_plugin.inference.classifier import AudioClassifier
 
 SAMPLE_RATE = 16000
 
@@ -52,7 +52,12 @@ def write_clips(folder, durations, seed=0):
 
 
 # A 2-block, 192-wide AST (DeiT-tiny's width): for tests of this benchmark.
-TINY = {"hidden_size": 192, "num_hidden_layers": 2, "num_attention_heads": 3, "intermediate_size": 768}
+TINY = {
+    "hidden_size": 192,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 3,
+    "intermediate_size": 768,
+}
 
 
 def hf_model_folder(folder, input_tdim, tiny=False, seed=0):
@@ -60,9 +65,7 @@ def hf_model_folder(folder, input_tdim, tiny=False, seed=0):
     import transformers
 
     torch.manual_seed(seed)
-    config = transformers.ASTConfig(
-        max_length=input_tdim, num_labels=527, **(TINY if tiny else {})
-    )
+    config = transformers.ASTConfig(max_length=input_tdim, num_labels=527, **(TINY if tiny else {}))
     model = transformers.ASTForAudioClassification(config).eval()
     model.save_pretrained(folder)
     extractor = transformers.ASTFeatureExtractor(
@@ -126,14 +129,18 @@ def main(argv=None, prog=None):
     parser.add_argument("--clips", type=int, default=8, help="clips per folder")
     parser.add_argument("--runs", type=int, default=2, help="timed rounds (median)")
     parser.add_argument("--short", type=float, default=1.0, help="shortest mixed clip (s)")
-    parser.add_argument("--long", type=float, default=10.0, help="clip length of the long folder (s)")
+    parser.add_argument(
+        "--long", type=float, default=10.0, help="clip length of the long folder (s)"
+    )
     parser.add_argument("--input-tdim", type=int, default=1024, help="model input frames")
     parser.add_argument("--tiny", action="store_true", help="a 2-block tiny AST (tests)")
     args = parser.parse_args(argv)
     rng = np.random.default_rng(0)
     folders = {
         f"{args.long:g} s clips": [args.long] * args.clips,
-        f"mixed {args.short:g}-{args.long:g} s clips": rng.uniform(args.short, args.long, args.clips),
+        f"mixed {args.short:g}-{args.long:g} s clips": rng.uniform(
+            args.short, args.long, args.clips
+        ),
     }
     results = {}
     with tempfile.TemporaryDirectory() as tmp:

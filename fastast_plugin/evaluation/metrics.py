@@ -97,9 +97,7 @@ def mean_average_precision(scores, targets):
     present = positive.any(axis=0)
     if not present.any():
         raise ValueError("mean_average_precision: no class has a positive clip")
-    per_class = average_precision_score(
-        positive[:, present], scores[:, present], average=None
-    )
+    per_class = average_precision_score(positive[:, present], scores[:, present], average=None)
     return float(np.mean(per_class))
 
 
@@ -139,9 +137,7 @@ def mean_auc(scores, targets):
     both = positive.any(axis=0) & (~positive).any(axis=0)
     if not both.any():
         raise ValueError("mean_auc: no class has both positive and negative clips")
-    per_class = [
-        roc_auc_score(positive[:, c], scores[:, c]) for c in np.flatnonzero(both)
-    ]
+    per_class = [roc_auc_score(positive[:, c], scores[:, c]) for c in np.flatnonzero(both)]
     return float(np.mean(per_class))
 
 

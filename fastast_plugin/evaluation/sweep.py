@@ -17,7 +17,7 @@ Authors
 import csv
 import json
 import os
-from typing import List, NamedTuple
+from typing import NamedTuple
 
 import torch
 from speechbrain.utils.data_utils import batch_pad_right
@@ -26,10 +26,10 @@ from speechbrain.utils.logger import get_logger
 from fastast_plugin.data import dataio
 from fastast_plugin.data.audio import load_audio
 from fastast_plugin.evaluation.bench import autocast_context, count_gflops, time_side_by_side, timed
-from fastast_plugin.weights.resize import parse_patch_size
-from fastast_plugin.models.merge import token_counts
 from fastast_plugin.evaluation.metrics import accuracy, mean_average_precision
 from fastast_plugin.evaluation.plotting import pyplot, save_figure
+from fastast_plugin.models.merge import token_counts
+from fastast_plugin.weights.resize import parse_patch_size
 
 __all__ = [
     "BENCH_COLUMNS",
@@ -96,7 +96,7 @@ class ManifestClip(NamedTuple):
 
     clip_id: str
     wav: str
-    labels: List[str]
+    labels: list[str]
 
 
 def manifest_clips(path, data_root=None, label_key="label"):
@@ -133,17 +133,13 @@ def manifest_clips(path, data_root=None, label_key="label"):
     data = dataio.read_manifest(path, replacements)
     if not data:
         raise ValueError(f"manifest {path!r} holds no clips")
-    return [
-        _manifest_clip(path, key, entry, data_root, label_key)
-        for key, entry in data.items()
-    ]
+    return [_manifest_clip(path, key, entry, data_root, label_key) for key, entry in data.items()]
 
 
 def _manifest_clip(path, clip_id, entry, data_root, label_key):
     if not isinstance(entry, dict) or "wav" not in entry or label_key not in entry:
         raise ValueError(
-            f"manifest {path!r}: entry {clip_id!r} must hold 'wav' and "
-            f"{label_key!r}, got {entry!r}"
+            f"manifest {path!r}: entry {clip_id!r} must hold 'wav' and {label_key!r}, got {entry!r}"
         )
     wav = str(entry["wav"])
     if not os.path.isfile(wav):
@@ -310,9 +306,7 @@ def evaluate_patch_sizes(model, batches, patch_sizes, device="cpu", dtype=None):
 
 
 def _sweep(model, batches, patch_sizes, device):
-    stats = {
-        _label(s): {"scores": [], "targets": [], "seconds": 0.0} for s in patch_sizes
-    }
+    stats = {_label(s): {"scores": [], "targets": [], "seconds": 0.0} for s in patch_sizes}
     first = True
     for _, feats, targets in batches:
         feats = feats.to(device)
@@ -328,9 +322,7 @@ def _sweep(model, batches, patch_sizes, device):
         first = False
     if first:
         raise ValueError("evaluate_patch_sizes: no batches were given")
-    return [
-        _eval_row(model, size, stats[_label(size)], feats[:1]) for size in patch_sizes
-    ]
+    return [_eval_row(model, size, stats[_label(size)], feats[:1]) for size in patch_sizes]
 
 
 def _eval_row(model, size, entry, one_clip):
@@ -353,9 +345,7 @@ def _eval_row(model, size, entry, one_clip):
 # ----------------------------------------------------------------------
 # Benchmark: patch size x r
 # ----------------------------------------------------------------------
-def benchmark_patch_sizes(
-    model, feats, patch_sizes, rs=(0,), dtype=None, runs=5, device="cpu"
-):
+def benchmark_patch_sizes(model, feats, patch_sizes, rs=(0,), dtype=None, runs=5, device="cpu"):
     """clips/s and GFLOPs per clip for every (patch size, r) pair.
 
     All pairs are timed side by side (``fastast_plugin.evaluation.bench``); the
@@ -612,11 +602,7 @@ def _summary_row(size, entries):
     """Mean (and sample std of the accuracy) of one patch size over folds."""
     accs = [float(e["acc"]) for e in entries]
     mean = sum(accs) / len(accs)
-    spread = (
-        (sum((a - mean) ** 2 for a in accs) / (len(accs) - 1)) ** 0.5
-        if len(accs) > 1
-        else 0.0
-    )
+    spread = (sum((a - mean) ** 2 for a in accs) / (len(accs) - 1)) ** 0.5 if len(accs) > 1 else 0.0
     return {
         "patch_size": size,
         "tokens": entries[0]["tokens"],

@@ -35,8 +35,9 @@ Authors
  * fastast developers 2026
 """
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import List, NamedTuple, Optional, Sequence
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -44,10 +45,10 @@ from speechbrain.inference.interfaces import Pretrained
 from speechbrain.utils.logger import get_logger
 from tqdm import tqdm
 
-from fastast_plugin.models.ast import LENGTH_MODES
 from fastast_plugin.data.audio import AudioError, load_audio
+from fastast_plugin.models.ast import LENGTH_MODES
+from fastast_plugin.models.features import batch_features, sample_counts
 from fastast_plugin.models.pretrained import MERGE_SETTING, one_setting_overrides
-from fastast_plugin.models.features import batch_features, num_frames, sample_counts
 from fastast_plugin.weights.state_dict import load_strict, read_state_dict
 
 logger = get_logger(__name__)
@@ -87,7 +88,7 @@ class Prediction(NamedTuple):
     """
 
     scores: torch.Tensor
-    windows: List[Window]
+    windows: list[Window]
 
 
 class MultiLabelOutput(NamedTuple):
@@ -106,9 +107,9 @@ class MultiLabelOutput(NamedTuple):
     """
 
     out_prob: torch.Tensor
-    score: List[torch.Tensor]
-    index: List[torch.Tensor]
-    text_lab: List[List[str]]
+    score: list[torch.Tensor]
+    index: list[torch.Tensor]
+    text_lab: list[list[str]]
 
 
 class FileResult(NamedTuple):
@@ -129,10 +130,10 @@ class FileResult(NamedTuple):
     """
 
     path: str
-    labels: List[str]
-    scores: List[float]
-    windows: List[Window]
-    error: Optional[str] = None
+    labels: list[str]
+    scores: list[float]
+    windows: list[Window]
+    error: str | None = None
 
 
 def load_weights(module, path):
@@ -215,7 +216,9 @@ class AudioClassifier(Pretrained):
         self.batch_size = 8
         patch_size = vars(self.hparams).get("patch_size")
         patch_stride = vars(self.hparams).get("patch_stride")
-        if patch_size is not None or patch_stride is not None:  # a flexible model's run-time patches
+        if (
+            patch_size is not None or patch_stride is not None
+        ):  # a flexible model's run-time patches
             self.set_patch_size(patch_size, patch_stride)
         self.set_length_mode(self.mods.embedding_model.length_mode)
 
@@ -568,8 +571,12 @@ class AudioClassifier(Pretrained):
                 "replaced it with an ONNX graph that outputs logits; load the "
                 "interface again without use_onnx"
             )
-        per_clip = self._run_windows(clips, lambda segments: self._window_embeddings(segments).float())
-        return torch.stack([torch.stack([w.scores for w in windows]).mean(0) for windows in per_clip])
+        per_clip = self._run_windows(
+            clips, lambda segments: self._window_embeddings(segments).float()
+        )
+        return torch.stack(
+            [torch.stack([w.scores for w in windows]).mean(0) for windows in per_clip]
+        )
 
     # ------------------------------------------------------------------
     # SpeechBrain-style outputs
@@ -696,4 +703,3 @@ class AudioClassifier(Pretrained):
     def forward(self, wavs, wav_lens=None):
         """Run ``classify_batch``."""
         return self.classify_batch(wavs, wav_lens)
-

@@ -15,12 +15,12 @@ Authors
 import argparse
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Sequence
 
+from fastast_plugin.inference.classifier import AudioClassifier
 from fastast_plugin.models.ast import LENGTH_MODES
 from fastast_plugin.weights.resize import parse_patch_size
-from fastast_plugin.inference.classifier import AudioClassifier
 
 # Extensions collected from folders (files named explicitly are always tried).
 AUDIO_EXTENSIONS = {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif", ".au"}
@@ -76,19 +76,21 @@ def _parser(prog):
     )
     backend = parser.add_mutually_exclusive_group()
     backend.add_argument(
-        "--compile", action="store_true",
+        "--compile",
+        action="store_true",
         help="torch.compile the encoder and head (SpeechBrain's run_opts compile)",
     )
+    backend.add_argument("--int8", action="store_true", help="dynamic int8 linear layers (CPU)")
     backend.add_argument(
-        "--int8", action="store_true", help="dynamic int8 linear layers (CPU)"
-    )
-    backend.add_argument(
-        "--onnx", metavar="FILE",
+        "--onnx",
+        metavar="FILE",
         help="run this ONNX export (fastast export --onnx) in ONNX Runtime; it keeps "
         "the merging and patch size it was exported with",
     )
     parser.add_argument(
-        "--precision", choices=("fp32", "bf16", "fp16"), default="fp32",
+        "--precision",
+        choices=("fp32", "bf16", "fp16"),
+        default="fp32",
         help="autocast dtype of the model (SpeechBrain's run_opts precision); features stay fp32",
     )
     parser.add_argument("--batch-size", type=int, default=8, help="windows per forward")
@@ -123,8 +125,12 @@ def _window_record(window, classifier):
     probs = window.scores if classifier.multi_label else window.scores.softmax(-1)
     best = int(probs.argmax())
     label = classifier.hparams.label_encoder.ind2lab[best]
-    return {"start": round(window.start, 3), "end": round(window.end, 3), "label": label,
-            "score": round(float(probs[best]), 4)}
+    return {
+        "start": round(window.start, 3),
+        "end": round(window.end, 3),
+        "label": label,
+        "score": round(float(probs[best]), 4),
+    }
 
 
 def _line(result, classifier, as_json):
@@ -137,7 +143,7 @@ def _line(result, classifier, as_json):
     return f"{result.path}\t{tags}"
 
 
-def main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None):
+def main(argv: Sequence[str] | None = None, prog: str | None = None):
     """Run ``fastast classify``; returns the exit status (1 if a file failed).
 
     ``argv``: the arguments (default ``sys.argv[1:]``, ``--help`` lists them);

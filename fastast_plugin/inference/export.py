@@ -31,11 +31,11 @@ from safetensors.torch import save_file
 from speechbrain.dataio.encoder import CategoricalEncoder
 from speechbrain.utils.logger import get_logger
 
-from fastast_plugin.models.pretrained import MERGE_SETTING, from_pretrained, read_export_config
 from fastast_plugin.models.features import AUDIOSET_MEAN, AUDIOSET_STD
-from fastast_plugin.weights.resize import parse_patch_size
-from fastast_plugin.weights.registry import find, labels_file
+from fastast_plugin.models.pretrained import MERGE_SETTING, from_pretrained, read_export_config
 from fastast_plugin.weights.fit import EXPORT_CONFIG, EXPORT_FORMAT, EXPORT_WEIGHTS
+from fastast_plugin.weights.registry import find, labels_file
+from fastast_plugin.weights.resize import parse_patch_size
 
 logger = get_logger(__name__)
 
@@ -255,8 +255,7 @@ def export_checkpoint(
     names = read_labels(labels) if labels is not None else None
     if names is not None and len(names) != n_classes:
         raise ValueError(
-            f"{labels} names {len(names)} classes, but {source} has a head of "
-            f"{n_classes} classes"
+            f"{labels} names {len(names)} classes, but {source} has a head of {n_classes} classes"
         )
     features = dict(previous["features"]) if previous else {}
     if mean is not None or std is not None:
@@ -311,48 +310,53 @@ def hyperparams_yaml(config):
         ``AudioClassifier.from_hparams``).
     """
     features = dict(config["features"])
-    return "\n\n".join(
-        [
-            "# Inference folder written by fastast export.\n"
-            "# AudioClassifier.from_hparams executes this file (as every SpeechBrain\n"
-            "# interface does); from_pretrained reads fastast_config.json instead.",
-            "source: !PLACEHOLDER\n"
-            f"sample_rate: {_yaml_value(features['sample_rate'])}\n"
-            f"multi_label: {_yaml_value(config['multi_label'])}\n"
-            f"window_hop: {_yaml_value(config['window_hop'])}",
-            "# Run-time settings. r and keep_ratio are one setting (keep_ratio wins),\n"
-            "# and so are patch_size and patch_stride (flexible models): overriding\n"
-            "# one in AudioClassifier.from_hparams resets the other.\n"
-            f"r: {_yaml_value(config['encoder']['r'])}\n"
-            f"keep_ratio: {_yaml_value(config['encoder']['keep_ratio'])}\n"
-            f"patch_size: {_yaml_value(config.get('runtime_patch_size'))}\n"
-            f"patch_stride: {_yaml_value(config.get('runtime_stride'))}",
-            _yaml_block("compute_features: !new:fastast_plugin.models.features.KaldiFbank", features),
-            _yaml_block(
-                "embedding_model: !new:fastast_plugin.models.ast.ASTEncoder",
-                config["encoder"],
-                refs=MERGE_SETTING,
-            ),
-            _yaml_block("classifier: !new:fastast_plugin.models.ast.ASTHead", config["head"]),
-            "model: !new:fastast_plugin.models.ast.ASTClassifier\n"
-            "    encoder: !ref <embedding_model>\n"
-            "    head: !ref <classifier>",
-            "label_encoder: !new:speechbrain.dataio.encoder.CategoricalEncoder",
-            "modules:\n"
-            "    compute_features: !ref <compute_features>\n"
-            "    embedding_model: !ref <embedding_model>\n"
-            "    classifier: !ref <classifier>",
-            "pretrainer: !new:speechbrain.utils.parameter_transfer.Pretrainer\n"
-            "    loadables:\n"
-            "        model: !ref <model>\n"
-            "        label_encoder: !ref <label_encoder>\n"
-            "    paths:\n"
-            f"        model: !ref <source>/{EXPORT_WEIGHTS}\n"
-            f"        label_encoder: !ref <source>/{LABELS_FILE}\n"
-            "    custom_hooks:\n"
-            "        model: !name:fastast_plugin.inference.classifier.load_weights",
-        ]
-    ) + "\n"
+    return (
+        "\n\n".join(
+            [
+                "# Inference folder written by fastast export.\n"
+                "# AudioClassifier.from_hparams executes this file (as every SpeechBrain\n"
+                "# interface does); from_pretrained reads fastast_config.json instead.",
+                "source: !PLACEHOLDER\n"
+                f"sample_rate: {_yaml_value(features['sample_rate'])}\n"
+                f"multi_label: {_yaml_value(config['multi_label'])}\n"
+                f"window_hop: {_yaml_value(config['window_hop'])}",
+                "# Run-time settings. r and keep_ratio are one setting (keep_ratio wins),\n"
+                "# and so are patch_size and patch_stride (flexible models): overriding\n"
+                "# one in AudioClassifier.from_hparams resets the other.\n"
+                f"r: {_yaml_value(config['encoder']['r'])}\n"
+                f"keep_ratio: {_yaml_value(config['encoder']['keep_ratio'])}\n"
+                f"patch_size: {_yaml_value(config.get('runtime_patch_size'))}\n"
+                f"patch_stride: {_yaml_value(config.get('runtime_stride'))}",
+                _yaml_block(
+                    "compute_features: !new:fastast_plugin.models.features.KaldiFbank", features
+                ),
+                _yaml_block(
+                    "embedding_model: !new:fastast_plugin.models.ast.ASTEncoder",
+                    config["encoder"],
+                    refs=MERGE_SETTING,
+                ),
+                _yaml_block("classifier: !new:fastast_plugin.models.ast.ASTHead", config["head"]),
+                "model: !new:fastast_plugin.models.ast.ASTClassifier\n"
+                "    encoder: !ref <embedding_model>\n"
+                "    head: !ref <classifier>",
+                "label_encoder: !new:speechbrain.dataio.encoder.CategoricalEncoder",
+                "modules:\n"
+                "    compute_features: !ref <compute_features>\n"
+                "    embedding_model: !ref <embedding_model>\n"
+                "    classifier: !ref <classifier>",
+                "pretrainer: !new:speechbrain.utils.parameter_transfer.Pretrainer\n"
+                "    loadables:\n"
+                "        model: !ref <model>\n"
+                "        label_encoder: !ref <label_encoder>\n"
+                "    paths:\n"
+                f"        model: !ref <source>/{EXPORT_WEIGHTS}\n"
+                f"        label_encoder: !ref <source>/{LABELS_FILE}\n"
+                "    custom_hooks:\n"
+                "        model: !name:fastast_plugin.inference.classifier.load_weights",
+            ]
+        )
+        + "\n"
+    )
 
 
 def resolve_source(source):
@@ -383,7 +387,9 @@ def _parser(prog):
         ".pth, Hugging Face AST folder, FlexiAST .pth, a recipe output folder or an "
         "exported folder.",
     )
-    parser.add_argument("source", help="checkpoint file or folder, or a registry name (fastast weights)")
+    parser.add_argument(
+        "source", help="checkpoint file or folder, or a registry name (fastast weights)"
+    )
     parser.add_argument("out_dir", help="folder to write")
     parser.add_argument(
         "--labels", help="class_labels_indices.csv, label_encoder.txt or one label per line"
@@ -395,12 +401,14 @@ def _parser(prog):
     parser.add_argument("--keep-ratio", type=float, help="fraction of tokens kept per block")
     parser.add_argument("--patch-size", help="run-time patch size (makes the model flexible)")
     parser.add_argument(
-        "--onnx", action="store_true",
+        "--onnx",
+        action="store_true",
         help="also write model.onnx: encoder + head at these settings, dynamic batch "
         "(needs the onnx extra: onnx, onnxscript, onnxruntime)",
     )
     parser.add_argument(
-        "--int8", action="store_true",
+        "--int8",
+        action="store_true",
         help="with --onnx, also write model.int8.onnx (ONNX Runtime's dynamic int8)",
     )
     label_kind = parser.add_mutually_exclusive_group()
@@ -435,13 +443,22 @@ def main(argv=None, prog=None):
             ("input_tdim", args.input_tdim),
             ("r", args.r),
             ("keep_ratio", args.keep_ratio),
-            ("patch_size", args.patch_size and parse_patch_size(args.patch_size, "--patch-size", as_pair=False)),
+            (
+                "patch_size",
+                args.patch_size
+                and parse_patch_size(args.patch_size, "--patch-size", as_pair=False),
+            ),
         )
         if value is not None
     }
     out = export_checkpoint(
-        resolve_source(args.source), args.out_dir, labels=args.labels, mean=args.mean,
-        std=args.std, multi_label=args.multi_label, **overrides,
+        resolve_source(args.source),
+        args.out_dir,
+        labels=args.labels,
+        mean=args.mean,
+        std=args.std,
+        multi_label=args.multi_label,
+        **overrides,
     )
     print(f"wrote {out}")
     if args.onnx:

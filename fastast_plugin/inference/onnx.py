@@ -23,7 +23,7 @@ Authors
 
 import json
 import os
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -97,7 +97,7 @@ def onnx_settings(model):
     }
 
 
-def export_onnx(model, path, opset_version: Optional[int] = None, example_batch: int = 2):
+def export_onnx(model, path, opset_version: int | None = None, example_batch: int = 2):
     """Write ``model`` (encoder + head) to an ONNX file, batch axis dynamic.
 
     The graph holds the model as currently set: ``r`` / ``keep_ratio``
@@ -146,14 +146,11 @@ def export_onnx(model, path, opset_version: Optional[int] = None, example_batch:
     param = next(model.parameters())
     if param.dtype != torch.float32:
         raise TypeError(
-            f"export_onnx expects fp32 weights, got {param.dtype}; call "
-            "model.float() first"
+            f"export_onnx expects fp32 weights, got {param.dtype}; call model.float() first"
         )
     device, was_training, mode = param.device, model.training, encoder.length_mode
     generator = torch.Generator().manual_seed(0)
-    feats = torch.randn(
-        example_batch, encoder.input_tdim, encoder.input_fdim, generator=generator
-    )
+    feats = torch.randn(example_batch, encoder.input_tdim, encoder.input_fdim, generator=generator)
     batch = torch.export.Dim("batch", min=1)
     try:
         model.cpu().eval()
@@ -181,8 +178,7 @@ def _session(path, providers=None, threads=None):
         import onnxruntime as ort
     except ImportError as error:
         raise ImportError(
-            "running an ONNX model needs the package onnxruntime "
-            "(pip install onnxruntime)"
+            "running an ONNX model needs the package onnxruntime (pip install onnxruntime)"
         ) from error
     if not os.path.isfile(path):
         raise FileNotFoundError(f"ONNX model not found: {path}")
@@ -222,7 +218,7 @@ class OnnxClassifier(nn.Module):
     >>> model = OnnxClassifier(getfixture("tmp_path") / "m.onnx")  # doctest: +SKIP
     """
 
-    def __init__(self, path, providers: Optional[Sequence[str]] = None, threads=None, keepdim=False):
+    def __init__(self, path, providers: Sequence[str] | None = None, threads=None, keepdim=False):
         super().__init__()
         self.path = os.fspath(path)
         self.session = _session(self.path, providers, threads)

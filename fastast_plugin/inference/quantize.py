@@ -113,8 +113,7 @@ def quantize_onnx(source, target, per_channel=False):
         from onnxruntime.quantization import QuantType, quantize_dynamic
     except ImportError as error:
         raise ImportError(
-            "quantize_onnx needs the packages onnx and onnxruntime "
-            "(pip install onnx onnxruntime)"
+            "quantize_onnx needs the packages onnx and onnxruntime (pip install onnx onnxruntime)"
         ) from error
     source, target = os.fspath(source), os.fspath(target)
     if not os.path.isfile(source):

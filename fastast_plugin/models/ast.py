@@ -22,10 +22,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fastast_plugin.weights.fit import load_encoder_weights
-from fastast_plugin.weights.resize import parse_patch_size, resample_pos_embed
 from fastast_plugin.models.layers import Block, MergeState, PatchEmbed, grid_shape
 from fastast_plugin.models.merge import keep_ratio_schedule, parse_r
+from fastast_plugin.weights.fit import load_encoder_weights
+from fastast_plugin.weights.resize import parse_patch_size, resample_pos_embed
 
 __all__ = [
     "FLEXIBLE_AXES",
@@ -209,22 +209,15 @@ class ASTEncoder(nn.Module):
     ):
         super().__init__()
         if model_size not in MODEL_SIZES:
-            raise ValueError(
-                f"model_size must be one of {sorted(MODEL_SIZES)}, got {model_size!r}"
-            )
+            raise ValueError(f"model_size must be one of {sorted(MODEL_SIZES)}, got {model_size!r}")
         if num_prefix_tokens not in (1, 2):
             raise ValueError(
-                f"num_prefix_tokens must be 1 (cls) or 2 (cls + dist), got "
-                f"{num_prefix_tokens}"
+                f"num_prefix_tokens must be 1 (cls) or 2 (cls + dist), got {num_prefix_tokens}"
             )
         if flexible not in FLEXIBLE_AXES:
-            raise ValueError(
-                f"flexible must be one of {list(FLEXIBLE_AXES)}, got {flexible!r}"
-            )
+            raise ValueError(f"flexible must be one of {list(FLEXIBLE_AXES)}, got {flexible!r}")
         if pooling not in ("prefix_mean", "cls"):
-            raise ValueError(
-                f"pooling must be 'prefix_mean' or 'cls', got {pooling!r}"
-            )
+            raise ValueError(f"pooling must be 'prefix_mean' or 'cls', got {pooling!r}")
         preset = MODEL_SIZES[model_size]
         self.embed_dim = embed_dim or preset[0]
         depth = depth or preset[1]
@@ -255,18 +248,14 @@ class ASTEncoder(nn.Module):
         self.num_prefix_tokens = num_prefix_tokens
         self.pooling = pooling
         self._flexible = flexible
-        self.base_grid_size = grid_shape(
-            input_fdim, input_tdim, patch_size, fstride, tstride
-        )
+        self.base_grid_size = grid_shape(input_fdim, input_tdim, patch_size, fstride, tstride)
         self._grid_size = self.base_grid_size
         num_patches = self.base_grid_size[0] * self.base_grid_size[1]
 
         self.patch_embed = PatchEmbed(self.embed_dim, patch_size, fstride, tstride)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, self.embed_dim))
         self.dist_token = (
-            nn.Parameter(torch.zeros(1, 1, self.embed_dim))
-            if num_prefix_tokens == 2
-            else None
+            nn.Parameter(torch.zeros(1, 1, self.embed_dim)) if num_prefix_tokens == 2 else None
         )
         self.pos_embed = nn.Parameter(
             torch.zeros(1, num_prefix_tokens + num_patches, self.embed_dim)
@@ -350,9 +339,7 @@ class ASTEncoder(nn.Module):
     @length_mode.setter
     def length_mode(self, value):
         if value not in LENGTH_MODES:
-            raise ValueError(
-                f"length_mode must be one of {list(LENGTH_MODES)}, got {value!r}"
-            )
+            raise ValueError(f"length_mode must be one of {list(LENGTH_MODES)}, got {value!r}")
         self._length_mode = value
 
     @property
@@ -563,9 +550,7 @@ class ASTEncoder(nn.Module):
         else:
             patch = self._on_flexible_axes(patch_size, base, "patch_size")
             axes = FLEXIBLE_AXES[self._flexible]
-            default_stride = tuple(
-                patch[i] if i in axes else base_stride[i] for i in range(2)
-            )
+            default_stride = tuple(patch[i] if i in axes else base_stride[i] for i in range(2))
         if stride is None:
             stride = default_stride
         else:

@@ -197,7 +197,8 @@ def frame_lengths(features, wav_lens, num_samples, total_frames):
             _WARNED_FRONT_ENDS.add(name)
             logger.warning(
                 "%s has no num_frames(num_samples) rule: its relative frame lengths "
-                "are taken to be the waveform lengths (off by a frame or two)", name
+                "are taken to be the waveform lengths (off by a frame or two)",
+                name,
             )
         return wav_lens
     counts = torch.tensor(counts, dtype=torch.float64).clamp(max=total_frames)
@@ -386,15 +387,12 @@ class KaldiFbank(torch.nn.Module):
             )
         if (mean is None) != (std is None):
             raise ValueError(
-                "KaldiFbank needs both `mean` and `std` or neither, got "
-                f"mean={mean}, std={std}"
+                f"KaldiFbank needs both `mean` and `std` or neither, got mean={mean}, std={std}"
             )
         if std is not None and std <= 0:
             raise ValueError(f"KaldiFbank `std` must be > 0, got {std}")
         if target_length is not None and target_length < 1:
-            raise ValueError(
-                f"KaldiFbank `target_length` must be >= 1, got {target_length}"
-            )
+            raise ValueError(f"KaldiFbank `target_length` must be >= 1, got {target_length}")
         self.sample_rate = sample_rate
         self.n_mels = n_mels
         self.target_length = target_length
@@ -405,8 +403,14 @@ class KaldiFbank(torch.nn.Module):
         self.n_fft = 1 << (self.window_length - 1).bit_length()
         window = torch.hann_window(self.window_length, periodic=False)
         banks, _ = get_mel_banks(
-            n_mels, self.n_fft, float(sample_rate), LOW_FREQ, 0.0,
-            100.0, -500.0, 1.0,
+            n_mels,
+            self.n_fft,
+            float(sample_rate),
+            LOW_FREQ,
+            0.0,
+            100.0,
+            -500.0,
+            1.0,
         )
         # The Nyquist bin has no mel weight; Kaldi pads the banks with zeros.
         banks = torch.nn.functional.pad(banks, (0, 1))
@@ -474,8 +478,7 @@ class KaldiFbank(torch.nn.Module):
         """
         if wavs.dim() != 2:
             raise ValueError(
-                "KaldiFbank expects mono waveforms [batch, samples], got shape "
-                f"{tuple(wavs.shape)}"
+                f"KaldiFbank expects mono waveforms [batch, samples], got shape {tuple(wavs.shape)}"
             )
         wavs = wavs.float()
         batch, max_samples = wavs.shape
@@ -508,9 +511,7 @@ class KaldiFbank(torch.nn.Module):
             clip_frames = centred.unfold(1, self.window_length, self.window_shift)
             for start in range(0, computed, chunk_frames):
                 stop = min(start + chunk_frames, computed)
-                self._log_mel(
-                    clip_frames[:, start:stop], buffers, feats[first:last, start:stop]
-                )
+                self._log_mel(clip_frames[:, start:stop], buffers, feats[first:last, start:stop])
         if min(frames_per_clip) < computed:
             counts = torch.tensor(frames_per_clip, device=wavs.device)
             past_end = torch.arange(out_frames, device=wavs.device) >= counts[:, None]
@@ -578,13 +579,11 @@ class KaldiFbank(torch.nn.Module):
         wav_lens = torch.as_tensor(wav_lens).detach().cpu()
         if wav_lens.shape != (batch,):
             raise ValueError(
-                f"KaldiFbank `wav_lens` must have shape ({batch},), got "
-                f"{tuple(wav_lens.shape)}"
+                f"KaldiFbank `wav_lens` must have shape ({batch},), got {tuple(wav_lens.shape)}"
             )
         if bool(((wav_lens <= 0) | (wav_lens > 1)).any()):
             raise ValueError(
-                "KaldiFbank `wav_lens` are relative lengths in (0, 1], got "
-                f"{wav_lens.tolist()}"
+                f"KaldiFbank `wav_lens` are relative lengths in (0, 1], got {wav_lens.tolist()}"
             )
         return sample_counts(wav_lens, max_samples)
 

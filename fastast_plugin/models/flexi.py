@@ -11,7 +11,7 @@ Authors
 import json
 import math
 import random
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 from speechbrain.utils.checkpoints import (
     mark_as_loader,
@@ -67,7 +67,7 @@ class PatchSizeSampler:
     def __init__(
         self,
         sizes: Sequence[Size] = FLEXI_PATCH_SIZES,
-        weights: Optional[Sequence[float]] = None,
+        weights: Sequence[float] | None = None,
         seed: int = 1337,
     ):
         sizes = list(sizes)
@@ -86,9 +86,7 @@ class PatchSizeSampler:
                 "give one weight per size"
             )
         if any(not math.isfinite(w) or w < 0 for w in weights) or sum(weights) <= 0:
-            raise ValueError(
-                f"weights must be finite, >= 0 and not all 0, got {weights}"
-            )
+            raise ValueError(f"weights must be finite, >= 0 and not all 0, got {weights}")
         return weights
 
     def __call__(self):
@@ -96,10 +94,7 @@ class PatchSizeSampler:
         return self._rng.choices(self.sizes, weights=self.weights)[0]
 
     def __repr__(self):
-        return (
-            f"PatchSizeSampler(sizes={self.sizes}, weights={self.weights}, "
-            f"seed={self.seed})"
-        )
+        return f"PatchSizeSampler(sizes={self.sizes}, weights={self.weights}, seed={self.seed})"
 
     def state_dict(self):
         """The generator state, JSON-serialisable."""

@@ -17,15 +17,15 @@ Authors
 """
 
 import math
-from typing import NamedTuple, Optional
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 from timm.layers import DropPath, Mlp
 from torch import nn
 
-from fastast_plugin.weights.resize import kernel_matrices, parse_patch_size, patch_grid, pi_resize
 from fastast_plugin.models.merge import bipartite_soft_matching, merge_source, merge_wavg
+from fastast_plugin.weights.resize import kernel_matrices, parse_patch_size, patch_grid, pi_resize
 
 __all__ = ["Attention", "Block", "MergeState", "PatchEmbed", "grid_shape"]
 
@@ -92,9 +92,7 @@ class PatchEmbed(nn.Module):
 
     def __init__(self, embed_dim, patch_size=16, fstride=10, tstride=10):
         super().__init__()
-        self.proj = nn.Conv2d(
-            1, embed_dim, kernel_size=patch_size, stride=(fstride, tstride)
-        )
+        self.proj = nn.Conv2d(1, embed_dim, kernel_size=patch_size, stride=(fstride, tstride))
         self.base_patch_size = tuple(self.proj.kernel_size)
         self.base_stride = (fstride, tstride)
         self.patch_size = self.base_patch_size
@@ -180,9 +178,7 @@ class Attention(nn.Module):
     def __init__(self, dim, num_heads, qkv_bias=True, fused_attn=True):
         super().__init__()
         if dim % num_heads:
-            raise ValueError(
-                f"embed_dim ({dim}) must be divisible by num_heads ({num_heads})"
-            )
+            raise ValueError(f"embed_dim ({dim}) must be divisible by num_heads ({num_heads})")
         self.num_heads = num_heads
         self.head_dim = dim // num_heads
         self.scale = self.head_dim**-0.5
@@ -255,9 +251,9 @@ class MergeState(NamedTuple):
     of different lengths (None when every token is real).
     """
 
-    size: Optional[torch.Tensor] = None
-    source: Optional[torch.Tensor] = None
-    valid: Optional[torch.Tensor] = None
+    size: torch.Tensor | None = None
+    source: torch.Tensor | None = None
+    valid: torch.Tensor | None = None
 
 
 class Block(nn.Module):

@@ -12,7 +12,7 @@ Authors
 
 import math
 import numbers
-from typing import Callable, List, Optional, Sequence, Tuple, Union
+from collections.abc import Callable, Sequence
 
 import torch
 
@@ -30,7 +30,7 @@ __all__ = [
 MergeFn = Callable[..., torch.Tensor]
 
 
-def do_nothing(x: torch.Tensor, mode: Optional[str] = None) -> torch.Tensor:
+def do_nothing(x: torch.Tensor, mode: str | None = None) -> torch.Tensor:
     """Identity used as ``merge`` and ``unmerge`` when no token is merged.
 
     Arguments
@@ -64,7 +64,7 @@ def bipartite_soft_matching(
     r: int,
     class_token: bool = False,
     distill_token: bool = False,
-) -> Tuple[MergeFn, MergeFn]:
+) -> tuple[MergeFn, MergeFn]:
     """Decides which ``r`` tokens to merge away, as ToMe's bipartite soft matching.
 
     Tokens at even positions (set A) are matched to tokens at odd positions
@@ -130,8 +130,7 @@ def bipartite_soft_matching(
     """
     if metric.dim() != 3:
         raise ValueError(
-            "metric must be [batch, tokens, channels], got shape "
-            f"{tuple(metric.shape)}"
+            f"metric must be [batch, tokens, channels], got shape {tuple(metric.shape)}"
         )
     if isinstance(r, bool) or not isinstance(r, numbers.Integral):
         raise TypeError(f"r must be an int, got {r!r} ({type(r).__name__})")
@@ -220,7 +219,7 @@ def _merge_rows(
     dst_idx: torch.Tensor,
     num_tokens: int,
     distill_token: bool,
-) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Turns a matching into flat row indices of ``[batch * tokens, c]`` views.
 
     ``unm_idx``/``src_idx`` index set A (even tokens), ``dst_idx`` set B (odd
@@ -269,8 +268,8 @@ def _check_tokens(name: str, x: torch.Tensor, batch: int, tokens: int) -> None:
 
 
 def merge_wavg(
-    merge: MergeFn, x: torch.Tensor, size: Optional[torch.Tensor] = None
-) -> Tuple[torch.Tensor, torch.Tensor]:
+    merge: MergeFn, x: torch.Tensor, size: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Merges tokens as averages weighted by how many patches each one holds.
 
     Arguments
@@ -321,7 +320,7 @@ def merge_wavg(
 
 
 def merge_source(
-    merge: MergeFn, x: torch.Tensor, source: Optional[torch.Tensor] = None
+    merge: MergeFn, x: torch.Tensor, source: torch.Tensor | None = None
 ) -> torch.Tensor:
     """Tracks which original tokens each current token holds.
 
@@ -360,8 +359,7 @@ def _check_r(name: str, value) -> int:
     """Returns ``value`` if it is a non-negative int, else raises."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(
-            f"{name} must be a non-negative int, got {value!r} "
-            f"({type(value).__name__})"
+            f"{name} must be a non-negative int, got {value!r} ({type(value).__name__})"
         )
     if value < 0:
         raise ValueError(f"{name} must be >= 0, got {value}")
@@ -388,7 +386,7 @@ def _is_schedule(r) -> bool:
     )
 
 
-def _schedule(num_layers: int, r, inflection) -> List[int]:
+def _schedule(num_layers: int, r, inflection) -> list[int]:
     """ToMe's linear schedule between ``r * (1 - inflection)`` and ``2 * r`` minus that.
 
     Each value is truncated with ``int`` as in ToMe; one layer gets the first.
@@ -405,7 +403,7 @@ def _schedule(num_layers: int, r, inflection) -> List[int]:
     return [int(first + step * i) for i in range(num_layers)]
 
 
-def parse_r(num_layers: int, r: Union[int, Sequence]) -> List[int]:
+def parse_r(num_layers: int, r: int | Sequence) -> list[int]:
     """Expands an ``r`` setting into the number of tokens to merge per layer.
 
     Arguments
@@ -453,7 +451,7 @@ def parse_r(num_layers: int, r: Union[int, Sequence]) -> List[int]:
 
 def keep_ratio_schedule(
     num_layers: int, num_tokens: int, keep_ratio: float, num_protected: int = 2
-) -> List[int]:
+) -> list[int]:
     """Per-block ``r`` that keeps a fixed fraction of the tokens in each block.
 
     Suits inputs whose token count varies (clip lengths, patch sizes), where
@@ -501,16 +499,13 @@ def keep_ratio_schedule(
 def _check_num_tokens(num_tokens, num_protected: int) -> int:
     num_tokens = _check_r("num_tokens", num_tokens)
     if num_tokens < num_protected:
-        raise ValueError(
-            f"num_tokens must be >= num_protected={num_protected}, "
-            f"got {num_tokens}"
-        )
+        raise ValueError(f"num_tokens must be >= num_protected={num_protected}, got {num_tokens}")
     return num_tokens
 
 
 def _walk_schedule(
     num_tokens: int, r_list: Sequence[int], num_protected: int
-) -> Tuple[List[int], List[int]]:
+) -> tuple[list[int], list[int]]:
     """Applies the per-block cap; returns (capped r, tokens after) per block."""
     num_protected = _check_r("num_protected", num_protected)
     num_tokens = _check_num_tokens(num_tokens, num_protected)
@@ -523,9 +518,7 @@ def _walk_schedule(
     return applied, counts
 
 
-def token_counts(
-    num_tokens: int, r_list: Sequence[int], num_protected: int = 2
-) -> List[int]:
+def token_counts(num_tokens: int, r_list: Sequence[int], num_protected: int = 2) -> list[int]:
     """Number of tokens left after each block for a per-block ``r`` list.
 
     Arguments
@@ -551,9 +544,7 @@ def token_counts(
     return _walk_schedule(num_tokens, r_list, num_protected)[1]
 
 
-def effective_r(
-    num_tokens: int, r_list: Sequence[int], num_protected: int = 2
-) -> List[int]:
+def effective_r(num_tokens: int, r_list: Sequence[int], num_protected: int = 2) -> list[int]:
     """The ``r`` each block actually applies once capped at half its tokens.
 
     Arguments

@@ -16,13 +16,13 @@ from pathlib import Path
 from speechbrain.utils.logger import get_logger
 
 from fastast_plugin.models.ast import MODEL_SIZES, ASTClassifier, ASTEncoder, ASTHead
-from fastast_plugin.weights.state_dict import CheckpointError, load_strict
 from fastast_plugin.weights.fit import (
     EXPORT_WEIGHTS,
     fit_to_encoder,
     read_export_config,
     read_for_encoder,
 )
+from fastast_plugin.weights.state_dict import CheckpointError, load_strict
 
 __all__ = ["from_pretrained", "one_setting_overrides", "read_export_config"]
 

@@ -96,7 +96,7 @@ def save_averaged_checkpoint(checkpointer, modules, last, names=DEFAULT_MODULES,
     """
     if int(last) != last or last < 1:
         raise ValueError(f"average_last_epochs must be an integer >= 1, got {last}")
-    chosen = epoch_checkpoints(checkpointer)[-int(last):]
+    chosen = epoch_checkpoints(checkpointer)[-int(last) :]
     if not chosen:
         raise ValueError(
             f"no end-of-epoch checkpoints in {checkpointer.checkpoints_dir} to average; "

@@ -28,23 +28,23 @@ import dataclasses
 import json
 import os
 import time
-from typing import Any, NamedTuple, Optional
+from typing import Any, NamedTuple
 
 import speechbrain as sb
 import torch
 import torch.nn.functional as F
-from torch.nn.parallel import DistributedDataParallel
 from speechbrain.utils.distributed import ddp_all_reduce
 from speechbrain.utils.logger import get_logger
+from torch.nn.parallel import DistributedDataParallel
 
 from fastast_plugin.data.augment import MixupInfo
 from fastast_plugin.data.dataio import EvalShardSampler
-from fastast_plugin.models.features import batch_features
-from fastast_plugin.weights.resize import parse_patch_size
-from fastast_plugin.training.losses import LOSSES, classification_loss
-from fastast_plugin.models.merge import token_counts
-from fastast_plugin.evaluation.metrics import ClipScores
 from fastast_plugin.data.sampling import distributed_world
+from fastast_plugin.evaluation.metrics import ClipScores
+from fastast_plugin.models.features import batch_features
+from fastast_plugin.models.merge import token_counts
+from fastast_plugin.training.losses import LOSSES, classification_loss
+from fastast_plugin.weights.resize import parse_patch_size
 
 logger = get_logger(__name__)
 
@@ -148,8 +148,8 @@ class BrainSettings:
     eval_patch_size: Any = None
     epoch_counter: Any = None
     train_logger: Any = None
-    test_metrics_file: Optional[str] = None
-    multilabel: Optional[bool] = None
+    test_metrics_file: str | None = None
+    multilabel: bool | None = None
     monitor: str = "acc"
     average_last_epochs: int = 0
 
@@ -260,7 +260,7 @@ class ForwardOutput(NamedTuple):
 
     logits: torch.Tensor
     targets: torch.Tensor
-    mixup: Optional[MixupInfo]
+    mixup: MixupInfo | None
     wavs: torch.Tensor
     wav_lens: torch.Tensor
 
@@ -405,7 +405,9 @@ class AudioClassifierBrain(sb.Brain):
     (torch.Size([2, 3]), [[0.0, 0.0, 1.0], [1.0, 0.0, 0.0]])
     """
 
-    def __init__(self, modules=None, opt_class=None, hparams=None, run_opts=None, checkpointer=None):
+    def __init__(
+        self, modules=None, opt_class=None, hparams=None, run_opts=None, checkpointer=None
+    ):
         if not hparams or SETTINGS_KEY not in hparams:
             raise ValueError(
                 f"AudioClassifierBrain needs hparams[{SETTINGS_KEY!r}], a mapping of "

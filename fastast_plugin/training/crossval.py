@@ -30,9 +30,9 @@ import statistics
 import ruamel.yaml
 from speechbrain.utils.logger import get_logger
 
-from fastast_plugin.weights import registry
 from fastast_plugin.data.dataio import fold_path
 from fastast_plugin.evaluation.sweep import summarize_patch_sweeps
+from fastast_plugin.weights import registry
 
 logger = get_logger(__name__)
 
@@ -166,15 +166,12 @@ def summarize_folds(metric_files, output_folder, metric="acc"):
     for fold, path in metric_files.items():
         if not os.path.isfile(path):
             raise FileNotFoundError(
-                f"summarize_folds: no test metrics for {fold} at {path}; run that "
-                "fold first"
+                f"summarize_folds: no test metrics for {fold} at {path}; run that fold first"
             )
         with open(path) as f:
             record = json.load(f)
         if metric not in record:
-            raise KeyError(
-                f"summarize_folds: {path} has no {metric!r}, keys are {sorted(record)}"
-            )
+            raise KeyError(f"summarize_folds: {path} has no {metric!r}, keys are {sorted(record)}")
         values[fold] = float(record[metric])
     if not values:
         raise ValueError("summarize_folds: no folds given")
@@ -189,9 +186,7 @@ def summarize_folds(metric_files, output_folder, metric="acc"):
     lines.append(f"| mean ± std | {mean:.4f} ± {std:.4f} |")
     with open(os.path.join(output_folder, "cv_results.md"), "w") as f:
         f.write("\n".join(lines) + "\n")
-    logger.info(
-        "Cross-validation %s over %d folds: %.4f ± %.4f", metric, len(values), mean, std
-    )
+    logger.info("Cross-validation %s over %d folds: %.4f ± %.4f", metric, len(values), mean, std)
     return summary
 
 

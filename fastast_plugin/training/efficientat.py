@@ -66,9 +66,8 @@ class RefusingUnpickler(pickle.Unpickler):
     """
 
     def find_class(self, module, name):
-        raise RefusedGlobal(
-            f"refused global {module}.{name}: only plain data may be unpickled"
-        )
+        """Refuse every global: EfficientAT's files hold only plain data."""
+        raise RefusedGlobal(f"refused global {module}.{name}: only plain data may be unpickled")
 
 
 def read_fname_to_index(path):
@@ -111,7 +110,8 @@ def read_fname_to_index(path):
     if not isinstance(mapping, dict):
         raise ValueError(f"{path} must hold a dict of str -> int, got {type(mapping).__name__}")
     bad = [
-        (k, v) for k, v in mapping.items()
+        (k, v)
+        for k, v in mapping.items()
         if not isinstance(k, str) or isinstance(v, bool) or not isinstance(v, int)
     ]
     if bad:
@@ -119,8 +119,9 @@ def read_fname_to_index(path):
     return mapping
 
 
-def import_ensemble_logits(logits_file, fname_to_index_file, out_dir, clip_ids=None,
-                           dtype="float16"):
+def import_ensemble_logits(
+    logits_file, fname_to_index_file, out_dir, clip_ids=None, dtype="float16"
+):
     """Write a ``LogitsStore`` folder from EfficientAT's ensemble logits and file-name index.
 
     Arguments
@@ -197,8 +198,11 @@ def import_ensemble_logits(logits_file, fname_to_index_file, out_dir, clip_ids=N
             f"{unparsed[:3]})"
         )
     os.makedirs(out_dir, exist_ok=True)
-    np.save(os.path.join(out_dir, LOGITS_FILE), np.asarray(logits[rows], dtype=dtype),
-            allow_pickle=False)
+    np.save(
+        os.path.join(out_dir, LOGITS_FILE),
+        np.asarray(logits[rows], dtype=dtype),
+        allow_pickle=False,
+    )
     with open(os.path.join(out_dir, INDEX_FILE), "w") as f:
         json.dump({clip_id: i for i, clip_id in enumerate(ids)}, f)
     meta = {

@@ -118,14 +118,10 @@ def classification_loss(logits, targets, kind="ce", label_smoothing=0.0):
         raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
     logits, targets = logits.float(), targets.float()
     if kind == "ce":
-        return F.cross_entropy(
-            logits, targets, label_smoothing=label_smoothing, reduction="none"
-        )
+        return F.cross_entropy(logits, targets, label_smoothing=label_smoothing, reduction="none")
     if label_smoothing:
         targets = targets * (1 - label_smoothing) + label_smoothing / targets.shape[-1]
-    return F.binary_cross_entropy_with_logits(
-        logits, targets, reduction="none"
-    ).mean(-1)
+    return F.binary_cross_entropy_with_logits(logits, targets, reduction="none").mean(-1)
 
 
 # ---------------------------------------------------------------------------
@@ -466,9 +462,15 @@ class _KDLoss(nn.Module):
             counts ``n_kd`` / ``n_missing``.
         """
         return self.loss_function(
-            student_logits, targets, teacher_logits, mask,
-            kd_lambda=self.kd_lambda, temperature=self.temperature,
-            lam=lam, perm=perm, kd_average=self.kd_average,
+            student_logits,
+            targets,
+            teacher_logits,
+            mask,
+            kd_lambda=self.kd_lambda,
+            temperature=self.temperature,
+            lam=lam,
+            perm=perm,
+            kd_average=self.kd_average,
             label_smoothing=self.label_smoothing,
         )
 

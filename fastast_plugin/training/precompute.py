@@ -14,7 +14,8 @@ import argparse
 import json
 import logging
 import os
-from typing import Dict, Iterator, List, Literal, Optional, Sequence, Union
+from collections.abc import Iterator, Sequence
+from typing import Literal
 
 import numpy as np
 import soundfile as sf
@@ -43,11 +44,11 @@ STORE_DTYPES = ("float16", "float32")
 
 def precompute_teacher_logits(
     teacher,
-    manifest: Union[str, Dict[str, dict]],
+    manifest: str | dict[str, dict],
     out_dir: str,
     batch_size: int = 32,
-    sample_rate: Optional[int] = None,
-    clip_seconds: Optional[float] = None,
+    sample_rate: int | None = None,
+    clip_seconds: float | None = None,
     dtype: Literal["float16", "float32"] = "float16",
     device: str = "cpu",
     wav_key: str = "wav",
@@ -163,7 +164,7 @@ def _clip_samples(clip_id, wav, sample_rate):
     return frames
 
 
-def _length_batches(lengths: Sequence[int], batch_size: int) -> Iterator[List[int]]:
+def _length_batches(lengths: Sequence[int], batch_size: int) -> Iterator[list[int]]:
     """Row batches of at most ``batch_size`` clips, all of one length (shortest first)."""
     order = sorted(range(len(lengths)), key=lambda i: (lengths[i], i))
     batch = []
@@ -257,7 +258,7 @@ def _parser(prog):
     return parser
 
 
-def main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None):
+def main(argv: Sequence[str] | None = None, prog: str | None = None):
     """Command line: ``python -m fastast_plugin.training.precompute --manifest ... --out ...``.
 
     Arguments

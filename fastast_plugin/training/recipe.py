@@ -27,7 +27,7 @@ import contextlib
 import csv
 import dataclasses
 import os
-from typing import NamedTuple, Optional
+from typing import NamedTuple
 
 import ruamel.yaml
 import speechbrain as sb
@@ -37,19 +37,19 @@ from speechbrain.utils.autocast import AMPConfig
 from speechbrain.utils.logger import get_logger
 from speechbrain.utils.run_opts import RunOptions
 
-from fastast_plugin.models.ast import ASTClassifier
-from fastast_plugin.training.averaging import AVERAGED_KEY, save_averaged_checkpoint
-from fastast_plugin.training.brain import AudioClassifierBrain, unwrap
 from fastast_plugin.data.dataio import training_labels
-from fastast_plugin.inference.export import export_config, export_model, read_labels
-from fastast_plugin.weights.resize import parse_patch_size
 from fastast_plugin.evaluation.sweep import (
     EVAL_COLUMNS,
     evaluate_patch_sizes,
     plot_patch_sweep,
     write_table,
 )
+from fastast_plugin.inference.export import export_config, export_model, read_labels
+from fastast_plugin.models.ast import ASTClassifier
+from fastast_plugin.training.averaging import AVERAGED_KEY, save_averaged_checkpoint
+from fastast_plugin.training.brain import AudioClassifierBrain, unwrap
 from fastast_plugin.weights.fit import STORED_CONFIG_KEY
+from fastast_plugin.weights.resize import parse_patch_size
 
 logger = get_logger(__name__)
 
@@ -157,7 +157,7 @@ def plain_settings(hparams_file, overrides):
 
 
 def _plain(value):
-    """ruamel's round-trip containers as plain dicts and lists."""
+    """Ruamel's round-trip containers as plain dicts and lists."""
     if isinstance(value, dict):
         return {k: _plain(v) for k, v in value.items()}
     if isinstance(value, list):
@@ -278,7 +278,7 @@ class ExperimentResult(NamedTuple):
 
     brain: AudioClassifierBrain
     test_stats: dict
-    sweep: Optional[list]
+    sweep: list | None
 
 
 def run_experiment(hparams, run_opts, train_set, valid_set, test_set, test_key="acc"):
@@ -383,9 +383,7 @@ def write_model_file(brain, path, labels=None, multi_label=False):
     """
     if not sb.utils.distributed.if_main_process():
         return
-    model = ASTClassifier(
-        unwrap(brain.modules.embedding_model), unwrap(brain.modules.classifier)
-    )
+    model = ASTClassifier(unwrap(brain.modules.embedding_model), unwrap(brain.modules.classifier))
     features = getattr(brain.modules, "compute_features", None)
     config = export_config(
         model, None if features is None else unwrap(features), labels, bool(multi_label)
@@ -450,9 +448,7 @@ def export_tested_model(brain, folder, labels=None, multi_label=False):
     """
     if not sb.utils.distributed.if_main_process():
         return
-    model = ASTClassifier(
-        unwrap(brain.modules.embedding_model), unwrap(brain.modules.classifier)
-    )
+    model = ASTClassifier(unwrap(brain.modules.embedding_model), unwrap(brain.modules.classifier))
     features = unwrap(brain.modules.compute_features)
     export_model(model, folder, features, labels, bool(multi_label))
 
@@ -532,9 +528,7 @@ def _sweep_on_main(brain, test_set, sizes, output_stem, loader_kwargs):
         loader = test_set
     else:
         loader = sb.dataio.dataloader.make_dataloader(test_set, **loader_kwargs)
-    model = ASTClassifier(
-        unwrap(brain.modules.embedding_model), unwrap(brain.modules.classifier)
-    )
+    model = ASTClassifier(unwrap(brain.modules.embedding_model), unwrap(brain.modules.classifier))
     brain.modules.eval()
     dtype = AMPConfig.from_name(brain.eval_precision).dtype
     logger.info("Patch-size sweep over %s", ", ".join(map(str, sizes)))

@@ -59,8 +59,7 @@ class WarmupStepDecay:
             raise ValueError(f"WarmupStepDecay `lr` must be > 0, got {lr}")
         if int(warmup_steps) != warmup_steps or warmup_steps < 0:
             raise ValueError(
-                f"WarmupStepDecay `warmup_steps` must be an integer >= 0, got "
-                f"{warmup_steps}"
+                f"WarmupStepDecay `warmup_steps` must be an integer >= 0, got {warmup_steps}"
             )
         if decay_start is not None and decay_start < 0:
             raise ValueError(
@@ -68,8 +67,7 @@ class WarmupStepDecay:
             )
         if int(decay_every) != decay_every or decay_every < 1:
             raise ValueError(
-                f"WarmupStepDecay `decay_every` must be an integer >= 1, got "
-                f"{decay_every}"
+                f"WarmupStepDecay `decay_every` must be an integer >= 1, got {decay_every}"
             )
         if not 0 < decay_factor <= 1:
             raise ValueError(

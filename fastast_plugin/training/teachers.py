@@ -30,18 +30,18 @@ Authors
 
 import json
 import os
-from typing import Literal, NamedTuple, Optional
+from typing import Literal, NamedTuple
 
 import numpy as np
 import torch
 from speechbrain.utils.logger import get_logger
 from torch import nn
 
-from fastast_plugin.models.pretrained import from_pretrained
 from fastast_plugin.data.dataio import fold_path
 from fastast_plugin.models.dymn.frontend import DyMNFrontEnd
 from fastast_plugin.models.dymn.weights import load_dymn, load_dymn_file
 from fastast_plugin.models.features import KaldiFbank
+from fastast_plugin.models.pretrained import from_pretrained
 from fastast_plugin.weights.registry import find, resolve
 
 __all__ = [
@@ -160,8 +160,8 @@ class OnlineTeacher(nn.Module):
     def __init__(
         self,
         model: nn.Module,
-        front_end: Optional[nn.Module] = None,
-        source: Optional[str] = None,
+        front_end: nn.Module | None = None,
+        source: str | None = None,
     ):
         super().__init__()
         self.model = model
@@ -247,7 +247,7 @@ class LogitsStore:
     ([[0.0, 0.0, 1.0], [0.0, 0.0, 0.0]], [True, False], 1)
     """
 
-    def __init__(self, folder: str, num_classes: Optional[int] = None):
+    def __init__(self, folder: str, num_classes: int | None = None):
         self.folder = os.fspath(folder)
         self.source = self.folder
         self.logits = _open_logits(os.path.join(self.folder, LOGITS_FILE))
@@ -315,7 +315,11 @@ class LogitsStore:
         log(
             "%d of %d clips have no teacher logits in %s (e.g. %r); they get no "
             "distillation term (%d missing so far)",
-            len(missing), batch, self.folder, missing[0], self.n_missing,
+            len(missing),
+            batch,
+            self.folder,
+            missing[0],
+            self.n_missing,
         )
 
 
@@ -348,7 +352,7 @@ class BatchLogits:
 
     reads_batch = True
 
-    def __init__(self, num_classes: Optional[int] = None, source: str = "train_shards"):
+    def __init__(self, num_classes: int | None = None, source: str = "train_shards"):
         self.num_classes = num_classes
         self.source = source
 
@@ -413,7 +417,8 @@ def _read_index(path, num_rows):
         )
     rows = list(index.values())
     bad = [
-        (k, v) for k, v in index.items()
+        (k, v)
+        for k, v in index.items()
         if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v < num_rows
     ]
     if bad:
@@ -434,13 +439,13 @@ def _read_index(path, num_rows):
 # Builders
 # ---------------------------------------------------------------------------
 def build_dymn_teacher(
-    name: Optional[str] = None,
-    checkpoint_dir: Optional[str] = None,
-    weights: Optional[str] = None,
+    name: str | None = None,
+    checkpoint_dir: str | None = None,
+    weights: str | None = None,
     width_mult: float = 1.0,
     sample_rate: int = 16000,
     download: bool = False,
-    num_classes: Optional[int] = None,
+    num_classes: int | None = None,
 ):
     """A DyMN with its front-end as an ``OnlineTeacher``.
 
@@ -499,11 +504,11 @@ def build_dymn_teacher(
 def build_ast_teacher(
     checkpoint: str,
     target_length: int,
-    mean: Optional[float] = None,
-    std: Optional[float] = None,
+    mean: float | None = None,
+    std: float | None = None,
     sample_rate: int = 16000,
     n_mels: int = 128,
-    num_classes: Optional[int] = None,
+    num_classes: int | None = None,
     **overrides,
 ):
     """A frozen AST classifier with AST's Kaldi fbank front-end as an ``OnlineTeacher``.
@@ -558,11 +563,11 @@ def build_ast_teacher(
 
 
 def build_teacher(
-    teacher_checkpoint: Optional[str] = "",
-    teacher_logits_dir: Optional[str] = "",
-    kind: Optional[Literal["dymn", "ast"]] = "dymn",
-    num_classes: Optional[int] = None,
-    fold: Optional[int] = None,
+    teacher_checkpoint: str | None = "",
+    teacher_logits_dir: str | None = "",
+    kind: Literal["dymn", "ast"] | None = "dymn",
+    num_classes: int | None = None,
+    fold: int | None = None,
     required: bool = True,
     teacher_in_shards: bool = False,
     **kwargs,

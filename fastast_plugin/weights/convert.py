@@ -245,7 +245,7 @@ def _hf_key(key):
 
 def _fuse_qkv(layer, param, parts):
     if set(parts) != set("qkv"):  # incomplete: report the originals
-        return {key: value for key, value in parts.values()}
+        return dict(parts.values())
     fused = torch.cat([parts[p][1] for p in "qkv"], dim=0)
     return {f"encoder.blocks.{layer}.attn.qkv.{param}": fused}
 

@@ -19,24 +19,18 @@ Authors
 import json
 import re
 from pathlib import Path
-from typing import Dict, NamedTuple, Optional, Tuple
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 from speechbrain.utils.logger import get_logger
 
 from fastast_plugin.weights.convert import (
-
     convert_ast_original,
-
     convert_flexiast,
-
     convert_hf_ast,
-
     convert_timm_vit,
-
     detect_format,
-
 )
 from fastast_plugin.weights.resize import (
     grid_to_pos_embed,
@@ -67,7 +61,7 @@ __all__ = [
 
 logger = get_logger(__name__)
 
-StateDict = Dict[str, torch.Tensor]
+StateDict = dict[str, torch.Tensor]
 
 # Settings AST checkpoints do not record; AST's defaults.
 DEFAULT_FDIM = 128
@@ -113,10 +107,10 @@ class Checkpoint(NamedTuple):
     family: str
     state_dict: StateDict
     arch: dict
-    grid: Tuple[int, int]
-    strides: Optional[Tuple[int, int]]
+    grid: tuple[int, int]
+    strides: tuple[int, int] | None
     head_eps: float
-    labels: Optional[list]
+    labels: list | None
 
 
 def _read_source(source):
@@ -292,9 +286,7 @@ def frames_for_grid(t_dim, tstride, patch_size=16):
     return smallest
 
 
-def read_checkpoint(
-    source, fstride=None, tstride=None, input_fdim=None, stride_guesses=()
-):
+def read_checkpoint(source, fstride=None, tstride=None, input_fdim=None, stride_guesses=()):
     """Read, recognise and convert a checkpoint of any supported family.
 
     Exported folders and recipes' ``model.pt`` record their strides and
@@ -418,7 +410,9 @@ def _guess_strides(state_dict, path, input_fdim, guesses):
                 logger.info(
                     "%s: strides not in the file name; %d patches fit "
                     "fstride/tstride %d/%d (pass fstride/tstride if not)",
-                    path, patches, *strides,
+                    path,
+                    patches,
+                    *strides,
                 )
             return tuple(strides)
     return DEFAULT_STRIDES  # _audio_grid names the problem
@@ -426,9 +420,7 @@ def _guess_strides(state_dict, path, input_fdim, guesses):
 
 def _tensor(state_dict, key, path):
     if key not in state_dict:
-        raise CheckpointError(
-            f"{path} has no tensor {key!r} (after conversion to fastast names)"
-        )
+        raise CheckpointError(f"{path} has no tensor {key!r} (after conversion to fastast names)")
     return state_dict[key]
 
 
@@ -440,9 +432,7 @@ def _shape_arch(state_dict, path):
     embed_dim = pos.shape[-1]
     if kernel.shape[-1] != kernel.shape[-2]:
         raise CheckpointError(f"{path}: patch kernel {tuple(kernel.shape)} is not square")
-    blocks = {
-        int(k.split(".")[2]) for k in state_dict if k.startswith("encoder.blocks.")
-    }
+    blocks = {int(k.split(".")[2]) for k in state_dict if k.startswith("encoder.blocks.")}
     return {
         "embed_dim": embed_dim,
         "depth": max(blocks) + 1,
@@ -486,9 +476,7 @@ def _describe_ast(state_dict, path, strides, input_fdim):
         tstride=strides[1],
         layer_norm_eps=TIMM_EPS,
     )
-    return Checkpoint(
-        str(path), "ast", state_dict, arch, grid, strides, AST_HEAD_EPS, None
-    )
+    return Checkpoint(str(path), "ast", state_dict, arch, grid, strides, AST_HEAD_EPS, None)
 
 
 def _describe_flexiast(state_dict, path, input_fdim):
@@ -515,9 +503,7 @@ def _describe_timm(state_dict, path):
         tstride=DEFAULT_STRIDES[1],
         layer_norm_eps=TIMM_EPS,
     )
-    return Checkpoint(
-        str(path), "timm", state_dict, arch, (side, side), None, AST_HEAD_EPS, None
-    )
+    return Checkpoint(str(path), "timm", state_dict, arch, (side, side), None, AST_HEAD_EPS, None)
 
 
 def _describe_hf(state_dict, config, path):
@@ -533,9 +519,12 @@ def _describe_hf(state_dict, config, path):
     if grid[1] != expected_t:
         arch["input_tdim"] = frames_for_grid(grid[1], strides[1], arch["patch_size"])
         logger.warning(
-            "%s: max_length in %s gives %d time patches but pos_embed has %d; "
-            "using input_tdim=%d",
-            path, HF_CONFIG_FILE, expected_t, grid[1], arch["input_tdim"],
+            "%s: max_length in %s gives %d time patches but pos_embed has %d; using input_tdim=%d",
+            path,
+            HF_CONFIG_FILE,
+            expected_t,
+            grid[1],
+            arch["input_tdim"],
         )
     labels = _hf_labels(config)
     eps = arch["layer_norm_eps"]
@@ -622,9 +611,7 @@ def fit_to_encoder(ckpt, encoder):
     if encoder.flexible == "none":
         _check_same_geometry(ckpt, strides, kernel, ckpt_kernel)
     if ckpt_kernel != kernel:
-        logger.info(
-            "%s: PI-resizing the patch kernel %s to %s", ckpt.path, ckpt_kernel, kernel
-        )
+        logger.info("%s: PI-resizing the patch kernel %s to %s", ckpt.path, ckpt_kernel, kernel)
         state[KERNEL_KEY] = pi_resize(state[KERNEL_KEY], kernel)
     if "encoder.pos_embed" in state:
         same = ckpt.strides is None or (tuple(ckpt.strides), ckpt_kernel) == (
@@ -668,15 +655,17 @@ def _resample_pos_embed(ckpt, encoder, ckpt_kernel):
     """FlexiAST's rule: another patch geometry, resample to the base grid."""
     prefix = ckpt.arch["num_prefix_tokens"]
     pos = ckpt.state_dict["encoder.pos_embed"]
-    length_grid = patch_grid(
-        (encoder.input_fdim, encoder.input_tdim), ckpt_kernel, ckpt.strides
-    )
+    length_grid = patch_grid((encoder.input_fdim, encoder.input_tdim), ckpt_kernel, ckpt.strides)
     if length_grid != tuple(ckpt.grid):
         pos = adapt_pos_embed(pos, ckpt.grid, length_grid, prefix)
     grid = tuple(encoder.base_grid_size)
     logger.info(
         "%s: resampling pos_embed from grid %s (kernel %s, strides %s) to %s",
-        ckpt.path, length_grid, ckpt_kernel, ckpt.strides, grid,
+        ckpt.path,
+        length_grid,
+        ckpt_kernel,
+        ckpt.strides,
+        grid,
     )
     return resample_pos_embed(pos, length_grid, grid, prefix)
 
@@ -741,5 +730,7 @@ def _warn_eps(ckpt, encoder):
     if eps != ckpt.arch["layer_norm_eps"]:
         logger.warning(
             "%s was trained with layer_norm_eps=%g but the encoder uses %g",
-            ckpt.path, ckpt.arch["layer_norm_eps"], eps,
+            ckpt.path,
+            ckpt.arch["layer_norm_eps"],
+            eps,
         )

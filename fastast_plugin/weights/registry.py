@@ -43,7 +43,6 @@ import urllib.request
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Optional
 
 import torch
 from speechbrain.utils.logger import get_logger
@@ -141,11 +140,11 @@ class PretrainedWeights:
     name: str
     kind: str
     location: str
-    filename: Optional[str] = None
-    sha256: Optional[str] = None
+    filename: str | None = None
+    sha256: str | None = None
     model: str = "ast"
     architecture: dict = field(default_factory=dict)
-    labels: Optional[str] = None
+    labels: str | None = None
     license: str = ""
     description: str = ""
 
@@ -169,8 +168,16 @@ def _ast(name, key, file, strides, score, description, data="audioset"):
         **(AUDIOSET_STATS if audioset else SPEECHCOMMANDS_STATS),
     }
     return PretrainedWeights(
-        name, "url", AST_DROPBOX.format(key=key, file=file), file, None, "ast", arch,
-        "audioset" if audioset else None, AST_LICENSE, f"{description} ({score})",
+        name,
+        "url",
+        AST_DROPBOX.format(key=key, file=file),
+        file,
+        None,
+        "ast",
+        arch,
+        "audioset" if audioset else None,
+        AST_LICENSE,
+        f"{description} ({score})",
     )
 
 
@@ -211,8 +218,16 @@ def _dymn(name, file, description):
         "temperature": 30.0 if imagenet else 1.0,  # final kernel-attention temperature
     }
     return PretrainedWeights(
-        name, "url", DYMN_RELEASE + file, file, None, "dymn", arch,
-        None if imagenet else "audioset", DYMN_LICENSE, description,
+        name,
+        "url",
+        DYMN_RELEASE + file,
+        file,
+        None,
+        "dymn",
+        arch,
+        None if imagenet else "audioset",
+        DYMN_LICENSE,
+        description,
     )
 
 
@@ -232,29 +247,85 @@ def _flexiast(name, file, data, description):
         **(AUDIOSET_STATS if audioset else VOXCELEB_STATS),
     }
     return PretrainedWeights(
-        name, "manual", FLEXIAST_PAGE, file, None, "ast", arch,
-        "audioset" if audioset else None, "BSD-3-Clause", description,
+        name,
+        "manual",
+        FLEXIAST_PAGE,
+        file,
+        None,
+        "ast",
+        arch,
+        "audioset" if audioset else None,
+        "BSD-3-Clause",
+        description,
     )
 
 
 _ENTRIES = [
-    _ast("ast-audioset-10-10-0.4593", "ca0b1v2nlxzyeb4", "audioset_10_10_0.4593.pth", 10,
-         "0.459 mAP", "AST, full AudioSet, weight averaging"),
-    _ast("ast-audioset-10-10-0.4495", "1tv0hovue1bxupk", "audioset_10_10_0.4495.pth", 10,
-         "0.450 mAP", "AST, full AudioSet, model 1 of the 0.475/0.485 ensembles"),
-    _ast("ast-audioset-10-10-0.4483", "6u5sikl4b9wo4u5", "audioset_10_10_0.4483.pth", 10,
-         "0.448 mAP", "AST, full AudioSet, model 2 of the ensembles"),
-    _ast("ast-audioset-10-10-0.4475", "kt6i0v9fvfm1mbq", "audioset_10_10_0.4475.pth", 10,
-         "0.448 mAP", "AST, full AudioSet, model 3 of the ensembles"),
-    _ast("ast-audioset-12-12-0.4467", "snfhx3tizr4nuc8", "audioset_12_12_0.4467.pth", 12,
-         "0.447 mAP", "AST, full AudioSet, strides 12 (0.485 ensemble)"),
-    _ast("ast-audioset-14-14-0.4431", "z18s6pemtnxm4k7", "audioset_14_14_0.4431.pth", 14,
-         "0.443 mAP", "AST, full AudioSet, strides 14 (0.485 ensemble)"),
-    _ast("ast-audioset-16-16-0.4422", "mdsa4t1xmcimia6", "audioset_16_16_0.4422.pth", 16,
-         "0.442 mAP", "AST, full AudioSet, strides 16 (0.485 ensemble)"),
-    _ast("ast-speechcommands-10-10-0.9812", "q0tbqpwv44pquwy",
-         "speechcommands_10_10_0.9812.pth", 10, "98.12% accuracy",
-         "AST, Speech Commands V2-35", data="speechcommands"),
+    _ast(
+        "ast-audioset-10-10-0.4593",
+        "ca0b1v2nlxzyeb4",
+        "audioset_10_10_0.4593.pth",
+        10,
+        "0.459 mAP",
+        "AST, full AudioSet, weight averaging",
+    ),
+    _ast(
+        "ast-audioset-10-10-0.4495",
+        "1tv0hovue1bxupk",
+        "audioset_10_10_0.4495.pth",
+        10,
+        "0.450 mAP",
+        "AST, full AudioSet, model 1 of the 0.475/0.485 ensembles",
+    ),
+    _ast(
+        "ast-audioset-10-10-0.4483",
+        "6u5sikl4b9wo4u5",
+        "audioset_10_10_0.4483.pth",
+        10,
+        "0.448 mAP",
+        "AST, full AudioSet, model 2 of the ensembles",
+    ),
+    _ast(
+        "ast-audioset-10-10-0.4475",
+        "kt6i0v9fvfm1mbq",
+        "audioset_10_10_0.4475.pth",
+        10,
+        "0.448 mAP",
+        "AST, full AudioSet, model 3 of the ensembles",
+    ),
+    _ast(
+        "ast-audioset-12-12-0.4467",
+        "snfhx3tizr4nuc8",
+        "audioset_12_12_0.4467.pth",
+        12,
+        "0.447 mAP",
+        "AST, full AudioSet, strides 12 (0.485 ensemble)",
+    ),
+    _ast(
+        "ast-audioset-14-14-0.4431",
+        "z18s6pemtnxm4k7",
+        "audioset_14_14_0.4431.pth",
+        14,
+        "0.443 mAP",
+        "AST, full AudioSet, strides 14 (0.485 ensemble)",
+    ),
+    _ast(
+        "ast-audioset-16-16-0.4422",
+        "mdsa4t1xmcimia6",
+        "audioset_16_16_0.4422.pth",
+        16,
+        "0.442 mAP",
+        "AST, full AudioSet, strides 16 (0.485 ensemble)",
+    ),
+    _ast(
+        "ast-speechcommands-10-10-0.9812",
+        "q0tbqpwv44pquwy",
+        "speechcommands_10_10_0.9812.pth",
+        10,
+        "98.12% accuracy",
+        "AST, Speech Commands V2-35",
+        data="speechcommands",
+    ),
     _hf("MIT/ast-finetuned-audioset-10-10-0.4593", 10, "AST 0.4593 (Hugging Face)"),
     _hf("MIT/ast-finetuned-audioset-10-10-0.450", 10, "AST 0.4495 (Hugging Face)"),
     _hf("MIT/ast-finetuned-audioset-10-10-0.448", 10, "AST 0.4483 (Hugging Face)"),
@@ -262,19 +333,37 @@ _ENTRIES = [
     _hf("MIT/ast-finetuned-audioset-12-12-0.447", 12, "AST 0.4467 (Hugging Face)"),
     _hf("MIT/ast-finetuned-audioset-14-14-0.443", 14, "AST 0.4431 (Hugging Face)"),
     _hf("MIT/ast-finetuned-audioset-16-16-0.442", 16, "AST 0.4422 (Hugging Face)"),
-    _hf("MIT/ast-finetuned-speech-commands-v2", 10, "AST 0.9812 (Hugging Face)",
-        data="speechcommands"),
-    _timm("deit_base_distilled_patch16_384.fb_in1k", "base384",
-          "ImageNet DeiT-B/16 distilled, 384 px (AST's initialisation)"),
+    _hf(
+        "MIT/ast-finetuned-speech-commands-v2",
+        10,
+        "AST 0.9812 (Hugging Face)",
+        data="speechcommands",
+    ),
+    _timm(
+        "deit_base_distilled_patch16_384.fb_in1k",
+        "base384",
+        "ImageNet DeiT-B/16 distilled, 384 px (AST's initialisation)",
+    ),
     _timm("deit_base_distilled_patch16_224.fb_in1k", "base224", "ImageNet DeiT-B/16 distilled"),
     _timm("deit_small_distilled_patch16_224.fb_in1k", "small224", "ImageNet DeiT-S/16 distilled"),
     _timm("deit_tiny_distilled_patch16_224.fb_in1k", "tiny224", "ImageNet DeiT-Ti/16 distilled"),
-    _timm("vit_base_patch16_224.augreg2_in21k_ft_in1k", "base224",
-          "ImageNet-21k ViT-B/16 (one prefix token)"),
-    _flexiast("flexiast-audioset", "flexiast_audioset.pth", "audioset",
-              "FlexiAST, AudioSet (from the authors; no direct link)"),
-    _flexiast("flexiast-voxceleb", "flexiast_voxceleb.pth", "voxceleb",
-              "FlexiAST, VoxCeleb1 speaker identification (from the authors; no direct link)"),
+    _timm(
+        "vit_base_patch16_224.augreg2_in21k_ft_in1k",
+        "base224",
+        "ImageNet-21k ViT-B/16 (one prefix token)",
+    ),
+    _flexiast(
+        "flexiast-audioset",
+        "flexiast_audioset.pth",
+        "audioset",
+        "FlexiAST, AudioSet (from the authors; no direct link)",
+    ),
+    _flexiast(
+        "flexiast-voxceleb",
+        "flexiast_voxceleb.pth",
+        "voxceleb",
+        "FlexiAST, VoxCeleb1 speaker identification (from the authors; no direct link)",
+    ),
     _dymn("dymn04_im", "dymn04_im.pt", "DyMN width 0.4, ImageNet"),
     _dymn("dymn10_im", "dymn10_im.pt", "DyMN width 1.0, ImageNet"),
     _dymn("dymn20_im", "dymn20_im.pt", "DyMN width 2.0, ImageNet"),
@@ -393,8 +482,7 @@ def is_cached(entry):
 
     repo = _hub_repo(entry)
     cached = [
-        try_to_load_from_cache(repo, name, cache_dir=_hub_cache())
-        for name in HF_WEIGHT_FILES
+        try_to_load_from_cache(repo, name, cache_dir=_hub_cache()) for name in HF_WEIGHT_FILES
     ]
     return any(isinstance(path, str) for path in cached)
 
@@ -585,10 +673,18 @@ def _fetch_part(url, part, progress, timeout):
             have = 0  # the server sends the whole file: start again
         length = response.headers.get("Content-Length")
         total = have + int(length) if length is not None else None
-        with open(part, "ab" if resumed else "wb") as out, tqdm(
-            total=total, initial=have, unit="B", unit_scale=True, disable=not progress,
-            desc=part.name[: -len(".part")], file=sys.stderr,
-        ) as bar:
+        with (
+            open(part, "ab" if resumed else "wb") as out,
+            tqdm(
+                total=total,
+                initial=have,
+                unit="B",
+                unit_scale=True,
+                disable=not progress,
+                desc=part.name[: -len(".part")],
+                file=sys.stderr,
+            ) as bar,
+        ):
             while chunk := response.read(CHUNK):
                 out.write(chunk)
                 bar.update(len(chunk))
@@ -627,12 +723,20 @@ def _table():
     rows = [("name", "architecture", "classes", "labels", "license", "cached")]
     for entry in REGISTRY.values():
         labels = entry.labels or ("hub config" if entry.kind == "hf" else "-")
-        rows.append((
-            entry.name, _architecture(entry), str(entry.architecture.get("n_classes", "")),
-            labels, entry.license, "yes" if is_cached(entry) else "no",
-        ))
+        rows.append(
+            (
+                entry.name,
+                _architecture(entry),
+                str(entry.architecture.get("n_classes", "")),
+                labels,
+                entry.license,
+                "yes" if is_cached(entry) else "no",
+            )
+        )
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
+    lines = [
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows
+    ]
     aliases = ", ".join(f"{alias} = {name}" for alias, name in ALIASES.items())
     return "\n".join(lines + [f"aliases: {aliases}"])
 
@@ -674,8 +778,9 @@ def main(argv=None, prog=None):
         print(_table())
         return None
     if find(args.download) is None:
-        parser.error(f"--download: {args.download!r} is not a registry name; "
-                     "`fastast weights` lists them")
+        parser.error(
+            f"--download: {args.download!r} is not a registry name; `fastast weights` lists them"
+        )
     path = resolve(args.download, progress=None)
     print(path)
     return path

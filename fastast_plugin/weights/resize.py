@@ -31,9 +31,8 @@ Authors
 """
 
 import functools
-import math
 import numbers
-from typing import Optional, Sequence, Tuple, Union
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -56,7 +55,7 @@ INTERPOLATIONS = ("nearest", "bilinear", "bicubic", "area")
 # Resize matrices are computed once in float64 on the CPU, then cast.
 _MATRIX_CACHE_SIZE = 128
 
-Size = Union[int, Sequence[int]]
+Size = int | Sequence[int]
 
 
 def parse_patch_size(value, name="patch_size", as_pair=True):
@@ -120,13 +119,11 @@ def _split_size(text):
     return numbers_[0] if len(numbers_) == 1 else numbers_
 
 
-
-
 def _is_int(value):
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
-def patch_grid(input_size: Tuple[int, int], patch_size, stride):
+def patch_grid(input_size: tuple[int, int], patch_size, stride):
     """Patch grid of a (freq, time) input for a patch size and stride.
 
     Arguments
@@ -156,9 +153,7 @@ def patch_grid(input_size: Tuple[int, int], patch_size, stride):
             f"patch_size {_show(patch_size)} does not fit an input of {fdim} mel bands"
         )
     if tdim < pt:
-        raise ValueError(
-            f"patch_size {_show(patch_size)} does not fit an input of {tdim} frames"
-        )
+        raise ValueError(f"patch_size {_show(patch_size)} does not fit an input of {tdim} frames")
     return (fdim - pf) // sf + 1, (tdim - pt) // st + 1
 
 
@@ -228,13 +223,10 @@ def resize_matrices(
     old_size = parse_patch_size(old_size, "old_size")
     new_size = parse_patch_size(new_size, "new_size")
     if interpolation not in INTERPOLATIONS:
-        raise ValueError(
-            f"interpolation must be one of {INTERPOLATIONS}, got {interpolation!r}"
-        )
+        raise ValueError(f"interpolation must be one of {INTERPOLATIONS}, got {interpolation!r}")
     if antialias and interpolation not in ("bilinear", "bicubic"):
         raise ValueError(
-            f"antialias=True needs interpolation 'bilinear' or 'bicubic', got "
-            f"{interpolation!r}"
+            f"antialias=True needs interpolation 'bilinear' or 'bicubic', got {interpolation!r}"
         )
     device = torch.device(device or "cpu")
     dtype = dtype or torch.float32
@@ -310,8 +302,7 @@ def pi_resize(
     """
     if weight.dim() != 4:
         raise ValueError(
-            f"pi_resize expects a kernel [out, in, h, w], got shape "
-            f"{tuple(weight.shape)}"
+            f"pi_resize expects a kernel [out, in, h, w], got shape {tuple(weight.shape)}"
         )
     old_size = tuple(weight.shape[-2:])
     new_size = parse_patch_size(new_size, "new_size")
@@ -353,9 +344,7 @@ def kernel_matrices(weight, new_size, interpolation="bilinear", antialias=False)
     """
     dtype = _compute_dtype(weight)
     old_size = tuple(weight.shape[-2:])
-    return resize_matrices(
-        old_size, new_size, interpolation, antialias, weight.device, dtype
-    )
+    return resize_matrices(old_size, new_size, interpolation, antialias, weight.device, dtype)
 
 
 def _compute_dtype(weight):
@@ -365,8 +354,7 @@ def _compute_dtype(weight):
 def _suitable(weight, new_size, interpolation, antialias, matrices):
     """``matrices`` if they suit ``weight``, else the cached ones."""
     if matrices is not None and all(
-        m.device == weight.device and m.dtype == _compute_dtype(weight)
-        for m in matrices
+        m.device == weight.device and m.dtype == _compute_dtype(weight) for m in matrices
     ):
         return matrices
     return kernel_matrices(weight, new_size, interpolation, antialias)
@@ -484,9 +472,7 @@ def resample_pos_embed(
     torch.Size([1, 211, 16])
     """
     if interpolation not in ("bilinear", "bicubic"):
-        raise ValueError(
-            f"interpolation must be 'bilinear' or 'bicubic', got {interpolation!r}"
-        )
+        raise ValueError(f"interpolation must be 'bilinear' or 'bicubic', got {interpolation!r}")
     old_grid, new_grid = tuple(old_grid), tuple(new_grid)
     prefix, image = pos_embed_to_grid(pos_embed, old_grid, num_prefix_tokens)
     if old_grid != new_grid:

@@ -20,7 +20,6 @@ import pickle
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Dict
 
 import torch
 from safetensors import SafetensorError
@@ -38,7 +37,7 @@ __all__ = [
     "read_stored_entry",
 ]
 
-StateDict = Dict[str, torch.Tensor]
+StateDict = dict[str, torch.Tensor]
 
 NESTING_KEYS = ("state_dict", "model")  # {"state_dict": sd} / {"model": sd}
 MAX_LISTED = 10  # keys listed per problem in a mismatch message
@@ -132,9 +131,7 @@ def read_state_dict(path):
         try:
             state = load_file(str(path), device="cpu")
         except (SafetensorError, OSError) as err:
-            raise CheckpointError(
-                f"{path} is not a readable safetensors file: {err}"
-            ) from err
+            raise CheckpointError(f"{path} is not a readable safetensors file: {err}") from err
     else:
         state = _as_tensor_dict(_torch_load(path), path)
     return {key.replace(COMPILED_PREFIX, ""): value for key, value in state.items()}
@@ -290,8 +287,7 @@ def check_state_dict(state_dict, module, source="state dict"):
     missing = sorted(set(expected) - set(state_dict))
     unexpected = sorted(set(state_dict) - set(expected))
     mismatched = [
-        f"{key}: checkpoint {tuple(state_dict[key].shape)} "
-        f"vs model {tuple(expected[key].shape)}"
+        f"{key}: checkpoint {tuple(state_dict[key].shape)} vs model {tuple(expected[key].shape)}"
         for key in sorted(set(expected) & set(state_dict))
         if state_dict[key].shape != expected[key].shape
     ]
@@ -306,9 +302,7 @@ def check_state_dict(state_dict, module, source="state dict"):
     ]
     if problems:
         name = type(module).__name__
-        raise CheckpointMismatchError(
-            f"Cannot load {source} into {name}:\n" + "\n".join(problems)
-        )
+        raise CheckpointMismatchError(f"Cannot load {source} into {name}:\n" + "\n".join(problems))
 
 
 def _listing(items):

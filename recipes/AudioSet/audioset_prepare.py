@@ -58,19 +58,12 @@ import soundfile as sf
 from speechbrain.utils.logger import get_logger
 
 from fastast_plugin.data.audioset import (
-
     CLASS_LABELS_FILE,
-
     SEGMENT_FILES,
-
     audio_extensions,
-
     parse_clip_name,
-
     read_class_labels,
-
     read_segments,
-
 )
 from fastast_plugin.data.dataio import handle_bad_files, prepared_with, write_manifest
 
@@ -202,7 +195,9 @@ def prepare_audioset(
             "missing": sum(c["wav"] is None for c in clips.values()),
             "unreadable": unreadable,
             "clips": len(entries),
-            "schemes": dict(collections.Counter(c.get("scheme") for c in candidates[split].values())),
+            "schemes": dict(
+                collections.Counter(c.get("scheme") for c in candidates[split].values())
+            ),
             "sources": sorted({c["source"] for c in clips.values()}),
         }
     os.makedirs(save_folder, exist_ok=True)
@@ -219,7 +214,12 @@ def prepare_audioset(
         r = report[split]
         logger.info(
             "AudioSet %s: %d segments, %d clips (%d without audio, %d unreadable; see %s)",
-            split, r["segments"], r["clips"], r["missing"], r["unreadable"], outputs["report"],
+            split,
+            r["segments"],
+            r["clips"],
+            r["missing"],
+            r["unreadable"],
+            outputs["report"],
         )
     with open(options_path, "w") as f:
         json.dump(options, f)
@@ -257,7 +257,9 @@ def find_clips(audio_folder):
                 continue
             files[clip.ytid].append((os.path.join(root, name), clip.start, clip.scheme))
     if ignored:
-        logger.warning("%d audio files under %s follow no naming scheme; ignored", ignored, audio_folder)
+        logger.warning(
+            "%d audio files under %s follow no naming scheme; ignored", ignored, audio_folder
+        )
     return {ytid: sorted(found, key=lambda f: f[0]) for ytid, found in files.items()}
 
 
@@ -281,8 +283,9 @@ def _match(data_folder, splits, files):
             }
             if not match:
                 clip["reason"] = (
-                    "no file" if not found else
-                    "files of this YTID start elsewhere: " + ", ".join(f[0] for f in found[:3])
+                    "no file"
+                    if not found
+                    else "files of this YTID start elsewhere: " + ", ".join(f[0] for f in found[:3])
                 )
             clips[seg.ytid] = clip
     return clips
@@ -324,8 +327,11 @@ def _read_ast_datafile(path):
 
 def _check_labels(wanted, classes, class_labels_file):
     unknown = collections.Counter(
-        label for clips in wanted.values() for c in clips.values()
-        for label in c["labels"] if label not in classes
+        label
+        for clips in wanted.values()
+        for c in clips.values()
+        for label in c["labels"]
+        if label not in classes
     )
     if unknown:
         raise ValueError(
@@ -342,4 +348,3 @@ def _header(path):
     if info.frames <= 0:
         return "empty", None
     return None, info.frames / info.samplerate
-

@@ -52,7 +52,9 @@ def main(argv):
     write.add_argument("manifest", help="prepared train.json (or any manifest)")
     write.add_argument("out", help="output folder")
     write.add_argument("--clips_per_shard", type=int, default=1000)
-    write.add_argument("--teacher_logits_dir", default="", help="a LogitsStore to store with each clip")
+    write.add_argument(
+        "--teacher_logits_dir", default="", help="a LogitsStore to store with each clip"
+    )
     write.add_argument("--seed", type=int, default=0, help="order of the clips in the shards")
     bench = commands.add_parser("bench", help="clips/s from files and from shards")
     bench.add_argument("manifest")
@@ -75,8 +77,14 @@ def main(argv):
         result = {
             "files": measure_throughput(loader, args.batches),
             "shards": measure_throughput(
-                shard_loader(args.shards, args.class_labels, n_classes, args.batch_size,
-                             num_workers=args.num_workers, shuffle_buffer=args.shuffle_buffer),
+                shard_loader(
+                    args.shards,
+                    args.class_labels,
+                    n_classes,
+                    args.batch_size,
+                    num_workers=args.num_workers,
+                    shuffle_buffer=args.shuffle_buffer,
+                ),
                 args.batches,
             ),
             "num_workers": args.num_workers,

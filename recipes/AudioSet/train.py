@@ -33,8 +33,8 @@ from hyperpyyaml import load_hyperpyyaml
 
 from fastast_plugin.data.audioset import multilabel_datasets
 from fastast_plugin.data.dataio import read_manifest
-from fastast_plugin.training.recipe import ddp_group, parse_arguments, run_experiment
 from fastast_plugin.data.sampling import balanced_sampler
+from fastast_plugin.training.recipe import ddp_group, parse_arguments, run_experiment
 
 
 def training_data(hparams, train_set, class_labels_file, manifest):

@@ -221,9 +221,7 @@ def _ensure_dataset(data_folder, download):
     fetch_dataset(data_folder, URL, "ESC-50 (its ESC-50-master folder)", download, "ESC-50-master")
     meta = os.path.join(data_folder, "meta", "esc50.csv")
     if not os.path.isfile(meta):
-        raise FileNotFoundError(
-            f"{meta} not found: {data_folder!r} is not an ESC-50-master folder"
-        )
+        raise FileNotFoundError(f"{meta} not found: {data_folder!r} is not an ESC-50-master folder")
 
 
 def _read_meta(data_folder):
@@ -234,8 +232,7 @@ def _read_meta(data_folder):
         missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
         if missing:
             raise ValueError(
-                f"{meta} lacks columns {missing}; expected {list(COLUMNS)}, got "
-                f"{reader.fieldnames}"
+                f"{meta} lacks columns {missing}; expected {list(COLUMNS)}, got {reader.fieldnames}"
             )
         rows = list(reader)
     if not rows:

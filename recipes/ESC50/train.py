@@ -38,16 +38,12 @@ import sys
 import speechbrain as sb
 from esc50_prepare import FOLDS, prepare_esc50
 
-from fastast_plugin.training.crossval import (
-
-    check_fold_paths,
-
-    requested_folds,
-
-    summarize_cross_validation,
-
-)
 from fastast_plugin.data.dataio import classification_datasets
+from fastast_plugin.training.crossval import (
+    check_fold_paths,
+    requested_folds,
+    summarize_cross_validation,
+)
 from fastast_plugin.training.recipe import (
     ddp_group,
     parse_arguments,
@@ -79,6 +75,7 @@ def run_fold(fold, hparams_file, run_opts, overrides):
     dict
         The fold's loaded hyperparameters.
     """
+
     def prepare(settings):
         return prepare_esc50(
             data_folder=settings["data_folder"],

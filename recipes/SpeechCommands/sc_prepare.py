@@ -39,19 +39,12 @@ import os
 from speechbrain.utils.logger import get_logger
 
 from fastast_plugin.data.dataio import (
-
     audio_problem,
-
     clip_duration,
-
     fetch_dataset,
-
     handle_bad_files,
-
     prepared_with,
-
     write_manifest,
-
 )
 
 logger = get_logger(__name__)
@@ -169,13 +162,10 @@ def prepare_speech_commands(
         for name in os.listdir(os.path.join(data_folder, word))
         if name.endswith(".wav")
     }
-    outside = sorted(
-        f for f in listed["valid"] | listed["test"] if f.split("/")[0] not in words
-    )
+    outside = sorted(f for f in listed["valid"] | listed["test"] if f.split("/")[0] not in words)
     if outside:
         raise ValueError(
-            f"The lists in {data_folder} name files outside the word folders: "
-            f"{outside[:10]}"
+            f"The lists in {data_folder} name files outside the word folders: {outside[:10]}"
         )
 
     bad = {}

@@ -26,7 +26,6 @@ Authors
 import sys
 
 import speechbrain as sb
-from hyperpyyaml import load_hyperpyyaml
 from voxceleb_prepare import prepare_voxceleb
 
 from fastast_plugin.data.dataio import classification_datasets

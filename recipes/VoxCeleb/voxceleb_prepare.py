@@ -59,17 +59,11 @@ import re
 from speechbrain.utils.logger import get_logger
 
 from fastast_plugin.data.dataio import (
-
     audio_problem,
-
     clip_duration,
-
     handle_bad_files,
-
     prepared_with,
-
     write_manifest,
-
 )
 
 logger = get_logger(__name__)

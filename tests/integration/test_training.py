@@ -18,16 +18,17 @@ import pytest
 import speechbrain as sb
 import torch
 
-from fastast_plugin.models.ast import ASTEncoder, ASTHead
 from fastast_plugin.data.augment import Mixup
-from fastast_plugin.models.pretrained import from_pretrained
+from fastast_plugin.models.ast import ASTEncoder, ASTHead
 from fastast_plugin.models.features import KaldiFbank
 from fastast_plugin.models.flexi import PatchSizeSampler
-from fastast_plugin.weights.resize import parse_patch_size
+from fastast_plugin.models.pretrained import from_pretrained
 from fastast_plugin.training.losses import SingleLabelKDLoss
 from fastast_plugin.training.recipe import run_experiment, write_model_file
 from fastast_plugin.training.schedulers import WarmupStepDecay
 from fastast_plugin.training.teachers import LogitsStore, TeacherOutput
+from fastast_plugin.weights.resize import parse_patch_size
+
 
 def _loader():
     """Loader arguments (a fresh dict: SpeechBrain's fit adds keys to the one it gets)."""
@@ -64,7 +65,10 @@ def test_fit_sets_scheduled_lr_and_evaluate_writes_test_metrics(
 
     brain.optimizers_step = record_step
     brain.fit(
-        counter, clip_dataset(), clip_dataset(6), train_loader_kwargs=_loader(),
+        counter,
+        clip_dataset(),
+        clip_dataset(6),
+        train_loader_kwargs=_loader(),
         valid_loader_kwargs=_loader(),
     )
     assert [step for _, step, _ in seen] == list(range(6))
@@ -94,12 +98,20 @@ def test_every_training_batch_runs_at_the_sampled_size_and_evaluation_at_eval_si
     counter = sb.utils.epoch_loop.EpochCounter(2)
     metrics = tmp_path / "test_metrics.json"
     brain = tiny_brain(
-        device, flexible="both", patch_size_sampler=sampler, epoch_counter=counter,
+        device,
+        flexible="both",
+        patch_size_sampler=sampler,
+        epoch_counter=counter,
         test_metrics_file=str(metrics),
     )
     seen = _record_patch_sizes(brain)
-    brain.fit(counter, clip_dataset(12), clip_dataset(6), train_loader_kwargs=_loader(),
-              valid_loader_kwargs=_loader())
+    brain.fit(
+        counter,
+        clip_dataset(12),
+        clip_dataset(6),
+        train_loader_kwargs=_loader(),
+        valid_loader_kwargs=_loader(),
+    )
     reference = PatchSizeSampler(SIZES, seed=6)
     expected = [parse_patch_size(reference()) for _ in range(6)]  # 2 epochs x 3 batches
     assert [size for training, size in seen if training] == expected
@@ -143,8 +155,9 @@ def test_sampler_is_checkpointed_so_a_resumed_run_continues_its_sequence(
     def run(epochs):
         sampler = PatchSizeSampler(SIZES, seed=2)
         counter = sb.utils.epoch_loop.EpochCounter(epochs)
-        brain = tiny_brain(device, flexible="both", patch_size_sampler=sampler,
-                           epoch_counter=counter)
+        brain = tiny_brain(
+            device, flexible="both", patch_size_sampler=sampler, epoch_counter=counter
+        )
         brain.checkpointer = sb.utils.checkpoints.Checkpointer(
             tmp_path / "save",
             recoverables={  # the sampler is not listed: the Brain adds it
@@ -154,8 +167,13 @@ def test_sampler_is_checkpointed_so_a_resumed_run_continues_its_sequence(
             },
         )
         seen = _record_patch_sizes(brain)
-        brain.fit(counter, clip_dataset(12), clip_dataset(4), train_loader_kwargs=_loader(),
-                  valid_loader_kwargs=_loader())
+        brain.fit(
+            counter,
+            clip_dataset(12),
+            clip_dataset(4),
+            train_loader_kwargs=_loader(),
+            valid_loader_kwargs=_loader(),
+        )
         return [size for training, size in seen if training]
 
     first = run(1)
@@ -185,18 +203,19 @@ class _TrainableLookingTeacher(torch.nn.Module):
         return TeacherOutput(logits, torch.ones(len(ids), dtype=torch.bool, device=wavs.device))
 
 
-def test_teacher_is_never_optimised_stays_frozen_and_in_eval_mode(
-    device, tiny_brain, clip_dataset
-):
+def test_teacher_is_never_optimised_stays_frozen_and_in_eval_mode(device, tiny_brain, clip_dataset):
     torch.manual_seed(0)
     teacher = _TrainableLookingTeacher().train()
     before = {k: v.clone() for k, v in teacher.state_dict().items()}
-    brain = tiny_brain(
-        device, teacher=teacher, kd_loss=SingleLabelKDLoss(), mixup=Mixup(prob=1.0)
-    )
+    brain = tiny_brain(device, teacher=teacher, kd_loss=SingleLabelKDLoss(), mixup=Mixup(prob=1.0))
     student_before = brain.modules.classifier.linear.weight.detach().clone()
-    brain.fit(range(1, 3), clip_dataset(8), clip_dataset(4), train_loader_kwargs=_loader(),
-              valid_loader_kwargs=_loader())
+    brain.fit(
+        range(1, 3),
+        clip_dataset(8),
+        clip_dataset(4),
+        train_loader_kwargs=_loader(),
+        valid_loader_kwargs=_loader(),
+    )
     assert teacher.calls == [(False, False)] * 4  # 2 epochs x 2 batches, eval, no grad
     assert not teacher.training
     teacher_ids = {id(p) for p in teacher.parameters()}
@@ -226,8 +245,13 @@ def test_kd_counts_clips_without_teacher_outputs_per_epoch(
         kd_loss=SingleLabelKDLoss(),
         train_logger=sb.utils.train_logger.FileTrainLogger(str(log)),
     )
-    brain.fit(range(1, 3), clip_dataset(12), clip_dataset(4), train_loader_kwargs=_loader(),
-              valid_loader_kwargs=_loader())
+    brain.fit(
+        range(1, 3),
+        clip_dataset(12),
+        clip_dataset(4),
+        train_loader_kwargs=_loader(),
+        valid_loader_kwargs=_loader(),
+    )
     lines = [line for line in log.read_text().splitlines() if line.startswith("epoch:")]
     assert len(lines) == 2
     for line in lines:  # per epoch, not cumulative
@@ -236,7 +260,7 @@ def test_kd_counts_clips_without_teacher_outputs_per_epoch(
         assert "train kd_task:" in line and "train kd_term:" in line
 
 
-DDP_SCRIPT = '''
+DDP_SCRIPT = """
 import json, os, sys
 import speechbrain as sb
 import torch
@@ -290,7 +314,7 @@ with ddp_group(run_opts):
     rank = torch.distributed.get_rank()
     with open(os.path.join(sys.argv[1], f"rank{rank}.json"), "w") as f:
         json.dump(record, f)
-'''
+"""
 
 
 def test_teacher_is_not_ddp_wrapped_under_torchrun(two_gloo_ranks):
@@ -325,8 +349,7 @@ def _separable_dataset(n, seed=0):
 def test_run_experiment_fits_tests_writes_the_model_and_sweeps(device, tmp_path):
     torch.manual_seed(0)
     counter = sb.utils.epoch_loop.EpochCounter(8)
-    encoder = ASTEncoder("tiny224", input_tdim=32, depth=1, fstride=16, tstride=16,
-                         flexible="both")
+    encoder = ASTEncoder("tiny224", input_tdim=32, depth=1, fstride=16, tstride=16, flexible="both")
     head = ASTHead(192, 3)
     modules = {
         "compute_features": KaldiFbank(target_length=32, mean=-6.8, std=5.6),
@@ -353,8 +376,11 @@ def test_run_experiment_fits_tests_writes_the_model_and_sweeps(device, tmp_path)
         },
     }
     result = run_experiment(
-        hparams, {"device": device, "noprogressbar": True}, _separable_dataset(24),
-        _separable_dataset(9, 1), _separable_dataset(9, 2),
+        hparams,
+        {"device": device, "noprogressbar": True},
+        _separable_dataset(24),
+        _separable_dataset(9, 1),
+        _separable_dataset(9, 2),
     )
     # it learns: chance is a loss of ln 3 = 1.1 and an accuracy of 1/3
     assert result.brain.train_stats["loss"] < 0.7

@@ -122,9 +122,7 @@ def run_recipe(recipe, args, log_path, launcher=(), timeout=600, must_fail=False
     if must_fail and process.returncode == 0:
         pytest.fail(f"{' '.join(command)} succeeded but should have failed:\n{output[-2000:]}")
     if not must_fail and process.returncode != 0:
-        pytest.fail(
-            f"{' '.join(command)} exited with {process.returncode}:\n{output[-4000:]}"
-        )
+        pytest.fail(f"{' '.join(command)} exited with {process.returncode}:\n{output[-4000:]}")
     return output
 
 

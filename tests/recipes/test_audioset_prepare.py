@@ -39,9 +39,14 @@ def read_csv(path):
         return list(csv.DictReader(f))
 
 
-def test_balanced_and_full_subsets_hold_exactly_the_segments_with_readable_audio(prep, dataset, tmp_path):
+def test_balanced_and_full_subsets_hold_exactly_the_segments_with_readable_audio(
+    prep, dataset, tmp_path
+):
     folder, rows = dataset
-    for subset, splits in (("balanced", ["balanced_train"]), ("full", ["balanced_train", "unbalanced_train"])):
+    for subset, splits in (
+        ("balanced", ["balanced_train"]),
+        ("full", ["balanced_train", "unbalanced_train"]),
+    ):
         out = prep.prepare_audioset(str(folder), str(tmp_path / subset), subset=subset)
         train = json.load(open(out["train"]))
         expected = {r["ytid"]: r for s in splits for r in rows[s] if r["status"] == "ok"}
@@ -55,20 +60,30 @@ def test_balanced_and_full_subsets_hold_exactly_the_segments_with_readable_audio
         assert set(evaluation) == {r["ytid"] for r in rows["eval"] if r["status"] == "ok"}
     report = json.load(open(out["report"]))
     assert report["train"] == {
-        "segments": 21, "found": 17, "missing": 4, "unreadable": 2, "clips": 15,
+        "segments": 21,
+        "found": 17,
+        "missing": 4,
+        "unreadable": 2,
+        "clips": 15,
         # found files (readable or not) by scheme: clip n is named by scheme n % 3
         "schemes": {"Y<YTID>_<start>_<end>": 7, "<YTID>": 5, "<YTID>_<start_ms>": 5},
         "sources": ["balanced_train_segments.csv", "unbalanced_train_segments.csv"],
     }
     # every missing segment listed by id and time, every unreadable file by path
-    missing = {(r["split"], r["ytid"], r["start_seconds"]) for r in read_csv(report["missing_list"])}
+    missing = {
+        (r["split"], r["ytid"], r["start_seconds"]) for r in read_csv(report["missing_list"])
+    }
     assert missing == {
         (split, r["ytid"], f"{r['start']:.3f}")
         for split, sources in (("train", splits), ("eval", ["eval"]))
-        for s in sources for r in rows[s] if r["status"] == "missing"
+        for s in sources
+        for r in rows[s]
+        if r["status"] == "missing"
     }
     skipped = read_csv(report["skipped_list"])
-    unreadable = {str(folder / r["path"]) for s in rows for r in rows[s] if r["status"] == "unreadable"}
+    unreadable = {
+        str(folder / r["path"]) for s in rows for r in rows[s] if r["status"] == "unreadable"
+    }
     assert {r["path"] for r in skipped} == unreadable and len(unreadable) == 3
     assert all(r["reason"].startswith("unreadable") for r in skipped)
 
@@ -79,7 +94,9 @@ def test_labels_are_mapped_through_class_labels_indices(prep, dataset, tmp_path)
     # a class index listing the mids in another order: targets follow the file
     mids = [f"/m/0fa{i}" for i in (2, 0, 3, 1)]
     index = tmp_path / "class_labels_indices.csv"
-    index.write_text("index,mid,display_name\n" + "".join(f'{i},{m},"C {m}"\n' for i, m in enumerate(mids)))
+    index.write_text(
+        "index,mid,display_name\n" + "".join(f'{i},{m},"C {m}"\n' for i, m in enumerate(mids))
+    )
     data = multilabel_datasets({"train": out["train"]}, str(index), 4)["train"]
     with data.output_keys_as(["id", "label_encoded"]):
         for item in data:
@@ -95,11 +112,15 @@ def test_a_file_at_another_start_time_does_not_match(prep, tmp_path):
     rows = write_audioset(str(folder), {"balanced_train": 3, "eval": 1}, duration=0.2)
     first = rows["balanced_train"][0]  # Y<YTID>_<start>_<end>.wav: rename to another start
     src = folder / first["path"]
-    src.rename(src.with_name(f"Y{first['ytid']}_{first['start'] + 1:.3f}_{first['start'] + 11:.3f}.wav"))
+    src.rename(
+        src.with_name(f"Y{first['ytid']}_{first['start'] + 1:.3f}_{first['start'] + 11:.3f}.wav")
+    )
     out = prep.prepare_audioset(str(folder), str(tmp_path / "p"))
     assert first["ytid"] not in json.load(open(out["train"]))
     (row,) = read_csv(tmp_path / "p" / "missing.csv")
-    assert row["ytid"] == first["ytid"] and row["reason"].startswith("files of this YTID start elsewhere")
+    assert row["ytid"] == first["ytid"] and row["reason"].startswith(
+        "files of this YTID start elsewhere"
+    )
 
 
 def test_unknown_labels_and_unreadable_files_with_raise_stop_naming_them(prep, tmp_path):
@@ -111,7 +132,9 @@ def test_unknown_labels_and_unreadable_files_with_raise_stop_naming_them(prep, t
     lines = (folder / "eval_segments.csv").read_text().splitlines()
     lines[-1] = lines[-1].replace('"/m/0fa', '"/m/zzz')
     (folder / "eval_segments.csv").write_text("\n".join(lines) + "\n")
-    with pytest.raises(ValueError, match="labels missing from .*class_labels_indices.csv: {'/m/zzz"):
+    with pytest.raises(
+        ValueError, match="labels missing from .*class_labels_indices.csv: {'/m/zzz"
+    ):
         prep.prepare_audioset(str(folder), str(tmp_path / "q"))
 
 
@@ -120,16 +143,29 @@ def test_ast_json_datafiles_are_imported(prep, dataset, tmp_path):
     ok = [r for r in rows["balanced_train"] if r["status"] == "ok"]
     items = [{"wav": str(folder / r["path"]), "labels": ",".join(r["labels"])} for r in ok[:4]]
     (folder / "rel").mkdir(exist_ok=True)
-    items.append({"wav": os.path.relpath(folder / ok[4]["path"], folder / "rel"),
-                  "labels": ",".join(ok[4]["labels"])})  # relative to the JSON's folder
-    items.append({"wav": str(folder / "audio" / "Y00000000000_0.000_10.000.wav"), "labels": "/m/0fa1"})
+    items.append(
+        {
+            "wav": os.path.relpath(folder / ok[4]["path"], folder / "rel"),
+            "labels": ",".join(ok[4]["labels"]),
+        }
+    )  # relative to the JSON's folder
+    items.append(
+        {"wav": str(folder / "audio" / "Y00000000000_0.000_10.000.wav"), "labels": "/m/0fa1"}
+    )
     (folder / "rel" / "train.json").write_text(json.dumps({"data": items}))
-    evals = [{"wav": str(folder / r["path"]), "labels": ",".join(r["labels"])}
-             for r in rows["eval"] if r["status"] == "ok"]
+    evals = [
+        {"wav": str(folder / r["path"]), "labels": ",".join(r["labels"])}
+        for r in rows["eval"]
+        if r["status"] == "ok"
+    ]
     (folder / "eval.json").write_text(json.dumps({"data": evals}))
     out = prep.prepare_audioset(
-        str(folder), str(tmp_path / "p"),
-        ast_datafiles={"train": str(folder / "rel" / "train.json"), "eval": str(folder / "eval.json")},
+        str(folder),
+        str(tmp_path / "p"),
+        ast_datafiles={
+            "train": str(folder / "rel" / "train.json"),
+            "eval": str(folder / "eval.json"),
+        },
     )
     train = json.load(open(out["train"]))
     assert set(train) == {r["ytid"] for r in ok[:5]}
@@ -140,5 +176,6 @@ def test_ast_json_datafiles_are_imported(prep, dataset, tmp_path):
     bad = folder / "bad.json"
     bad.write_text(json.dumps({"data": [{"wav": "x.wav"}]}))
     with pytest.raises(ValueError, match="bad.json: item 0 needs 'wav' and 'labels'"):
-        prep.prepare_audioset(str(folder), str(tmp_path / "r"),
-                              ast_datafiles={"train": str(bad), "eval": str(bad)})
+        prep.prepare_audioset(
+            str(folder), str(tmp_path / "r"), ast_datafiles={"train": str(bad), "eval": str(bad)}
+        )

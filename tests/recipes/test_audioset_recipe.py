@@ -54,16 +54,25 @@ def test_trains_to_a_map_far_above_chance_and_tests_the_averaged_epochs(tmp_path
     run_recipe(
         "AudioSet",
         [
-            "hparams/tome_ast.yaml", f"--data_folder={data}", f"--output_folder={out}",
-            "--number_of_epochs=4", "--batch_size=16", "--lr_decay_start=3",
-            "--average_last_epochs=2", "--r=4", *TINY_MODEL, *FAST_TRAINING,
+            "hparams/tome_ast.yaml",
+            f"--data_folder={data}",
+            f"--output_folder={out}",
+            "--number_of_epochs=4",
+            "--batch_size=16",
+            "--lr_decay_start=3",
+            "--average_last_epochs=2",
+            "--r=4",
+            *TINY_MODEL,
+            *FAST_TRAINING,
         ],
         tmp_path / "train.out",
     )
     record = json.loads(read(out / "test_metrics.json"))
     chance = chance_map(out / "prepared" / "eval.json")
-    print(f"\nAudioSet (generated, 4 classes): test mAP {record['mAP']:.3f} (chance {chance:.3f}), "
-          f"d-prime {record['d_prime']:.2f}, {record['clips_per_s']:.0f} clips/s")
+    print(
+        f"\nAudioSet (generated, 4 classes): test mAP {record['mAP']:.3f} (chance {chance:.3f}), "
+        f"d-prime {record['d_prime']:.2f}, {record['clips_per_s']:.0f} clips/s"
+    )
     assert record["clips"] == 77  # 80 segments, 2 without audio, 1 unreadable
     assert record["mAP"] >= chance + 0.25, (record, chance)
     assert record["d_prime"] > 0.5
@@ -85,9 +94,15 @@ def small(tmp_path_factory):
 def small_args(data, out, *extra):
     # (no --r: torchrun's parser would take it for an abbreviation of its own options)
     return [
-        "hparams/ast.yaml", f"--data_folder={data}", f"--output_folder={out}",
-        "--number_of_epochs=2", "--batch_size=4", "--average_last_epochs=2",
-        *TINY_MODEL, *FAST_TRAINING, *extra,
+        "hparams/ast.yaml",
+        f"--data_folder={data}",
+        f"--output_folder={out}",
+        "--number_of_epochs=2",
+        "--batch_size=4",
+        "--average_last_epochs=2",
+        *TINY_MODEL,
+        *FAST_TRAINING,
+        *extra,
     ]
 
 
@@ -96,12 +111,17 @@ def test_two_gloo_processes_give_the_map_of_one_process_on_the_same_checkpoint(s
     root, data = small
     out = root / "ddp"
     args = small_args(data, out, "--balanced_sampling=True")
-    run_recipe("AudioSet", [*args, "--distributed_backend=gloo"], root / "ddp.out", launcher=TORCHRUN)
+    run_recipe(
+        "AudioSet", [*args, "--distributed_backend=gloo"], root / "ddp.out", launcher=TORCHRUN
+    )
     record = json.loads(read(out / "test_metrics.json"))
     assert record["world_size"] == 2 and record["clips"] == 21 and record["rank_clips"] == [11, 10]
     single_file = out / "single.json"
-    run_recipe("AudioSet", [*args, "--test_only", f"--test_metrics_file={single_file}"],
-               root / "single.out")
+    run_recipe(
+        "AudioSet",
+        [*args, "--test_only", f"--test_metrics_file={single_file}"],
+        root / "single.out",
+    )
     single = json.loads(read(single_file))
     assert single["world_size"] == 1 and single["clips"] == 21
     for key in ("mAP", "mAUC", "d_prime", "loss"):
@@ -122,19 +142,34 @@ def test_two_processes_train_from_webdataset_shards(small):
     spec.loader.exec_module(prepare)
     manifests = prepare.prepare_audioset(str(data), str(root / "manifests"))
     subprocess.run(
-        [sys.executable, "make_shards.py", "write", manifests["train"], str(prepared),
-         "--clips_per_shard=8"],
-        cwd=RECIPES / "AudioSet", env=recipe_env(), check=True, capture_output=True,
+        [
+            sys.executable,
+            "make_shards.py",
+            "write",
+            manifests["train"],
+            str(prepared),
+            "--clips_per_shard=8",
+        ],
+        cwd=RECIPES / "AudioSet",
+        env=recipe_env(),
+        check=True,
+        capture_output=True,
     )
     assert json.loads(read(prepared / "shards.json"))["clips_per_shard"] == [8] * 4
     run_recipe(
         "AudioSet",
-        [*small_args(data, out, f"--train_shards={prepared}", "--shuffle_buffer=16"),
-         "--distributed_backend=gloo"],
-        root / "shards.out", launcher=TORCHRUN,
+        [
+            *small_args(data, out, f"--train_shards={prepared}", "--shuffle_buffer=16"),
+            "--distributed_backend=gloo",
+        ],
+        root / "shards.out",
+        launcher=TORCHRUN,
     )
     log = read(out / "log.txt")
-    assert "Training from 4 shards" in log and "4 batches of 4 per process and epoch, 2 processes" in log
+    assert (
+        "Training from 4 shards" in log
+        and "4 batches of 4 per process and epoch, 2 processes" in log
+    )
     train_log = read(out / "train_log.txt")
     assert train_log.count("valid mAP") == 2
     record = json.loads(read(out / "test_metrics.json"))
@@ -148,16 +183,24 @@ def test_every_yaml_loads_with_ast_audioset_settings(name, tmp_path):
     from fastast_plugin.training.brain import BrainSettings
     from fastast_plugin.training.losses import MultiLabelKDLoss
 
-    overrides = {"data_folder": str(tmp_path), "output_folder": str(tmp_path / "out"),
-                 "model_size": "tiny224", "depth": 1,
-                 "init_from": ""}  # random init: no weights are fetched in this process
+    overrides = {
+        "data_folder": str(tmp_path),
+        "output_folder": str(tmp_path / "out"),
+        "model_size": "tiny224",
+        "depth": 1,
+        "init_from": "",
+    }  # random init: no weights are fetched in this process
     if name == "tome_ast_kd.yaml":
         overrides["teacher_in_shards"] = True
     with open(RECIPES / "AudioSet" / "hparams" / name, encoding="utf-8") as fin:
         hparams = load_hyperpyyaml(fin, overrides)
     settings = BrainSettings.from_mapping(hparams["brain_settings"])
     assert (settings.n_classes, settings.loss, settings.multilabel, settings.monitor) == (
-        527, "bce", True, "mAP")
+        527,
+        "bce",
+        True,
+        "mAP",
+    )
     assert settings.average_last_epochs == 20
     features = hparams["compute_features"]
     assert (features.target_length, features.mean, features.std) == (1024, -4.2677393, 4.5689974)
@@ -165,8 +208,13 @@ def test_every_yaml_loads_with_ast_audioset_settings(name, tmp_path):
     assert (augment.freq_mask_width, augment.time_mask_width) == (48, 192)
     assert hparams["mixup"].prob == 0.5 and hparams["batch_size"] == 12
     schedule = settings.lr_schedule
-    assert (schedule.lr, schedule.warmup_steps, schedule.decay_start, schedule.decay_every,
-            schedule.decay_factor) == (5e-5, 1000, 10, 5, 0.5)
+    assert (
+        schedule.lr,
+        schedule.warmup_steps,
+        schedule.decay_start,
+        schedule.decay_every,
+        schedule.decay_factor,
+    ) == (5e-5, 1000, 10, 5, 0.5)
     if name == "tome_ast_kd.yaml":
         assert isinstance(settings.kd_loss, MultiLabelKDLoss) and settings.kd_loss.kd_lambda == 0.1
         assert settings.teacher.reads_batch
@@ -186,18 +234,30 @@ def test_distillation_from_a_logits_store_keyed_by_youtube_id(small):
     ids = sorted(entries)[:-3]  # three clips without teacher logits
     store = root / "store"
     store.mkdir()
-    logits = [[4.0 if f"/m/0fa{c}" in entries[i]["labels"] else -4.0 for c in range(4)] for i in ids]
+    logits = [
+        [4.0 if f"/m/0fa{c}" in entries[i]["labels"] else -4.0 for c in range(4)] for i in ids
+    ]
     np.save(store / "logits.npy", np.array(logits, dtype=np.float32))
     (store / "index.json").write_text(json.dumps({clip_id: row for row, clip_id in enumerate(ids)}))
     out = root / "kd"
     run_recipe(
         "AudioSet",
-        ["hparams/tome_ast_kd.yaml", f"--data_folder={data}", f"--output_folder={out}",
-         "--number_of_epochs=1", "--batch_size=4", "--average_last_epochs=0",
-         f"--teacher_logits_dir={store}", *TINY_MODEL, *FAST_TRAINING],
+        [
+            "hparams/tome_ast_kd.yaml",
+            f"--data_folder={data}",
+            f"--output_folder={out}",
+            "--number_of_epochs=1",
+            "--batch_size=4",
+            "--average_last_epochs=0",
+            f"--teacher_logits_dir={store}",
+            *TINY_MODEL,
+            *FAST_TRAINING,
+        ],
         root / "kd.out",
     )
-    line = next(l for l in read(out / "train_log.txt").splitlines() if l.startswith("epoch: 1"))
+    line = next(
+        row for row in read(out / "train_log.txt").splitlines() if row.startswith("epoch: 1")
+    )
     assert "train kd_clips: 29" in line and "train kd_missing: 3" in line, line
     record = json.loads(read(out / "test_metrics.json"))
     assert record["teacher"] == str(store) and record["clips"] == 21

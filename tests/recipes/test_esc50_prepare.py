@@ -72,12 +72,14 @@ def test_resampled_audio_keeps_the_signal(esc50_prepare, dataset, tmp_path):
     original, rate = sf.read(str(folder / "audio" / name))
     resampled, new_rate = sf.read(str(tmp_path / "audio_16k" / name))
     assert (rate, new_rate) == (44100, 16000)
+
     # same spectrum below 7 kHz: compare band energies
     def bands(x, sr):
         spectrum = np.abs(np.fft.rfft(x)) ** 2
         freqs = np.fft.rfftfreq(len(x), 1 / sr)
         edges = range(0, 7000, 500)
         return np.array([spectrum[(freqs >= lo) & (freqs < lo + 500)].sum() for lo in edges])
+
     a, b = bands(original, rate), bands(resampled, new_rate) * (rate / new_rate) ** 2
     np.testing.assert_allclose(b / b.sum(), a / a.sum(), atol=0.02)
 

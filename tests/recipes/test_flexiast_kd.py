@@ -21,11 +21,11 @@ import pytest
 import torch
 from recipe_helpers import TINY_AST_MODEL, TINY_MODEL, epoch_stats, run_failing_recipe, run_recipe
 
-from fastast_plugin.training import precompute
+from fastast_plugin.data.synthetic import write_esc50, write_speech_commands
 from fastast_plugin.models.ast import ASTEncoder
 from fastast_plugin.models.dymn.model import DyMN
 from fastast_plugin.models.flexi import EVAL_PATCH_SIZES, FLEXI_PATCH_SIZES
-from fastast_plugin.data.synthetic import write_esc50, write_speech_commands
+from fastast_plugin.training import precompute
 
 WORDS = ("yes", "no", "up")
 SC_TINY = (*TINY_MODEL, f"--n_classes={len(WORDS)}", "--batch_size=4")
@@ -94,9 +94,20 @@ def test_sc_tome_ast_kd_with_precomputed_logits_missing_three_clips(sc, sc_onlin
     store = tmp_path / "teacher_logits"
     precompute.main(  # fastast precompute ... / python -m fastast_plugin.training.precompute ...
         [
-            "--manifest", str(partial), "--out", str(store),
-            "--weights", str(sc.teacher), "--width-mult", "0.4",
-            "--sample-rate", "16000", "--clip-seconds", "1.0", "--num-classes", "3",
+            "--manifest",
+            str(partial),
+            "--out",
+            str(store),
+            "--weights",
+            str(sc.teacher),
+            "--width-mult",
+            "0.4",
+            "--sample-rate",
+            "16000",
+            "--clip-seconds",
+            "1.0",
+            "--num-classes",
+            "3",
         ]
     )
     out = _sc_kd_epoch(
@@ -262,7 +273,9 @@ def test_esc50_missing_fold_files_stop_the_run_before_any_fold_trains(esc, tmp_p
 
 def test_esc50_tome_ast_kd_with_per_fold_dymn_teachers(esc, tmp_path):
     for fold in (1, 2):
-        torch.save(DyMN(num_classes=2, width_mult=0.4).state_dict(), tmp_path / f"dymn_fold{fold}.pt")
+        torch.save(
+            DyMN(num_classes=2, width_mult=0.4).state_dict(), tmp_path / f"dymn_fold{fold}.pt"
+        )
     out = tmp_path / "kd"
     run_recipe(
         "ESC50",

@@ -40,14 +40,14 @@ def fsdd(tmp_path_factory):
 def lay_out(recordings, out, *args):
     subprocess.run(
         [sys.executable, str(TOOL), str(recordings), str(out), *args],
-        check=True, capture_output=True, text=True,
+        check=True,
+        capture_output=True,
+        text=True,
     )
 
 
 def read_manifests(manifests):
-    return {
-        split: json.loads(Path(path).read_text()) for split, path in manifests.items()
-    }
+    return {split: json.loads(Path(path).read_text()) for split, path in manifests.items()}
 
 
 def test_conventional_split_takes_0_to_4_test(fsdd, tmp_path, sc_prepare):
@@ -56,7 +56,9 @@ def test_conventional_split_takes_0_to_4_test(fsdd, tmp_path, sc_prepare):
     splits = read_manifests(manifests)
     per_split = len(DIGITS) * len(SPEAKERS)
     assert {s: len(e) for s, e in splits.items()} == {
-        "train": per_split * (TAKES - 10), "valid": per_split * 5, "test": per_split * 5
+        "train": per_split * (TAKES - 10),
+        "valid": per_split * 5,
+        "test": per_split * 5,
     }
     takes = {
         split: {int(entry["speaker"].split("-")[1]) for entry in entries.values()}
@@ -70,7 +72,9 @@ def test_conventional_split_takes_0_to_4_test(fsdd, tmp_path, sc_prepare):
 def test_resampled_to_16k_as_torchaudio(fsdd, tmp_path):
     lay_out(fsdd, tmp_path / "sc")
     source, rate = sf.read(str(fsdd / "7_lucas_11.wav"), dtype="float32")
-    laid, new_rate = sf.read(str(tmp_path / "sc" / "seven" / "lucas-11_nohash_0.wav"), dtype="float32")
+    laid, new_rate = sf.read(
+        str(tmp_path / "sc" / "seven" / "lucas-11_nohash_0.wav"), dtype="float32"
+    )
     assert (rate, new_rate) == (8000, 16000)
     expected = torchaudio.functional.resample(torch.from_numpy(source), 8000, 16000).numpy()
     assert laid.shape == expected.shape == (2 * len(source),)
@@ -78,8 +82,16 @@ def test_resampled_to_16k_as_torchaudio(fsdd, tmp_path):
 
 
 def test_speaker_held_out_split(fsdd, tmp_path, sc_prepare):
-    lay_out(fsdd, tmp_path / "sc", "--split", "speakers", "--valid-speaker", "lucas",
-            "--test-speaker", "theo")
+    lay_out(
+        fsdd,
+        tmp_path / "sc",
+        "--split",
+        "speakers",
+        "--valid-speaker",
+        "lucas",
+        "--test-speaker",
+        "theo",
+    )
     manifests = sc_prepare.prepare_speech_commands(str(tmp_path / "sc"), str(tmp_path / "save"))
     speakers = {
         split: {entry["speaker"] for entry in entries.values()}
@@ -90,7 +102,15 @@ def test_speaker_held_out_split(fsdd, tmp_path, sc_prepare):
 
 def test_unknown_speaker_is_named(fsdd, tmp_path):
     with pytest.raises(subprocess.CalledProcessError) as failed:
-        lay_out(fsdd, tmp_path / "sc", "--split", "speakers", "--valid-speaker", "lucas",
-                "--test-speaker", "nobody")
+        lay_out(
+            fsdd,
+            tmp_path / "sc",
+            "--split",
+            "speakers",
+            "--valid-speaker",
+            "lucas",
+            "--test-speaker",
+            "nobody",
+        )
     assert "test_speaker must be one of the speakers" in failed.value.stderr
     assert "'nobody'" in failed.value.stderr

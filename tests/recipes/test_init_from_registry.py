@@ -51,13 +51,30 @@ def esc50_data(tmp_path_factory):
 
 
 def sc_args(yaml, data, out, *extra):
-    return [f"hparams/{yaml}", f"--data_folder={data}", f"--output_folder={out}",
-            f"--n_classes={len(WORDS)}", "--batch_size=4", *FROZEN, *TINY_MODEL, *extra]
+    return [
+        f"hparams/{yaml}",
+        f"--data_folder={data}",
+        f"--output_folder={out}",
+        f"--n_classes={len(WORDS)}",
+        "--batch_size=4",
+        *FROZEN,
+        *TINY_MODEL,
+        *extra,
+    ]
 
 
 def esc50_args(yaml, data, out, tiny, *extra):
-    return [f"hparams/{yaml}", f"--data_folder={data}", f"--output_folder={out}", "--fold=1",
-            f"--n_classes={len(CATEGORIES)}", "--batch_size=8", *FROZEN, *tiny, *extra]
+    return [
+        f"hparams/{yaml}",
+        f"--data_folder={data}",
+        f"--output_folder={out}",
+        "--fold=1",
+        f"--n_classes={len(CATEGORIES)}",
+        "--batch_size=8",
+        *FROZEN,
+        *tiny,
+        *extra,
+    ]
 
 
 def encoder_of(model_file):
@@ -79,7 +96,9 @@ def assert_same_blocks(encoder, source, prefix=""):
 
 
 @pytest.mark.parametrize("yaml", ["tome_ast.yaml", "flexiast.yaml"])
-def test_speech_commands_starts_from_imagenet_deit_base384(yaml, sc_data, pretrained_cache, tmp_path):
+def test_speech_commands_starts_from_imagenet_deit_base384(
+    yaml, sc_data, pretrained_cache, tmp_path
+):
     """AST's ImageNet start, also for the flexible patch embedding of ``flexiast.yaml``."""
     deit = pretrained_cache.weights[DEIT]
     out = tmp_path / "out"
@@ -99,7 +118,9 @@ def test_esc50_starts_from_audioset_ast_for_every_fold(esc50_data, pretrained_ca
     """AST's ESC-50 start: its AudioSet model at strides 10/10, the 101 time columns cut to 12."""
     ast = pretrained_cache.weights[AUDIOSET_AST]
     out = tmp_path / "out"
-    run_recipe("ESC50", esc50_args("ast.yaml", esc50_data, out, TINY_AST_MODEL), tmp_path / "run.out")
+    run_recipe(
+        "ESC50", esc50_args("ast.yaml", esc50_data, out, TINY_AST_MODEL), tmp_path / "run.out"
+    )
     encoder = encoder_of(out / "fold_1" / "model.pt")
     assert_same_blocks(encoder, ast, prefix="module.v.")
     assert torch.equal(encoder["patch_embed.proj.weight"], ast["module.v.patch_embed.proj.weight"])
@@ -118,8 +139,9 @@ def test_esc50_flexiast_flexifies_audioset_ast(esc50_data, pretrained_cache, tmp
     assert_same_blocks(encoder, ast, prefix="module.v.")
     assert torch.equal(encoder["patch_embed.proj.weight"], ast["module.v.patch_embed.proj.weight"])
     centre = patch_grid(ast["module.v.pos_embed"], 2, (12, 101))[..., 44:56]
-    resampled = F.interpolate(centre, size=(GRID, GRID), mode="bilinear", antialias=True,
-                              align_corners=False)
+    resampled = F.interpolate(
+        centre, size=(GRID, GRID), mode="bilinear", antialias=True, align_corners=False
+    )
     got = patch_grid(encoder["pos_embed"], 2, (GRID, GRID))
     assert (got - resampled).abs().max() <= 1e-6
 
@@ -134,16 +156,24 @@ def offline_env(tmp_path):
     """An empty cache and no network (every proxied request is refused)."""
     proxy = f"http://127.0.0.1:{closed_port()}"
     return recipe_env(
-        FASTAST_CACHE=str(tmp_path / "empty_cache"), HF_HOME=str(tmp_path / "hf_home"),
-        HF_HUB_OFFLINE="1", http_proxy=proxy, https_proxy=proxy, HTTP_PROXY=proxy,
-        HTTPS_PROXY=proxy, no_proxy="", NO_PROXY="",
+        FASTAST_CACHE=str(tmp_path / "empty_cache"),
+        HF_HOME=str(tmp_path / "hf_home"),
+        HF_HUB_OFFLINE="1",
+        http_proxy=proxy,
+        https_proxy=proxy,
+        HTTP_PROXY=proxy,
+        HTTPS_PROXY=proxy,
+        no_proxy="",
+        NO_PROXY="",
     )
 
 
 def test_without_cache_or_network_the_recipes_name_what_to_fetch(sc_data, esc50_data, tmp_path):
     out = tmp_path / "sc"
     output = run_failing_recipe(
-        "SpeechCommands", sc_args("tome_ast.yaml", sc_data, out), tmp_path / "sc.out",
+        "SpeechCommands",
+        sc_args("tome_ast.yaml", sc_data, out),
+        tmp_path / "sc.out",
         env=offline_env(tmp_path),
     )
     last = output.strip().splitlines()[-1]
@@ -157,12 +187,16 @@ def test_without_cache_or_network_the_recipes_name_what_to_fetch(sc_data, esc50_
 
     out = tmp_path / "esc50"
     output = run_failing_recipe(
-        "ESC50", esc50_args("tome_ast.yaml", esc50_data, out, TINY_AST_MODEL),
-        tmp_path / "esc50.out", env=offline_env(tmp_path),
+        "ESC50",
+        esc50_args("tome_ast.yaml", esc50_data, out, TINY_AST_MODEL),
+        tmp_path / "esc50.out",
+        env=offline_env(tmp_path),
     )
     last = output.strip().splitlines()[-1]
     url = "https://www.dropbox.com/s/ca0b1v2nlxzyeb4/audioset_10_10_0.4593.pth?dl=1"
-    assert last.startswith(f"fastast_plugin.weights.registry.DownloadError: could not download {url} ")
+    assert last.startswith(
+        f"fastast_plugin.weights.registry.DownloadError: could not download {url} "
+    )
     assert last.endswith(
         f"download it elsewhere and put it at {tmp_path / 'empty_cache' / 'audioset_10_10_0.4593.pth'}"
     ), last

@@ -15,9 +15,9 @@ import torch
 from hyperpyyaml import load_hyperpyyaml
 from recipe_helpers import DEFAULT_INIT, RECIPES, recipe_env
 
-from fastast_plugin.weights import registry
-from fastast_plugin.training.brain import BrainSettings
 from fastast_plugin.models.merge import token_counts
+from fastast_plugin.training.brain import BrainSettings
+from fastast_plugin.weights import registry
 
 YAMLS = sorted(RECIPES.glob("*/hparams/*.yaml"))
 # The encoder settings a checkpoint must fit (patch geometry, prefix tokens)
@@ -93,11 +93,19 @@ def test_every_default_start_loads_into_its_yamls_encoder(pretrained_cache, tmp_
         settings = top_level(path)
         if settings["init_from"]:
             geometry = {key: settings[key] for key in GEOMETRY if key in settings}
-            cases[f"{path.parts[-3]}/{path.name}"] = {"init_from": settings["init_from"], **geometry}
+            cases[f"{path.parts[-3]}/{path.name}"] = {
+                "init_from": settings["init_from"],
+                **geometry,
+            }
     assert len(cases) == 15  # 4 YAMLs in 3 recipes, 3 in VoxCeleb
     out = tmp_path / "cls_tokens.pt"
-    run = subprocess.run([sys.executable, "-c", LOAD_DEFAULTS, json.dumps(cases), str(out)],
-                         env=recipe_env(), capture_output=True, text=True, timeout=300)
+    run = subprocess.run(
+        [sys.executable, "-c", LOAD_DEFAULTS, json.dumps(cases), str(out)],
+        env=recipe_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert run.returncode == 0, run.stderr[-3000:]
     for case, cls_token in torch.load(out, weights_only=True).items():
         source = pretrained_cache.weights[cases[case]["init_from"]]

@@ -132,7 +132,9 @@ def test_exported_model_predicts_what_the_test_stage_predicted(interrupted_run):
     assert sorted(predicted) == sorted(test)
     clf = AudioClassifier.from_hparams(source=run.out / "export")
     ids = sorted(test)
-    results = clf.classify_files([test[i]["wav"] for i in ids], batch_size=32, top_k=1, progress=False)
+    results = clf.classify_files(
+        [test[i]["wav"] for i in ids], batch_size=32, top_k=1, progress=False
+    )
     assert [res.labels[0] for res in results] == [predicted[i] for i in ids]
 
 
@@ -265,8 +267,8 @@ def test_strict_audio_skips_them_and_says_the_split_is_empty(dataset_at_8khz_som
 def test_compiled_run_writes_a_model_and_export_that_load(small_dataset, tmp_path):
     """--compile wraps the modules in OptimizedModule: model.pt and export/ still load, same logits."""
     from fastast_plugin.data.audio import load_audio
-    from fastast_plugin.models.pretrained import from_pretrained
     from fastast_plugin.inference.classifier import AudioClassifier
+    from fastast_plugin.models.pretrained import from_pretrained
 
     out = tmp_path / "compiled"
     run_recipe(
@@ -279,7 +281,9 @@ def test_compiled_run_writes_a_model_and_export_that_load(small_dataset, tmp_pat
             "--batch_size=9",
             "--number_of_epochs=1",
             "--compile",
-            "--compile_module_keys", "embedding_model", "classifier",
+            "--compile_module_keys",
+            "embedding_model",
+            "classifier",
             *TINY_MODEL,
         ],
         tmp_path / "compiled.out",
@@ -288,7 +292,9 @@ def test_compiled_run_writes_a_model_and_export_that_load(small_dataset, tmp_pat
         test = json.load(f)
     ids = sorted(test)
     with open(out / "test_predictions.csv", encoding="utf-8") as f:
-        tested = {row[0]: float(row[2]) for row in (line.strip().split(",") for line in list(f)[1:])}
+        tested = {
+            row[0]: float(row[2]) for row in (line.strip().split(",") for line in list(f)[1:])
+        }
 
     clf = AudioClassifier.from_hparams(source=out / "export")
     results = clf.classify_files([test[i]["wav"] for i in ids], top_k=1, progress=False)
@@ -299,7 +305,8 @@ def test_compiled_run_writes_a_model_and_export_that_load(small_dataset, tmp_pat
         direct = torch.cat([model(features(load_audio(test[i]["wav"])[None])) for i in ids])
     torch.testing.assert_close(exported, direct, atol=1e-5, rtol=1e-5)
     # the test stage's own (compiled) top logits, written with 6 significant digits
-    torch.testing.assert_close(direct.max(-1).values, torch.tensor([tested[i] for i in ids]),
-                               atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(
+        direct.max(-1).values, torch.tensor([tested[i] for i in ids]), atol=1e-4, rtol=1e-4
+    )
     saved = torch.load(out / "model.pt", weights_only=True)["model"]
     assert not [key for key in saved if "_orig_mod" in key]

@@ -50,9 +50,7 @@ def test_splits_exactly_as_iden_split_says_with_names(vp, dataset, tmp_path):
     # move two utterances to other splits: the manifests must follow the file
     lines = _split_lines(folder)
     moved = {lines[0].split()[1]: "3", lines[1].split()[1]: "2"}
-    lines = [
-        f"{moved.get(rel, number)} {rel}" for number, rel in (line.split() for line in lines)
-    ]
+    lines = [f"{moved.get(rel, number)} {rel}" for number, rel in (line.split() for line in lines)]
     _write_split_lines(folder, lines)
     expected = {"train": set(), "valid": set(), "test": set()}
     for line in lines:

@@ -224,8 +224,27 @@ def test_a_changed_shared_setting_is_a_drift():
 
 
 def test_comments_belong_to_the_setting_below_them():
-    lines = ["# banner", "", "# seed", "seed: 1", "# about lr", "lr: 2", "block:",
-             "    # inner", "    a: 1", "    b: 2"]
+    lines = [
+        "# banner",
+        "",
+        "# seed",
+        "seed: 1",
+        "# about lr",
+        "lr: 2",
+        "block:",
+        "    # inner",
+        "    a: 1",
+        "    b: 2",
+    ]
     assert line_owners(lines) == [
-        "header", None, "seed", "seed", "lr", "lr", "block", "block.a", "block.a", "block.b"
+        "header",
+        None,
+        "seed",
+        "seed",
+        "lr",
+        "lr",
+        "block",
+        "block.a",
+        "block.a",
+        "block.b",
     ]

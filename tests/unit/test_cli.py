@@ -59,10 +59,19 @@ def test_precompute_runs_through_the_dispatcher(tmp_path):
     torch.save(DyMN(num_classes=3, width_mult=0.4).state_dict(), tmp_path / "t.pt")
     sf.write(tmp_path / "a.wav", np.zeros(16000), 16000)
     (tmp_path / "m.json").write_text(json.dumps({"a": {"wav": str(tmp_path / "a.wav")}}))
-    store = cli.run([
-        "precompute", "--manifest", str(tmp_path / "m.json"), "--out", str(tmp_path / "kd"),
-        "--weights", str(tmp_path / "t.pt"), "--width-mult", "0.4",
-    ])
+    store = cli.run(
+        [
+            "precompute",
+            "--manifest",
+            str(tmp_path / "m.json"),
+            "--out",
+            str(tmp_path / "kd"),
+            "--weights",
+            str(tmp_path / "t.pt"),
+            "--width-mult",
+            "0.4",
+        ]
+    )
     assert store.logits.shape == (1, 3) and store.index == {"a": 0}
 
 
@@ -78,8 +87,10 @@ def test_sweep_needs_a_checkpoint_or_bench(capsys):
 @pytest.mark.parametrize(
     "module, usage",
     [("fastast_plugin.cli", "usage: fastast")]
-    + [(f"fastast_plugin.{name}", f"usage: python -m fastast_plugin.{name}")
-       for name in ("bench", "visualize", "precompute")],
+    + [
+        (f"fastast_plugin.{name}", f"usage: python -m fastast_plugin.{name}")
+        for name in ("bench", "visualize", "precompute")
+    ],
 )
 def test_python_dash_m_help(module, usage):
     result = subprocess.run(

@@ -67,9 +67,9 @@ def test_inference_snippet_loads_a_hand_made_folder(tmp_path):
     from safetensors.torch import save_file
     from speechbrain.dataio.encoder import CategoricalEncoder
 
+    from fastast_plugin.inference.classifier import AudioClassifier
     from fastast_plugin.models.ast import ASTClassifier, ASTEncoder, ASTHead
     from fastast_plugin.models.features import KaldiFbank
-    from fastast_plugin.inference.classifier import AudioClassifier
 
     torch.manual_seed(0)
     model = ASTClassifier(ASTEncoder("tiny224", input_tdim=128), ASTHead(192, 2)).eval()

@@ -102,8 +102,12 @@ def test_function_level_imports_are_seen(tmp_path):
         "def f():\n    from fastast_plugin.models.pretrained import from_pretrained\n"
         "from fastast_plugin.weights import resize\nimport fastast_plugin.models.merge\n"
     )
-    known = {"fastast_plugin.models.pretrained", "fastast_plugin.weights.resize",
-             "fastast_plugin.weights", "fastast_plugin.models.merge"}
+    known = {
+        "fastast_plugin.models.pretrained",
+        "fastast_plugin.weights.resize",
+        "fastast_plugin.weights",
+        "fastast_plugin.models.merge",
+    }
     assert imported_modules(source, known) == known
 
 

@@ -13,7 +13,6 @@ Authors
 """
 
 import math
-from typing import Optional
 
 import torch
 import torch.nn.functional as F
@@ -31,7 +30,7 @@ _LOG_OFFSET = 1e-5
 _NORM_SHIFT = 4.5
 _NORM_SCALE = 5.0
 # Kaldi's VTLN options; with a warp factor of 1 the cut-offs are unused.
-_NO_VTLN = dict(vtln_low=100.0, vtln_high=-500.0, vtln_warp_factor=1.0)
+_NO_VTLN = {"vtln_low": 100.0, "vtln_high": -500.0, "vtln_warp_factor": 1.0}
 
 
 def _mel_banks(n_mels, n_fft, sample_rate, fmin, fmax):
@@ -170,7 +169,7 @@ class DyMNFrontEnd(nn.Module):
         # Mel filterbank
         n_mels: int = 128,
         fmin: float = 0.0,
-        fmax: Optional[float] = None,
+        fmax: float | None = None,
         fmin_aug_range: int = 10,
         fmax_aug_range: int = 2000,
         # Training-time masking
@@ -193,13 +192,9 @@ class DyMNFrontEnd(nn.Module):
             resample_lowpass_width=resample_lowpass_width,
         )
         if not 0 < resample_rolloff <= 1:
-            raise ValueError(
-                f"resample_rolloff must be in (0, 1], got {resample_rolloff}"
-            )
+            raise ValueError(f"resample_rolloff must be in (0, 1], got {resample_rolloff}")
         if win_length > n_fft:
-            raise ValueError(
-                f"win_length must be <= n_fft={n_fft}, got {win_length}"
-            )
+            raise ValueError(f"win_length must be <= n_fft={n_fft}, got {win_length}")
         _check_integers(
             0,
             fmin_aug_range=fmin_aug_range,
@@ -211,8 +206,7 @@ class DyMNFrontEnd(nn.Module):
             fmax = sample_rate / 2 - fmax_aug_range / 2
         if fmin < 0 or fmin + max(fmin_aug_range - 1, 0) >= fmax - fmax_aug_range / 2:
             raise ValueError(
-                f"fmin must be >= 0 and below fmax even after jitter, got "
-                f"fmin={fmin}, fmax={fmax}"
+                f"fmin must be >= 0 and below fmax even after jitter, got fmin={fmin}, fmax={fmax}"
             )
         if fmax + fmax_aug_range // 2 > sample_rate / 2:
             raise ValueError(
@@ -250,9 +244,7 @@ class DyMNFrontEnd(nn.Module):
         else:
             self.resampler = None
         # iid masks: one random band per clip, width uniform in [0, freqm).
-        self.freq_masking = torchaudio.transforms.FrequencyMasking(
-            self.freqm, iid_masks=True
-        )
+        self.freq_masking = torchaudio.transforms.FrequencyMasking(self.freqm, iid_masks=True)
         self.time_masking = torchaudio.transforms.TimeMasking(self.timem, iid_masks=True)
 
         self.register_buffer(
@@ -429,9 +421,7 @@ class DyMNFrontEnd(nn.Module):
                 target.copy_(mel.view(target.shape))
 
     @fwd_default_precision(cast_inputs=torch.float32)
-    def forward(
-        self, wavs: torch.Tensor, wav_lens: Optional[torch.Tensor] = None
-    ) -> torch.Tensor:
+    def forward(self, wavs: torch.Tensor, wav_lens: torch.Tensor | None = None) -> torch.Tensor:
         """Computes normalised log-mel features.
 
         Arguments
@@ -450,9 +440,7 @@ class DyMNFrontEnd(nn.Module):
             autocast.
         """
         if wavs.dim() != 2:
-            raise ValueError(
-                f"wavs must have shape [batch, samples], got {tuple(wavs.shape)}"
-            )
+            raise ValueError(f"wavs must have shape [batch, samples], got {tuple(wavs.shape)}")
         batch, num_samples = wavs.shape
         groups = self._batch_mel_banks()
         num_frames = self.num_frames(num_samples)
@@ -460,13 +448,9 @@ class DyMNFrontEnd(nn.Module):
             lengths = torch.full((batch,), num_samples, dtype=torch.long)
         else:
             if wav_lens.shape != (batch,):
-                raise ValueError(
-                    f"wav_lens must have shape [{batch}], got {tuple(wav_lens.shape)}"
-                )
+                raise ValueError(f"wav_lens must have shape [{batch}], got {tuple(wav_lens.shape)}")
             if bool((wav_lens <= 0).any()) or bool((wav_lens > 1 + 1e-6).any()):
-                raise ValueError(
-                    f"wav_lens must be in (0, 1], got {wav_lens.tolist()}"
-                )
+                raise ValueError(f"wav_lens must be in (0, 1], got {wav_lens.tolist()}")
             lengths = torch.round(wav_lens.detach().cpu().double() * num_samples)
             lengths = lengths.long().clamp(1, num_samples)
 

@@ -16,7 +16,7 @@ Authors
 """
 
 import math
-from typing import List, Sequence, Tuple
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -162,7 +162,7 @@ class _DynamicConv(nn.Module):
         self.reset_kernels()
 
     @property
-    def kernel_shape(self) -> Tuple[int, int, int, int]:
+    def kernel_shape(self) -> tuple[int, int, int, int]:
         """Shape of one kernel: ``(out, in / groups, k, k)``."""
         k = self.kernel_size
         return (self.out_channels, self.in_channels // self.groups, k, k)
@@ -179,9 +179,7 @@ class _DynamicConv(nn.Module):
         """Kernel attention ``[batch, K]`` for a context ``[batch, H]``."""
         return torch.softmax(self.residuals(context) / temperature, dim=-1)
 
-    def forward(
-        self, x: torch.Tensor, context: torch.Tensor, temperature: float
-    ) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, context: torch.Tensor, temperature: float) -> torch.Tensor:
         """Convolves each sample of ``x`` with its own aggregated kernel."""
         batch, channels, height, width = x.shape
         attention = self.attention(context, temperature)
@@ -211,9 +209,7 @@ class _DyReLUB(nn.Module):
         super().__init__()
         self.channels = channels
         self.num_pieces = num_pieces
-        self.coef_net = nn.Sequential(
-            nn.Linear(context_dim, 2 * num_pieces * channels)
-        )
+        self.coef_net = nn.Sequential(nn.Linear(context_dim, 2 * num_pieces * channels))
         lambdas = [1.0] * num_pieces + [0.5] * num_pieces
         init_v = [1.0] + [0.0] * (2 * num_pieces - 1)
         self.register_buffer("lambdas", torch.tensor(lambdas))
@@ -258,9 +254,7 @@ class _ContextGen(nn.Module):
             self.pool_f = nn.Identity()
             self.pool_t = nn.Identity()
 
-    def forward(
-        self, x: torch.Tensor
-    ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Computes ``(h_c, g_f, g_t)`` from the block input ``x``."""
         n_freq, n_time = x.shape[2], x.shape[3]
         profile_f = x.mean(dim=3, keepdim=True)
@@ -296,9 +290,7 @@ class _DyBlock(nn.Module):
     ):
         super().__init__()
         self.use_residual = stride == 1 and in_channels == out_channels
-        self.context_gen = _ContextGen(
-            in_channels, context_dim, expanded, kernel_size, stride
-        )
+        self.context_gen = _ContextGen(in_channels, context_dim, expanded, kernel_size, stride)
         if expanded != in_channels:
             self.exp_conv = _DynamicConv(
                 in_channels, expanded, context_dim, num_kernels=num_kernels
@@ -319,9 +311,7 @@ class _DyBlock(nn.Module):
         )
         self.depth_norm = _batch_norm(expanded)
         self.depth_act = _DyReLUB(expanded, context_dim, dyrelu_pieces)
-        self.proj_conv = _DynamicConv(
-            expanded, out_channels, context_dim, num_kernels=num_kernels
-        )
+        self.proj_conv = _DynamicConv(expanded, out_channels, context_dim, num_kernels=num_kernels)
         self.proj_norm = _batch_norm(out_channels)
 
     def forward(self, x: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -498,9 +488,7 @@ class DyMN(nn.Module):
     @staticmethod
     def _check_temperature(value: float):
         if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-            raise ValueError(
-                f"temperature must be a finite number > 0, got {value!r}"
-            )
+            raise ValueError(f"temperature must be a finite number > 0, got {value!r}")
 
     @property
     def temperature(self) -> float:
@@ -553,7 +541,7 @@ class DyMN(nn.Module):
                 f"got {tuple(x.shape)}"
             )
 
-    def forward_intermediates(self, x: torch.Tensor) -> List[torch.Tensor]:
+    def forward_intermediates(self, x: torch.Tensor) -> list[torch.Tensor]:
         """All 17 feature maps: the input conv, the 15 blocks and ``out_c``.
 
         Arguments

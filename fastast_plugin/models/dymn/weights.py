@@ -15,14 +15,13 @@ Authors
 """
 
 import os
-from typing import Dict, Optional
 
 import torch
 from speechbrain.utils.logger import get_logger
 
 from fastast_plugin.models.dymn.model import DyMN
-from fastast_plugin.weights.registry import DYMN_RELEASE, REGISTRY, download as download_file
-from fastast_plugin.weights.registry import resolve
+from fastast_plugin.weights.registry import DYMN_RELEASE, REGISTRY, resolve
+from fastast_plugin.weights.registry import download as download_file
 from fastast_plugin.weights.state_dict import CheckpointMismatchError, load_strict, read_state_dict
 
 __all__ = [
@@ -58,9 +57,7 @@ DYMN_WIDTHS = {"dymn04": 0.4, "dymn10": 1.0, "dymn20": 2.0}
 HEAD_KEYS = ("classifier.5.weight", "classifier.5.bias")
 
 
-def checkpoint_num_classes(
-    state_dict: Dict[str, torch.Tensor], source: str = "state dict"
-) -> int:
+def checkpoint_num_classes(state_dict: dict[str, torch.Tensor], source: str = "state dict") -> int:
     """Number of classes of a DyMN state dict (rows of its output layer).
 
     Arguments
@@ -95,7 +92,7 @@ def checkpoint_num_classes(
 
 
 def check_num_classes(
-    state_dict: Dict[str, torch.Tensor], num_classes: int, source: str = "state dict"
+    state_dict: dict[str, torch.Tensor], num_classes: int, source: str = "state dict"
 ):
     """Raises one clear error when a DyMN state dict has another class count.
 
@@ -133,7 +130,7 @@ def check_num_classes(
 
 def load_dymn_state_dict(
     model: DyMN,
-    state_dict: Dict[str, torch.Tensor],
+    state_dict: dict[str, torch.Tensor],
     source: str = "state dict",
     allow_new_head: bool = False,
 ) -> DyMN:
@@ -188,7 +185,7 @@ def load_dymn_state_dict(
 def load_dymn_file(
     path: str,
     width_mult: float,
-    num_classes: Optional[int] = None,
+    num_classes: int | None = None,
     allow_new_head: bool = False,
     **model_kwargs,
 ) -> DyMN:
@@ -239,7 +236,7 @@ def load_dymn_file(
 
 
 def dymn_checkpoint_path(
-    name: str, checkpoint_dir: Optional[str] = None, download: bool = False
+    name: str, checkpoint_dir: str | None = None, download: bool = False
 ) -> str:
     """Path of a released DyMN file, downloaded first if asked and missing.
 
@@ -293,10 +290,10 @@ def dymn_checkpoint_path(
 
 def load_dymn(
     name: str,
-    checkpoint_dir: Optional[str] = None,
-    num_classes: Optional[int] = None,
+    checkpoint_dir: str | None = None,
+    num_classes: int | None = None,
     download: bool = False,
-    temperature: Optional[float] = None,
+    temperature: float | None = None,
     **model_kwargs,
 ) -> DyMN:
     """Builds a DyMN and loads EfficientAT's released weights by name.

@@ -39,15 +39,19 @@ def test_every_naming_scheme_gives_the_youtube_id_and_start(name, expected):
     assert tuple(parse_clip_name(name)) == expected
 
 
-@pytest.mark.parametrize("name", ["short.wav", "Y--PJHxphWEs_30_40.wav", "--PJHxphWEs_3.5.wav", "x" * 13])
+@pytest.mark.parametrize(
+    "name", ["short.wav", "Y--PJHxphWEs_30_40.wav", "--PJHxphWEs_3.5.wav", "x" * 13]
+)
 def test_other_names_match_no_scheme(name):
     assert parse_clip_name(name) is None
 
 
 def test_segment_lists_parse_the_real_format_and_errors_name_file_and_line(tmp_path):
     path = tmp_path / "balanced_train_segments.csv"
-    path.write_text(HEADER + '--PJHxphWEs, 30.000, 40.000, "/m/09x0r,/t/dd00088"\n'
-                    '-0RWZT-miFs, 420.000, 430.000, "/m/03v3yw"\n')
+    path.write_text(
+        HEADER + '--PJHxphWEs, 30.000, 40.000, "/m/09x0r,/t/dd00088"\n'
+        '-0RWZT-miFs, 420.000, 430.000, "/m/03v3yw"\n'
+    )
     segments = read_segments(path)
     assert [(s.ytid, s.start, s.end, s.labels) for s in segments] == [
         ("--PJHxphWEs", 30.0, 40.0, ("/m/09x0r", "/t/dd00088")),
@@ -63,7 +67,9 @@ def test_segment_lists_parse_the_real_format_and_errors_name_file_and_line(tmp_p
 
 def test_class_index_and_multi_hot(tmp_path):
     path = tmp_path / "class_labels_indices.csv"
-    path.write_text('index,mid,display_name\n0,/m/09x0r,"Speech"\n1,/m/0a,"Male speech, man"\n2,/m/0b,Dog\n')
+    path.write_text(
+        'index,mid,display_name\n0,/m/09x0r,"Speech"\n1,/m/0a,"Male speech, man"\n2,/m/0b,Dog\n'
+    )
     classes = read_class_labels(path)
     assert classes["/m/0a"] == (1, "Male speech, man")
     assert multi_hot(["/m/0b", "/m/09x0r"], classes).tolist() == [1.0, 0.0, 1.0]
@@ -81,8 +87,9 @@ def test_clips_are_mixed_to_mono_and_resampled(tmp_path):
     sig = load_audio(open(tmp_path / "s.flac", "rb"), 16000)  # as a shard member
     assert sig.shape == (16000,)
     reference = 0.5 * np.sin(2 * np.pi * 440 * np.arange(16000) / 16000)
-    torch.testing.assert_close(sig[100:-100], torch.tensor(reference[100:-100], dtype=torch.float32),
-                               atol=2e-3, rtol=0)
+    torch.testing.assert_close(
+        sig[100:-100], torch.tensor(reference[100:-100], dtype=torch.float32), atol=2e-3, rtol=0
+    )
     (tmp_path / "bad.wav").write_bytes(b"junk" * 10)
     with pytest.raises(ValueError, match="audio .*bad.wav.* unreadable"):
         load_audio(open(tmp_path / "bad.wav", "rb"), 16000)

@@ -68,9 +68,7 @@ def _crop_dataset(path, mode, length):
 
 
 def _epoch_starts(dataset, epochs, num_workers):
-    loader = sb.dataio.dataloader.make_dataloader(
-        dataset, batch_size=1, num_workers=num_workers
-    )
+    loader = sb.dataio.dataloader.make_dataloader(dataset, batch_size=1, num_workers=num_workers)
     starts = []
     for _ in range(epochs):
         for batch in loader:

@@ -65,7 +65,7 @@ def test_bad_files_are_reported_then_skipped_or_raised(tmp_path, caplog):
     assert report.read_text().splitlines() == [
         "path,reason",
         "/data/a.wav,empty",
-        "/data/b.wav,\"2 channels, expected mono\"",
+        '/data/b.wav,"2 channels, expected mono"',
     ]
     with pytest.raises(ValueError, match=r"2 bad audio file\(s\).*a\.wav: empty"):
         handle_bad_files(bad, str(report), on_bad_file="raise")
@@ -79,7 +79,9 @@ def test_audio_pipeline_reads_any_rate_and_channels_as_load_audio(tmp_path):
     paths = _write_bad_files(tmp_path)
     read = audio_pipeline(16000)
     for name in ("good", "rate", "stereo"):
-        torch.testing.assert_close(read(paths[name]), load_audio(paths[name], 16000), atol=0, rtol=0)
+        torch.testing.assert_close(
+            read(paths[name]), load_audio(paths[name], 16000), atol=0, rtol=0
+        )
     assert read(paths["rate"]).shape == (1600,)  # 800 samples at 8 kHz
 
 

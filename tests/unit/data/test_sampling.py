@@ -51,7 +51,7 @@ def test_ddp_ranks_together_draw_by_ast_weights():
         counts += np.bincount(drawn, minlength=len(LABELS))
         # together the ranks draw exactly the sampler's sequence (a partition of it)
         sampler.set_epoch(epoch)
-        assert sorted(drawn.tolist()) == sorted(list(sampler))
+        assert sorted(drawn.tolist()) == sorted(sampler)
     stat = chi_square(counts, probabilities)
     assert stat < CRITICAL_6DOF, (stat, counts)
     # the rare class-b clip is drawn about 5 times as often as a plain class-a clip

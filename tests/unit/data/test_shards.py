@@ -64,12 +64,22 @@ def test_shards_hold_audio_bytes_labels_and_teacher_logits(shards):
 
 def test_teacher_logits_round_trip_exactly(tmp_path, shards):
     tmp, _, _ = shards
-    stream = ShardStream(read_shard_index(str(tmp / "shards"))["paths"], str(tmp / "classes.csv"),
-                         3, batch_size=4, clips_per_epoch=64, shuffle_buffer=1, with_teacher=True)
+    stream = ShardStream(
+        read_shard_index(str(tmp / "shards"))["paths"],
+        str(tmp / "classes.csv"),
+        3,
+        batch_size=4,
+        clips_per_epoch=64,
+        shuffle_buffer=1,
+        with_teacher=True,
+    )
     found = {}
     for batch in stream:
         for i, clip_id in enumerate(batch.id):
-            found[clip_id] = (batch.teacher_logits.data[i].tolist(), bool(batch.teacher_mask.data[i, 0]))
+            found[clip_id] = (
+                batch.teacher_logits.data[i].tolist(),
+                bool(batch.teacher_mask.data[i, 0]),
+            )
     assert len(found) == 16  # 64 draws, shuffle buffer 1: every pass reads every shard
     for clip_id, (logits, mask) in found.items():
         n = int(clip_id[4:])
@@ -88,8 +98,13 @@ def test_two_ranks_read_disjoint_halves_for_the_same_number_of_batches(
     for rank in (0, 1):
         monkeypatch.setenv("RANK", str(rank))
         monkeypatch.setenv("WORLD_SIZE", "2")
-        loader = shard_loader(str(tmp_path / "shards"), str(tmp_path / "classes.csv"), 3,
-                              batch_size=2, num_workers=num_workers)
+        loader = shard_loader(
+            str(tmp_path / "shards"),
+            str(tmp_path / "classes.csv"),
+            3,
+            batch_size=2,
+            num_workers=num_workers,
+        )
         got = batches(loader)
         assert len(loader) == len(got) == 16 // (2 * 2)
         per_rank.append(got)
@@ -121,8 +136,9 @@ def test_too_few_shards_for_the_workers_is_an_error_naming_the_counts(shards, mo
     tmp_path, _, _ = shards
     monkeypatch.setenv("RANK", "0")
     monkeypatch.setenv("WORLD_SIZE", "4")
-    loader = shard_loader(str(tmp_path / "shards"), str(tmp_path / "classes.csv"), 3,
-                          batch_size=1, num_workers=2)
+    loader = shard_loader(
+        str(tmp_path / "shards"), str(tmp_path / "classes.csv"), 3, batch_size=1, num_workers=2
+    )
     with pytest.raises(ValueError, match="4 shards for 4 processes x 2 loader workers"):
         batches(loader)
     (tmp_path / "shards" / "shard-000001.tar").unlink()

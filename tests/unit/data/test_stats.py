@@ -19,8 +19,14 @@ def ast_fbank(wav):
     """AST's loader: clip mean removed, Kaldi fbank with AST's arguments, no padding."""
     wav = torch.as_tensor(wav, dtype=torch.float32)[None]
     return torchaudio.compliance.kaldi.fbank(
-        wav - wav.mean(), htk_compat=True, sample_frequency=16000, use_energy=False,
-        window_type="hanning", num_mel_bins=128, dither=0.0, frame_shift=10,
+        wav - wav.mean(),
+        htk_compat=True,
+        sample_frequency=16000,
+        use_energy=False,
+        window_type="hanning",
+        num_mel_bins=128,
+        dither=0.0,
+        frame_shift=10,
     )
 
 

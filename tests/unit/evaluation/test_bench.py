@@ -8,7 +8,9 @@ from fastast_plugin.evaluation import bench
 
 
 def test_flop_count_of_a_linear_layer_is_exact():
-    assert bench.count_gflops(torch.nn.Linear(100, 50), torch.randn(4, 100)) == 2 * 4 * 100 * 50 / 1e9
+    assert (
+        bench.count_gflops(torch.nn.Linear(100, 50), torch.randn(4, 100)) == 2 * 4 * 100 * 50 / 1e9
+    )
 
 
 def test_attention_flops_are_counted_on_every_device(device):
@@ -35,9 +37,26 @@ def test_cli_sweep_writes_rows_and_plot(tmp_path):
     plot = tmp_path / "speedup.png"
     rows = bench.main(
         [
-            "--model-size", "tiny224", "--frames", "128", "--dtypes", "fp32",
-            "--runs", "1", "--batch", "1", "--r", "0", "16", "--keep-ratio", "0.5",
-            "--compare-hf", "--json", str(out), "--plot", str(plot),
+            "--model-size",
+            "tiny224",
+            "--frames",
+            "128",
+            "--dtypes",
+            "fp32",
+            "--runs",
+            "1",
+            "--batch",
+            "1",
+            "--r",
+            "0",
+            "16",
+            "--keep-ratio",
+            "0.5",
+            "--compare-hf",
+            "--json",
+            str(out),
+            "--plot",
+            str(plot),
         ]
     )
     merge_rows = [row for row in rows if row["kind"] == "merge"]
@@ -95,9 +114,29 @@ def test_gpu_table_runs_end_to_end_at_a_tiny_size(tmp_path):
     """The preset's whole path (HF comparison, every setting, features), on
     the CPU at a tiny size: the GPU run differs only by device and size."""
     out = tmp_path / "table.json"
-    rows = bench.main(["--gpu-table", "--device", "cpu", "--model-size", "tiny224",
-                       "--frames", "64", "--batch", "2", "--runs", "1", "--dtypes", "bf16",
-                       "--batches", "1", "--seconds", "0.5", "--json", str(out)])
+    rows = bench.main(
+        [
+            "--gpu-table",
+            "--device",
+            "cpu",
+            "--model-size",
+            "tiny224",
+            "--frames",
+            "64",
+            "--batch",
+            "2",
+            "--runs",
+            "1",
+            "--dtypes",
+            "bf16",
+            "--batches",
+            "1",
+            "--seconds",
+            "0.5",
+            "--json",
+            str(out),
+        ]
+    )
     assert json.loads(out.read_text()) == rows
     kinds = [row["kind"] for row in rows]
     assert kinds == ["hf_vs_ours"] + ["merge"] * 5 + ["features"] * 2
@@ -153,7 +192,9 @@ def test_every_back_end_computes_the_model_at_its_setting(tmp_path):
     model.encoder.set_merge()
     with torch.no_grad():
         unmerged = model(feats)
-    assert (calls["onnx" if "onnx" in names else "compiled", "keep=0.7"](feats) - unmerged).abs().max() > 1e-3
+    assert (
+        calls["onnx" if "onnx" in names else "compiled", "keep=0.7"](feats) - unmerged
+    ).abs().max() > 1e-3
     # bf16/fp16 tables keep only eager and compiled (ONNX and int8 ignore autocast).
     assert {n for n, _ in backends.candidates(torch.bfloat16)} == {"eager", "compiled"}
     pytest.importorskip("onnxruntime")

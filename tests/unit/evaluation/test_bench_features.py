@@ -7,15 +7,10 @@ import torch
 import torchaudio
 
 from fastast_plugin.evaluation.bench_features import (
-
     ast_fbank_loop,
-
     efficientat_loop,
-
     feature_rows,
-
     main,
-
 )
 from fastast_plugin.models.dymn.frontend import DyMNFrontEnd
 

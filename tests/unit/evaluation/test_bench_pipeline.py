@@ -8,7 +8,19 @@ from fastast_plugin.evaluation import bench_pipeline
 def test_padded_r0_agrees_with_the_pipeline_on_every_file(capsys):
     pytest.importorskip("transformers")
     results = bench_pipeline.main(
-        ["--tiny", "--input-tdim", "128", "--clips", "3", "--runs", "1", "--short", "0.3", "--long", "1.2"]
+        [
+            "--tiny",
+            "--input-tdim",
+            "128",
+            "--clips",
+            "3",
+            "--runs",
+            "1",
+            "--short",
+            "0.3",
+            "--long",
+            "1.2",
+        ]
     )
     assert list(results) == ["1.2 s clips", "mixed 0.3-1.2 s clips"]
     for rows in results.values():

@@ -7,23 +7,15 @@ Authors
 import pytest
 import torch
 
-from fastast_plugin.evaluation.metrics import (
-
-    ClipScores,
-
-    accuracy,
-
-    d_prime,
-
-    mean_auc,
-
-    mean_average_precision,
-
-    multilabel_metrics,
-
-)
-
 from fastast_plugin.data.sampling import distributed_world
+from fastast_plugin.evaluation.metrics import (
+    ClipScores,
+    accuracy,
+    d_prime,
+    mean_auc,
+    mean_average_precision,
+    multilabel_metrics,
+)
 
 
 def test_stats_count_each_clip_once():
@@ -115,13 +107,15 @@ def test_clip_scores_multilabel_summary_is_computed_over_all_clips_at_once():
     stats = ClipScores()
     for start in range(0, 40, 7):  # batches; ids not in order
         ids = [f"c{i:02d}" for i in range(start, min(start + 7, 40))][::-1]
-        stats.append(ids, scores[start:start + 7].flip(0), targets[start:start + 7].flip(0))
+        stats.append(ids, scores[start : start + 7].flip(0), targets[start : start + 7].flip(0))
     summary = stats.summarize(multilabel=True)
     expected = multilabel_metrics(scores, targets)
     assert summary["clips"] == 40
     for key in ("mAP", "mAUC", "d_prime"):
         assert summary[key] == pytest.approx(expected[key], abs=1e-12)
     # the mean of per-half mAPs differs, which is why ranks gather scores first
-    halves = [multilabel_metrics(scores[s], targets[s])["mAP"] for s in (slice(0, 20), slice(20, 40))]
+    halves = [
+        multilabel_metrics(scores[s], targets[s])["mAP"] for s in (slice(0, 20), slice(20, 40))
+    ]
     assert abs(sum(halves) / 2 - expected["mAP"]) > 1e-3
     assert "mAP" not in stats.summarize()

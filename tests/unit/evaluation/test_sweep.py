@@ -14,7 +14,6 @@ import soundfile as sf
 import torch
 
 from fastast_plugin import cli
-from fastast_plugin.models.ast import ASTClassifier, ASTHead
 from fastast_plugin.evaluation.sweep import (
     EVAL_COLUMNS,
     benchmark_patch_sizes,
@@ -25,6 +24,7 @@ from fastast_plugin.evaluation.sweep import (
     summarize_patch_sweeps,
     write_table,
 )
+from fastast_plugin.models.ast import ASTClassifier, ASTHead
 
 
 def test_sweep_writes_csv_markdown_and_plot(tmp_path, flexi_encoder, device):
@@ -42,10 +42,24 @@ def test_sweep_writes_csv_markdown_and_plot(tmp_path, flexi_encoder, device):
     torch.save(model.state_dict(), tmp_path / "model.pth")
     out = tmp_path / "out"
     argv = [
-        "--checkpoint", str(tmp_path / "model.pth"), "--manifest", str(tmp_path / "test.json"),
-        "--labels", str(tmp_path / "labels.json"), "--data-root", str(tmp_path),
-        "--out", str(out), "--patch-sizes", "16", "32", "16x8", "--batch-size", "2",
-        "--device", device,
+        "--checkpoint",
+        str(tmp_path / "model.pth"),
+        "--manifest",
+        str(tmp_path / "test.json"),
+        "--labels",
+        str(tmp_path / "labels.json"),
+        "--data-root",
+        str(tmp_path),
+        "--out",
+        str(out),
+        "--patch-sizes",
+        "16",
+        "32",
+        "16x8",
+        "--batch-size",
+        "2",
+        "--device",
+        device,
     ]
     rows = cli.run(["sweep", *argv])
     with open(out / "flexi_eval.csv") as f:
@@ -69,9 +83,7 @@ def test_benchmark_product_table(flexi_encoder, device):
     model = ASTClassifier(flexi_encoder(depth=2, tdim=128), ASTHead(32, 2)).eval().to(device)
     feats = torch.randn(2, 128, 128).to(device)
     rows = benchmark_patch_sizes(model, feats, [16, 32], [0, 4], runs=1, device=device)
-    assert [(r["patch_size"], r["r"]) for r in rows] == [
-        ("16", 0), ("16", 4), ("32", 0), ("32", 4)
-    ]
+    assert [(r["patch_size"], r["r"]) for r in rows] == [("16", 0), ("16", 4), ("32", 0), ("32", 4)]
     assert [r["tokens_last_block"] for r in rows] == [66, 58, 18, 10]
     assert rows[1]["gflops_per_clip"] < rows[0]["gflops_per_clip"]
     assert rows[3]["gflops_per_clip"] < rows[2]["gflops_per_clip"]
@@ -83,8 +95,10 @@ def test_benchmark_product_table(flexi_encoder, device):
 def test_evaluation_metrics_and_restored_patch_size(flexi_encoder, device):
     model = ASTClassifier(flexi_encoder(depth=1, tdim=64), ASTHead(32, 3)).eval()
     targets = torch.tensor([[1.0, 0, 0], [0, 1.0, 0], [1.0, 0, 1.0], [0, 0, 1.0]])
-    batches = [([None] * 2, torch.randn(2, 64, 128), targets[:2]),
-               ([None] * 2, torch.randn(2, 64, 128), targets[2:])]
+    batches = [
+        ([None] * 2, torch.randn(2, 64, 128), targets[:2]),
+        ([None] * 2, torch.randn(2, 64, 128), targets[2:]),
+    ]
     rows = evaluate_patch_sizes(model, batches, [16, (16, 32)], device=device)
     assert [r["patch_size"] for r in rows] == ["16", "16x32"]
     assert all(r["clips"] == 4 and 0 <= r["mAP"] <= 1 for r in rows)
@@ -95,8 +109,9 @@ def test_evaluation_metrics_and_restored_patch_size(flexi_encoder, device):
 
 def test_manifest_clips_and_label_files(tmp_path):
     sf.write(tmp_path / "a.wav", np.zeros(160), 16000)
-    (tmp_path / "m.json").write_text(json.dumps({"a": {"wav": str(tmp_path / "a.wav"),
-                                                       "label": ["dog", "cat"]}}))
+    (tmp_path / "m.json").write_text(
+        json.dumps({"a": {"wav": str(tmp_path / "a.wav"), "label": ["dog", "cat"]}})
+    )
     assert manifest_clips(str(tmp_path / "m.json"))[0].labels == ["dog", "cat"]
     (tmp_path / "bad.json").write_text(json.dumps({"a": {"wav": "a.wav"}}))
     with pytest.raises(ValueError, match="entry 'a' must hold 'wav' and 'label'"):
@@ -114,8 +129,10 @@ def test_manifest_clips_and_label_files(tmp_path):
 def test_summary_of_folds_keeps_the_first_files_order(tmp_path):
     files = {}
     for fold, accs in ((1, (0.5, 0.9)), (2, (0.7, 0.8))):
-        rows = [{"patch_size": size, "tokens": 10, "acc": acc, "mAP": acc, "clips_per_s": 1.0}
-                for size, acc in zip(("32", "16"), accs)]
+        rows = [
+            {"patch_size": size, "tokens": 10, "acc": acc, "mAP": acc, "clips_per_s": 1.0}
+            for size, acc in zip(("32", "16"), accs)
+        ]
         files[f"fold_{fold}"] = write_table(rows, EVAL_COLUMNS, str(tmp_path / f"f{fold}"))[0]
     rows = summarize_patch_sweeps(files, str(tmp_path / "cv"))
     assert [r["patch_size"] for r in rows] == ["32", "16"]

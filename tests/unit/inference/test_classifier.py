@@ -9,12 +9,12 @@ import pytest
 import soundfile as sf
 import torch
 
-from fastast_plugin.models.ast import ASTClassifier, ASTEncoder, ASTHead
 from fastast_plugin.data.audio import AudioError, load_audio
-from fastast_plugin.models.pretrained import from_pretrained
-from fastast_plugin.inference.export import export_checkpoint, export_model
-from fastast_plugin.models.features import KaldiFbank
 from fastast_plugin.inference.classifier import AudioClassifier
+from fastast_plugin.inference.export import export_checkpoint, export_model
+from fastast_plugin.models.ast import ASTClassifier, ASTEncoder, ASTHead
+from fastast_plugin.models.features import KaldiFbank
+from fastast_plugin.models.pretrained import from_pretrained
 
 MEAN, STD = -4.2677393, 4.5689974
 
@@ -102,7 +102,11 @@ def test_stereo_44k_gives_the_labels_of_16k_mono(exported, tmp_path):
     resampled = torch.from_numpy(mono)
     import torchaudio
 
-    sf.write(tmp_path / "mono.wav", torchaudio.functional.resample(resampled, 44100, 16000).numpy(), 16000)
+    sf.write(
+        tmp_path / "mono.wav",
+        torchaudio.functional.resample(resampled, 44100, 16000).numpy(),
+        16000,
+    )
     stereo_out = clf.classify_file(tmp_path / "stereo.wav")
     mono_out = clf.classify_file(tmp_path / "mono.wav")
     assert stereo_out[3] == mono_out[3]
@@ -139,7 +143,9 @@ def test_multi_label_takes_the_max_over_windows_and_a_threshold(exported, tmp_pa
     out = clf.classify_file(tmp_path / "long.wav", threshold=0.0)
     assert sorted(out.index[0].tolist()) == [0, 1, 2, 3]
     top = clf.classify_file(tmp_path / "long.wav", top_k=2)
-    assert top.text_lab[0] == [["a", "b", "c", "d"][i] for i in prediction.scores.argsort(descending=True)[:2]]
+    assert top.text_lab[0] == [
+        ["a", "b", "c", "d"][i] for i in prediction.scores.argsort(descending=True)[:2]
+    ]
 
 
 def test_batches_of_files_equal_files_one_by_one(exported, tmp_path):
@@ -172,7 +178,9 @@ def test_native_length_mode_runs_each_clip_at_its_own_length(exported, tmp_path)
     for path, result in zip(paths, batched):
         with torch.no_grad():
             alone = torch.softmax(model(features(load_audio(path)[None]))[0], -1)
-        torch.testing.assert_close(torch.tensor(result.scores), alone.sort(descending=True).values, atol=1e-4, rtol=1e-4)
+        torch.testing.assert_close(
+            torch.tensor(result.scores), alone.sort(descending=True).values, atol=1e-4, rtol=1e-4
+        )
     clf.set_length_mode("pad")
     assert clf.mods.compute_features.target_length == 1024
     with pytest.raises(ValueError, match="length mode"):
@@ -210,8 +218,10 @@ def test_compiled_interface_equals_eager(exported):
             clf.set_merge(**settings)
             clf.set_length_mode("native")
         torch.testing.assert_close(
-            compiled.classify_batch(wavs, lens)[0], eager.classify_batch(wavs, lens)[0],
-            atol=1e-5, rtol=1e-5,
+            compiled.classify_batch(wavs, lens)[0],
+            eager.classify_batch(wavs, lens)[0],
+            atol=1e-5,
+            rtol=1e-5,
         )
 
 
@@ -256,12 +266,14 @@ def test_encode_batch_follows_speechbrains_encoder_classifier(exported, tmp_path
     emb = clf.encode_batch(wavs)
     assert emb.shape == (2, 1, 192)
     torch.testing.assert_close(emb, reference.encode_batch(wavs), atol=1e-5, rtol=0)
-    torch.testing.assert_close(clf.encode_batch(wavs[0]), reference.encode_batch(wavs[0]),
-                               atol=1e-5, rtol=0)  # one waveform, as SpeechBrain takes it
+    torch.testing.assert_close(
+        clf.encode_batch(wavs[0]), reference.encode_batch(wavs[0]), atol=1e-5, rtol=0
+    )  # one waveform, as SpeechBrain takes it
     # the embedding is what the classifier reads
     out_prob = clf.classify_batch(wavs)[0]
-    torch.testing.assert_close(out_prob, torch.log_softmax(clf.mods.classifier(emb).squeeze(1), -1),
-                               atol=1e-5, rtol=0)
+    torch.testing.assert_close(
+        out_prob, torch.log_softmax(clf.mods.classifier(emb).squeeze(1), -1), atol=1e-5, rtol=0
+    )
 
 
 def test_encode_file_averages_the_windows_of_a_long_file(exported, tmp_path):
@@ -271,8 +283,9 @@ def test_encode_file_averages_the_windows_of_a_long_file(exported, tmp_path):
     spans = clf.windows(len(wav))
     assert len(spans) > 1
     each = torch.cat([clf.encode_batch(torch.from_numpy(wav[s:e])) for s, e in spans])
-    torch.testing.assert_close(clf.encode_file(tmp_path / "long.wav"), each.mean(0, keepdim=True),
-                               atol=1e-5, rtol=0)
+    torch.testing.assert_close(
+        clf.encode_file(tmp_path / "long.wav"), each.mean(0, keepdim=True), atol=1e-5, rtol=0
+    )
 
 
 def interface_logits(clf, wav):
@@ -292,8 +305,9 @@ def test_pretrainer_savedir_with_either_local_strategy(exported, tmp_path, strat
     )
     assert (savedir / "model.ckpt").is_symlink() == (strategy == "SYMLINK")
     wav = tone(1.0)
-    torch.testing.assert_close(interface_logits(clf, wav), reference_logits(folder, wav),
-                               atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(
+        interface_logits(clf, wav), reference_logits(folder, wav), atol=1e-5, rtol=1e-5
+    )
 
 
 @pytest.fixture
@@ -325,8 +339,9 @@ def test_hub_style_download_from_a_url(exported, tmp_path, http_server):
     clf = AudioClassifier.from_hparams(source=url, savedir=savedir)
     assert (savedir / "model.ckpt").is_file() and not (savedir / "model.ckpt").is_symlink()
     wav = tone(1.0, seed=3)
-    torch.testing.assert_close(interface_logits(clf, wav), reference_logits(folder, wav),
-                               atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(
+        interface_logits(clf, wav), reference_logits(folder, wav), atol=1e-5, rtol=1e-5
+    )
 
 
 def test_merge_overrides_in_from_hparams_replace_the_exported_setting(exported):

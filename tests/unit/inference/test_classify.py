@@ -12,8 +12,8 @@ import torch
 import torch.nn.functional as F
 
 from fastast_plugin import cli
-from fastast_plugin.models.ast import ASTClassifier, ASTEncoder, ASTHead
 from fastast_plugin.inference.classify import audio_files
+from fastast_plugin.models.ast import ASTClassifier, ASTEncoder, ASTHead
 
 
 def write_checkpoint(path, n_classes=3):
@@ -29,8 +29,17 @@ def write_checkpoint(path, n_classes=3):
 def export_tiny(tmp_path, *flags):
     """``fastast export`` of ``write_checkpoint``'s model (single-label, 128 frames)."""
     model = tmp_path / "model"
-    cli.run(["export", str(write_checkpoint(tmp_path / "m.pth")), str(model), "--input-tdim", "128",
-             "--single-label", *flags])
+    cli.run(
+        [
+            "export",
+            str(write_checkpoint(tmp_path / "m.pth")),
+            str(model),
+            "--input-tdim",
+            "128",
+            "--single-label",
+            *flags,
+        ]
+    )
     return model
 
 
@@ -39,8 +48,20 @@ def test_export_then_classify_a_folder_with_a_bad_file(tmp_path, capsys):
     labels = tmp_path / "labels.txt"
     labels.write_text("dog\ncat\nbird\n")
     model = tmp_path / "model"
-    cli.run(["export", str(source), str(model), "--labels", str(labels), "--single-label",
-             "--input-tdim", "128", "--keep-ratio", "0.9"])
+    cli.run(
+        [
+            "export",
+            str(source),
+            str(model),
+            "--labels",
+            str(labels),
+            "--single-label",
+            "--input-tdim",
+            "128",
+            "--keep-ratio",
+            "0.9",
+        ]
+    )
     config = json.loads((model / "fastast_config.json").read_text())
     assert config["encoder"]["keep_ratio"] == 0.9 and config["labels"] == ["dog", "cat", "bird"]
 
@@ -56,9 +77,15 @@ def test_export_then_classify_a_folder_with_a_bad_file(tmp_path, capsys):
     out, err = capsys.readouterr()
     records = [json.loads(line) for line in out.splitlines()]
     assert status == 1
-    assert [r["path"].rsplit("/", 1)[1] for r in records] == ["broken.wav", "long_44k.flac", "short.wav"]
+    assert [r["path"].rsplit("/", 1)[1] for r in records] == [
+        "broken.wav",
+        "long_44k.flac",
+        "short.wav",
+    ]
     assert "broken.wav" in records[0]["error"] and "broken.wav" in err
-    assert all(len(r["labels"]) == 2 and set(r["labels"]) <= {"dog", "cat", "bird"} for r in records[1:])
+    assert all(
+        len(r["labels"]) == 2 and set(r["labels"]) <= {"dog", "cat", "bird"} for r in records[1:]
+    )
     assert len(records[1]["windows"]) > 1 and "windows" not in records[2]
     assert records[1]["windows"][-1]["end"] == 4.0
     assert {w["label"] for w in records[1]["windows"]} <= {"dog", "cat", "bird"}
@@ -68,8 +95,19 @@ def test_text_output_and_knobs(tmp_path, capsys):
     model = export_tiny(tmp_path)
     sf.write(tmp_path / "a.wav", np.random.default_rng(1).normal(0, 0.1, 16000), 16000)
     capsys.readouterr()
-    status = cli.main(["classify", str(model), str(tmp_path / "a.wav"), "--r", "8",
-                       "--length-mode", "native", "--top-k", "1"])
+    status = cli.main(
+        [
+            "classify",
+            str(model),
+            str(tmp_path / "a.wav"),
+            "--r",
+            "8",
+            "--length-mode",
+            "native",
+            "--top-k",
+            "1",
+        ]
+    )
     path, tags = capsys.readouterr().out.strip().split("\t")
     assert status == 0 and path.endswith("a.wav") and tags.count("(") == 1
 
@@ -108,7 +146,11 @@ def test_export_onnx_runs_in_the_interface(tmp_path, capsys):
     sf.write(tmp_path / "a.wav", wav.numpy(), 16000)
     capsys.readouterr()
     scores = {}
-    for backend in ([], ["--onnx", str(model / "model.onnx")], ["--onnx", str(model / "model.int8.onnx")]):
+    for backend in (
+        [],
+        ["--onnx", str(model / "model.onnx")],
+        ["--onnx", str(model / "model.int8.onnx")],
+    ):
         assert cli.main(["classify", str(model), str(tmp_path / "a.wav"), "--json", *backend]) == 0
         scores[len(backend) and backend[1]] = json.loads(capsys.readouterr().out)["scores"]
     assert scores[str(model / "model.onnx")] == pytest.approx(scores[0], abs=1e-4)
@@ -121,8 +163,12 @@ def test_int8_and_bf16_from_the_command_line(tmp_path, capsys):
     capsys.readouterr()
     scores = []
     for backend in ([], ["--int8"], ["--precision", "bf16"]):
-        assert cli.main(["classify", str(model), str(tmp_path / "a.wav"), "--json", "--r", "8",
-                         *backend]) == 0
+        assert (
+            cli.main(
+                ["classify", str(model), str(tmp_path / "a.wav"), "--json", "--r", "8", *backend]
+            )
+            == 0
+        )
         scores.append(json.loads(capsys.readouterr().out)["scores"])
         # the interface's autocast context is left as it was entered
         assert not torch.is_autocast_enabled("cpu")
@@ -133,7 +179,10 @@ def test_int8_and_bf16_from_the_command_line(tmp_path, capsys):
 def test_back_end_flags_that_cannot_apply_are_refused(tmp_path, capsys):
     model, wav = str(tmp_path / "model"), str(tmp_path / "a.wav")
     for argv, message in (
-        (["classify", model, wav, "--onnx", "m.onnx", "--keep-ratio", "0.9"], "--keep-ratio cannot"),
+        (
+            ["classify", model, wav, "--onnx", "m.onnx", "--keep-ratio", "0.9"],
+            "--keep-ratio cannot",
+        ),
         (["classify", model, wav, "--int8", "--compile"], "not allowed with"),
         (["classify", model, wav, "--int8", "--device", "cuda"], "run on the CPU"),
         (["classify", model, wav, "--onnx", "m.onnx", "--precision", "bf16"], "own precision"),
@@ -163,9 +212,17 @@ def test_a_folder_with_tiny_files_classifies_them_padded_and_reports_broken_ones
     capsys.readouterr()
     status = cli.main(["classify", str(model), str(folder), "--json", "--length-mode", mode])
     out, err = capsys.readouterr()
-    records = {json.loads(line)["path"].rsplit("/", 1)[1]: json.loads(line) for line in out.splitlines()}
+    records = {
+        json.loads(line)["path"].rsplit("/", 1)[1]: json.loads(line) for line in out.splitlines()
+    }
     assert status == 1 and "2 of 5 files could not be classified" in err
-    assert set(records) == {"a_click.wav", "b_blip.wav", "c_normal.wav", "d_empty.wav", "e_corrupt.wav"}
+    assert set(records) == {
+        "a_click.wav",
+        "b_blip.wav",
+        "c_normal.wav",
+        "d_empty.wav",
+        "e_corrupt.wav",
+    }
     assert "empty" in records["d_empty.wav"]["error"] and "error" in records["e_corrupt.wav"]
 
     # each file's scores are those of the file alone, padded with silence to the minimum
@@ -189,7 +246,15 @@ def test_classify_with_a_savedir(tmp_path, capsys):
     capsys.readouterr()
     plain = cli.main(["classify", str(model), str(tmp_path / "a.wav"), "--json"])
     expected = capsys.readouterr().out
-    status = cli.main(["classify", str(model), str(tmp_path / "a.wav"), "--json",
-                       "--savedir", str(tmp_path / "cache")])
+    status = cli.main(
+        [
+            "classify",
+            str(model),
+            str(tmp_path / "a.wav"),
+            "--json",
+            "--savedir",
+            str(tmp_path / "cache"),
+        ]
+    )
     assert (status, plain) == (0, 0) and capsys.readouterr().out == expected
     assert (tmp_path / "cache" / "model.ckpt").exists()

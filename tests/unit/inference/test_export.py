@@ -6,10 +6,10 @@ import json
 import pytest
 import torch
 
-from fastast_plugin.models.ast import ASTClassifier, ASTEncoder, ASTHead
-from fastast_plugin.models.pretrained import from_pretrained
 from fastast_plugin.inference.export import export_checkpoint, export_model, read_labels
+from fastast_plugin.models.ast import ASTClassifier, ASTEncoder, ASTHead
 from fastast_plugin.models.features import KaldiFbank
+from fastast_plugin.models.pretrained import from_pretrained
 from fastast_plugin.weights.state_dict import CheckpointError
 
 
@@ -90,9 +90,7 @@ def test_a_foreign_config_is_refused(tmp_path):
 
 def test_label_files_of_every_format(tmp_path):
     csv = tmp_path / "class_labels_indices.csv"
-    csv.write_text(
-        "index,mid,display_name\n1,/m/0bt9lr,\"Dog\"\n0,/m/09x0r,\"Speech\"\n"
-    )
+    csv.write_text('index,mid,display_name\n1,/m/0bt9lr,"Dog"\n0,/m/09x0r,"Speech"\n')
     plain = tmp_path / "labels.txt"
     plain.write_text("yes\nno\n\n")
     assert read_labels(csv) == ["Speech", "Dog"]
@@ -139,7 +137,10 @@ def test_an_r_override_replaces_an_exported_keep_ratio(tmp_path):
     stored = json.loads((tmp_path / "r16" / "fastast_config.json").read_text())["encoder"]
     assert (stored["r"], stored["keep_ratio"]) == (16, None)
     schedule = from_pretrained(tmp_path / "r16", r=[4, -1.0]).encoder
-    assert schedule.merge_schedule() == ASTEncoder("tiny224", depth=2, input_tdim=128, r=[4, -1.0]).merge_schedule()
+    assert (
+        schedule.merge_schedule()
+        == ASTEncoder("tiny224", depth=2, input_tdim=128, r=[4, -1.0]).merge_schedule()
+    )
     # and the other way round: a keep_ratio override replaces a stored r
     assert from_pretrained(tmp_path / "r16", keep_ratio=0.9).encoder.r == 0
 
@@ -156,8 +157,9 @@ def test_a_flexible_encoder_keeps_its_stride(tmp_path, stride):
     expected_stride = model.encoder.patch_stride
     export_model(model, tmp_path / "export", KaldiFbank())
     modules = {"embedding_model": model.encoder, "classifier": model.head}
-    brain = AudioClassifierBrain(modules, hparams={"brain_settings": {"n_classes": 3}},
-                                 run_opts={"device": "cpu"})
+    brain = AudioClassifierBrain(
+        modules, hparams={"brain_settings": {"n_classes": 3}}, run_opts={"device": "cpu"}
+    )
     write_model_file(brain, str(tmp_path / "model.pt"))
     x = torch.randn(2, 128, 128)
     for source in (tmp_path / "export", tmp_path / "model.pt"):

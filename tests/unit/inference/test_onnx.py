@@ -10,8 +10,7 @@ from fastast_plugin.models.ast import ASTClassifier, ASTEncoder, ASTHead
 from fastast_plugin.models.merge import bipartite_soft_matching, merge_source, merge_wavg
 
 MISSING = [
-    name for name in ("onnx", "onnxscript", "onnxruntime")
-    if importlib.util.find_spec(name) is None
+    name for name in ("onnx", "onnxscript", "onnxruntime") if importlib.util.find_spec(name) is None
 ]
 pytestmark = pytest.mark.skipif(
     bool(MISSING),
@@ -158,7 +157,9 @@ def test_non_fp32_model_and_missing_metadata_are_clear_errors(tmp_path):
         export_onnx(_model(depth=1).double(), tmp_path / "m.onnx")
     with pytest.raises(TypeError, match="ASTClassifier"):
         export_onnx(torch.nn.Linear(2, 2), tmp_path / "m.onnx")
-    program = torch.onnx.export(torch.nn.Linear(2, 2), (torch.randn(1, 2),), dynamo=True, verbose=False)
+    program = torch.onnx.export(
+        torch.nn.Linear(2, 2), (torch.randn(1, 2),), dynamo=True, verbose=False
+    )
     program.save(str(tmp_path / "plain.onnx"))
     with pytest.raises(ValueError, match="no 'fastast' metadata"):
         OnnxClassifier(tmp_path / "plain.onnx")
@@ -167,21 +168,27 @@ def test_non_fp32_model_and_missing_metadata_are_clear_errors(tmp_path):
 def test_audio_classifier_runs_the_onnx_model(tmp_path):
     from speechbrain.dataio.encoder import CategoricalEncoder
 
-    from fastast_plugin.models.features import KaldiFbank
     from fastast_plugin.inference.classifier import AudioClassifier
     from fastast_plugin.inference.onnx import attach_onnx, export_onnx
+    from fastast_plugin.models.features import KaldiFbank
 
     torch.manual_seed(0)
     labels = CategoricalEncoder()
     labels.load_or_create(tmp_path / "l.txt", from_iterables=[list("abcde")])
     encoder = ASTEncoder("tiny224", depth=2, input_tdim=128, keep_ratio=0.85)
     head = ASTHead(192, 5)
-    modules = {"compute_features": KaldiFbank(target_length=128), "embedding_model": encoder, "classifier": head}
+    modules = {
+        "compute_features": KaldiFbank(target_length=128),
+        "embedding_model": encoder,
+        "classifier": head,
+    }
     hparams = {"sample_rate": 16000, "label_encoder": labels, "multi_label": False}
     clf = AudioClassifier(modules, hparams, run_opts={"device": "cpu"})
     wavs = torch.randn(3, 40000)  # 2.5 s: two windows of 128 frames per clip
     expected = clf.classify_batch(wavs)
-    path = export_onnx(ASTClassifier(clf.mods.embedding_model, clf.mods.classifier), tmp_path / "m.onnx")
+    path = export_onnx(
+        ASTClassifier(clf.mods.embedding_model, clf.mods.classifier), tmp_path / "m.onnx"
+    )
     attach_onnx(clf, path)
     got = clf.classify_batch(wavs)
     assert (got[0] - expected[0]).abs().max() <= TOLERANCE

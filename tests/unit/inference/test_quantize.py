@@ -5,8 +5,8 @@ import importlib.util
 import pytest
 import torch
 
-from fastast_plugin.models.ast import ASTClassifier, ASTEncoder, ASTHead
 from fastast_plugin.inference.quantize import count_quantized, quantize_linear_int8
+from fastast_plugin.models.ast import ASTClassifier, ASTEncoder, ASTHead
 
 
 def _trained_model():

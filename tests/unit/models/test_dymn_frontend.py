@@ -62,8 +62,7 @@ def test_mel_filter_properties():
     # half-width is >= 10 FFT bins has a bin within 1/20 of it of the apex.
     peaks = banks.max(dim=1).values
     wide = [
-        i for i in range(128)
-        if min(edges[i + 1] - edges[i], edges[i + 2] - edges[i + 1]) >= 312.5
+        i for i in range(128) if min(edges[i + 1] - edges[i], edges[i + 2] - edges[i + 1]) >= 312.5
     ]
     assert len(wide) >= 7 and (peaks[wide] > 0.94).all()
     assert (peaks > 0.18).all() and (peaks <= 1).all()
@@ -266,8 +265,8 @@ def test_frontend_argument_errors():
 
 
 def test_frontend_then_dymn():
-    from fastast_plugin.models.dymn.model import DyMN
     from fastast_plugin.models.dymn.frontend import DyMNFrontEnd
+    from fastast_plugin.models.dymn.model import DyMN
 
     frontend = DyMNFrontEnd(orig_sample_rate=16000).eval()
     model = DyMN(num_classes=50, width_mult=0.4).eval()

@@ -268,8 +268,7 @@ def test_residual_connections(device):
     model = DyMN(width_mult=0.4).eval().to(device)
     # DY_Block: residual iff stride 1 and in == out (blocks 0, 2, 4, 5, 7-9, 11, 13, 14).
     residual = {
-        i for i, (c_in, _, c_out, _) in enumerate(BLOCKS[0.4])
-        if c_in == c_out and i not in STRIDED
+        i for i, (c_in, _, c_out, _) in enumerate(BLOCKS[0.4]) if c_in == c_out and i not in STRIDED
     }
     assert residual == {0, 2, 4, 5, 7, 8, 9, 11, 13, 14}
     with torch.no_grad():

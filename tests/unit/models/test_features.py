@@ -7,17 +7,11 @@ import torch
 import torchaudio
 
 from fastast_plugin.models.features import (
-
     AUDIOSET_MEAN,
-
     AUDIOSET_STD,
-
     KaldiFbank,
-
     band_groups,
-
     num_frames,
-
 )
 
 

@@ -10,23 +10,14 @@ import pytest
 import torch
 
 from fastast_plugin.models.merge import (
-
     bipartite_soft_matching,
-
     do_nothing,
-
     effective_r,
-
     keep_ratio_schedule,
-
     merge_source,
-
     merge_wavg,
-
     parse_r,
-
     token_counts,
-
 )
 
 PROTECTION = [(False, False), (True, False), (False, True), (True, True)]
@@ -84,9 +75,7 @@ def _reference_merge(x, metric, size, r, class_token, distill_token):
         for group in _reference_groups(mb, r, class_token, distill_token):
             weight = sum(sb[t][0] for t in group)
             channels = range(len(xb[0]))
-            rows.append(
-                [sum(xb[t][c] * sb[t][0] for t in group) / weight for c in channels]
-            )
+            rows.append([sum(xb[t][c] * sb[t][0] for t in group) / weight for c in channels])
             sizes.append([weight])
         out_x.append(rows)
         out_size.append(sizes)
@@ -127,9 +116,7 @@ def _hand_built(dtype, device):
     being a destination. A = tokens 0, 2, 4, 6; B = tokens 1, 3, 5, 7.
     """
     e = torch.eye(8, dtype=torch.float64)
-    metric = torch.stack(
-        [e[3], e[2], e[2], e[3], e[4] + 0.1 * e[7], e[2], e[3], e[7]]
-    )
+    metric = torch.stack([e[3], e[2], e[2], e[3], e[4] + 0.1 * e[7], e[2], e[3], e[7]])
     x = torch.arange(8, dtype=torch.float64).view(1, 8, 1) * 2.0
     return (
         metric.unsqueeze(0).to(dtype=dtype, device=device),
@@ -191,9 +178,7 @@ def test_protected_tokens_stay_first_with_sizes():
 @pytest.mark.parametrize("num_tokens", [15, 16])
 @pytest.mark.parametrize("class_token,distill_token", PROTECTION)
 @pytest.mark.parametrize("r", [3, 50])
-def test_matches_loop_reference(
-    seed, num_tokens, class_token, distill_token, r, device
-):
+def test_matches_loop_reference(seed, num_tokens, class_token, distill_token, r, device):
     gen = torch.Generator().manual_seed(seed)
     x = torch.randn(3, num_tokens, 6, generator=gen)
     size = torch.ones(3, num_tokens, 1)
@@ -202,13 +187,9 @@ def test_matches_loop_reference(
     for _ in range(3):
         metric = torch.randn(3, x.shape[1], 16, generator=gen)
         _assert_no_near_ties(metric, class_token, distill_token)
-        merge, _ = bipartite_soft_matching(
-            metric.to(device), r, class_token, distill_token
-        )
+        merge, _ = bipartite_soft_matching(metric.to(device), r, class_token, distill_token)
         x, size = merge_wavg(merge, x, size)
-        ref_x, ref_size = _reference_merge(
-            ref_x, metric, ref_size, r, class_token, distill_token
-        )
+        ref_x, ref_size = _reference_merge(ref_x, metric, ref_size, r, class_token, distill_token)
         assert x.shape == ref_x.shape
         torch.testing.assert_close(x.cpu().double(), ref_x, rtol=0, atol=1e-6)
         torch.testing.assert_close(size.cpu().double(), ref_size, rtol=0, atol=0)
@@ -253,9 +234,7 @@ def test_merge_source_partitions_original_tokens(class_token, distill_token):
 
 @pytest.mark.parametrize("num_tokens", [14, 15])
 @pytest.mark.parametrize("class_token,distill_token", PROTECTION)
-def test_unmerge_restores_original_positions(
-    num_tokens, class_token, distill_token, device
-):
+def test_unmerge_restores_original_positions(num_tokens, class_token, distill_token, device):
     torch.manual_seed(2)
     metric = torch.randn(3, num_tokens, 8, device=device)
     x = torch.randn(3, num_tokens, 5, device=device)
@@ -339,8 +318,15 @@ def test_merge_rejects_wrong_shapes():
 
 @pytest.mark.parametrize(
     "num_tokens,class_token,distill_token,expected",
-    [(10, True, True, 6), (10, False, False, 5), (3, False, False, 2),
-     (3, True, False, 2), (3, True, True, 3), (2, True, True, 2), (1, False, False, 1)],
+    [
+        (10, True, True, 6),
+        (10, False, False, 5),
+        (3, False, False, 2),
+        (3, True, False, 2),
+        (3, True, True, 3),
+        (2, True, True, 2),
+        (1, False, False, 1),
+    ],
 )
 def test_huge_r_is_capped(num_tokens, class_token, distill_token, expected):
     metric = torch.randn(2, num_tokens, 4)

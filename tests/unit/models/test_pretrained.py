@@ -12,8 +12,8 @@ import torch.nn.functional as F
 
 from fastast_plugin.models.ast import ASTClassifier, ASTEncoder, ASTHead
 from fastast_plugin.models.pretrained import from_pretrained
-from fastast_plugin.weights.state_dict import CheckpointMismatchError
 from fastast_plugin.weights.fit import adapt_pos_embed, read_checkpoint
+from fastast_plugin.weights.state_dict import CheckpointMismatchError
 
 
 # ----------------------------------------------------------------------
@@ -323,8 +323,15 @@ def flexiast_layout(enc, head):
 @pytest.mark.parametrize("prefix", [1, 2], ids=["vit224", "deit384-origin"])
 def test_flexiast_checkpoint_loads_strictly_and_runs_at_any_size(tmp_path, prefix, device):
     torch.manual_seed(0)
-    enc = ASTEncoder("tiny224", depth=2, input_tdim=256, fstride=16, tstride=16,
-                     num_prefix_tokens=prefix, flexible="both")
+    enc = ASTEncoder(
+        "tiny224",
+        depth=2,
+        input_tdim=256,
+        fstride=16,
+        tstride=16,
+        num_prefix_tokens=prefix,
+        flexible="both",
+    )
     reference = ASTClassifier(enc, ASTHead(192, 4)).eval()
     with torch.no_grad():
         for p in reference.parameters():
@@ -351,18 +358,25 @@ def test_flexiast_checkpoint_loads_strictly_and_runs_at_any_size(tmp_path, prefi
 @pytest.mark.parametrize(
     "mutate, message",
     [
-        (lambda sd: sd.pop("module.v.blocks.0.norm2.bias"),
-         r"missing keys: encoder\.blocks\.0\.norm2\.bias"),
-        (lambda sd: sd.update({"module.extra.weight": torch.zeros(1)}),
-         r"unexpected keys: encoder\.extra\.weight"),
-        (lambda sd: sd.update({"module.pos_embed.pos_embed": torch.zeros(1, 100, 192)}),
-         r"99 patches, not a multiple of f_dim=8"),
+        (
+            lambda sd: sd.pop("module.v.blocks.0.norm2.bias"),
+            r"missing keys: encoder\.blocks\.0\.norm2\.bias",
+        ),
+        (
+            lambda sd: sd.update({"module.extra.weight": torch.zeros(1)}),
+            r"unexpected keys: encoder\.extra\.weight",
+        ),
+        (
+            lambda sd: sd.update({"module.pos_embed.pos_embed": torch.zeros(1, 100, 192)}),
+            r"99 patches, not a multiple of f_dim=8",
+        ),
     ],
     ids=["missing", "unexpected", "grid"],
 )
 def test_flexiast_mismatches_are_named(tmp_path, mutate, message):
-    enc = ASTEncoder("tiny224", depth=1, input_tdim=128, fstride=16, tstride=16,
-                     num_prefix_tokens=1)
+    enc = ASTEncoder(
+        "tiny224", depth=1, input_tdim=128, fstride=16, tstride=16, num_prefix_tokens=1
+    )
     sd = flexiast_layout(enc, ASTHead(192, 3))
     mutate(sd)
     path = tmp_path / "flexiast.pth"
@@ -378,12 +392,18 @@ def test_fixed_patch_teacher_initialises_a_flexible_student(tmp_path):
     from fastast_plugin.weights.resize import pi_resize, resample_pos_embed
 
     torch.manual_seed(0)
-    teacher = ASTEncoder("tiny224", depth=1, input_tdim=128, patch_size=8,
-                         fstride=8, tstride=8)
+    teacher = ASTEncoder("tiny224", depth=1, input_tdim=128, patch_size=8, fstride=8, tstride=8)
     path = tmp_path / "teacher_p8.pth"  # no strides in the name: 8/8 is inferred
     torch.save(original_from_encoder(teacher, n_classes=3), path)
-    student = ASTEncoder("tiny224", depth=1, input_tdim=128, fstride=16, tstride=16,
-                         flexible="both", init_from=str(path))
+    student = ASTEncoder(
+        "tiny224",
+        depth=1,
+        input_tdim=128,
+        fstride=16,
+        tstride=16,
+        flexible="both",
+        init_from=str(path),
+    )
     kernel = pi_resize(teacher.patch_embed.proj.weight.detach(), 16)
     assert torch.equal(student.patch_embed.proj.weight, kernel)
     pos = resample_pos_embed(teacher.pos_embed.detach(), (16, 16), (8, 8), 2)
@@ -396,8 +416,7 @@ def test_fixed_patch_teacher_initialises_a_flexible_student(tmp_path):
     assert model.head.linear.weight.shape == (3, 192)  # the teacher's head
 
     with pytest.raises(ValueError, match=r"8x8 patch kernel but the encoder's patch_size is 16x16"):
-        ASTEncoder("tiny224", depth=1, input_tdim=128, fstride=16, tstride=16,
-                   init_from=str(path))
+        ASTEncoder("tiny224", depth=1, input_tdim=128, fstride=16, tstride=16, init_from=str(path))
 
 
 def test_audioset_ast_initialises_flexible_encoder_of_another_length(audioset_file):
@@ -413,4 +432,6 @@ def test_audioset_ast_initialises_flexible_encoder_of_another_length(audioset_fi
     cut = adapt_pos_embed(sd["module.v.pos_embed"], (12, 101), (12, 50))
     expected = resample_pos_embed(cut, (12, 50), (8, 32), 2)
     assert torch.equal(model.encoder.pos_embed, expected)
-    assert torch.equal(model.encoder.patch_embed.proj.weight, sd["module.v.patch_embed.proj.weight"])
+    assert torch.equal(
+        model.encoder.patch_embed.proj.weight, sd["module.v.patch_embed.proj.weight"]
+    )

@@ -20,7 +20,9 @@ def checkpointed(tmp_path, epochs):
         for module in modules.values():
             for p in module.parameters():
                 p.data.normal_()
-        saved[epoch] = {k: {n: t.clone() for n, t in m.state_dict().items()} for k, m in modules.items()}
+        saved[epoch] = {
+            k: {n: t.clone() for n, t in m.state_dict().items()} for k, m in modules.items()
+        }
         checkpointer.save_checkpoint(meta={"epoch": epoch, "mAP": 0.1 * epoch}, verbosity=0)
     return modules, checkpointer, saved
 

@@ -12,12 +12,12 @@ import speechbrain as sb
 import torch
 import torch.nn.functional as F
 
-from fastast_plugin.models.ast import ASTEncoder
 from fastast_plugin.data.augment import Mixup, SpecAugment
-from fastast_plugin.training.brain import AudioClassifierBrain, BrainSettings, ForwardOutput
-from fastast_plugin.models.flexi import PatchSizeSampler
-from fastast_plugin.training.losses import SingleLabelKDLoss, classification_loss
 from fastast_plugin.evaluation.metrics import ClipScores
+from fastast_plugin.models.ast import ASTEncoder
+from fastast_plugin.models.flexi import PatchSizeSampler
+from fastast_plugin.training.brain import AudioClassifierBrain, BrainSettings, ForwardOutput
+from fastast_plugin.training.losses import SingleLabelKDLoss, classification_loss
 from fastast_plugin.training.teachers import OnlineTeacher, TeacherOutput
 
 
@@ -34,7 +34,9 @@ def test_a_misspelt_setting_is_an_error_naming_it_and_the_allowed_keys():
 
 
 def test_the_brain_refuses_misspelt_or_missing_settings(tiny_brain):
-    with pytest.raises(ValueError, match=r"unknown keys 'kd_los', 'lables'; allowed keys: n_classes"):
+    with pytest.raises(
+        ValueError, match=r"unknown keys 'kd_los', 'lables'; allowed keys: n_classes"
+    ):
         tiny_brain("cpu", kd_los=None, lables=3)
     with pytest.raises(ValueError, match=r"needs hparams\['brain_settings'\]"):
         AudioClassifierBrain({}, hparams={"n_classes": 3}, run_opts={"device": "cpu"})
@@ -212,7 +214,9 @@ def test_multi_hot_targets_are_used_as_they_are(tiny_brain):
     wide = sb.dataio.batch.PaddedBatch(
         [{"id": "x", "sig": torch.randn(4000), "label_encoded": torch.ones(4)}]
     )
-    with pytest.raises(ValueError, match=r"multi-hot label_encoded must be \[batch, 3\], got \(1, 4\)"):
+    with pytest.raises(
+        ValueError, match=r"multi-hot label_encoded must be \[batch, 3\], got \(1, 4\)"
+    ):
         brain.compute_forward(wide, sb.Stage.VALID)
 
 
@@ -237,12 +241,18 @@ def test_validation_reports_map_and_keeps_the_last_epochs_for_averaging(tiny_bra
     from fastast_plugin.evaluation.metrics import multilabel_metrics
 
     checkpointer = Checkpointer(tmp_path / "save")
-    brain = tiny_brain("cpu", checkpointer=checkpointer, loss="bce", monitor="mAP",
-                       average_last_epochs=2)
+    brain = tiny_brain(
+        "cpu", checkpointer=checkpointer, loss="bce", monitor="mAP", average_last_epochs=2
+    )
     checkpointer.add_recoverables({"embedding_model": brain.modules.embedding_model})
     data = multi_hot_dataset(6)
-    brain.fit(range(1, 5), data, data, train_loader_kwargs={"batch_size": 3},
-              valid_loader_kwargs={"batch_size": 4})
+    brain.fit(
+        range(1, 5),
+        data,
+        data,
+        train_loader_kwargs={"batch_size": 3},
+        valid_loader_kwargs={"batch_size": 4},
+    )
     metas = [c.meta for c in checkpointer.list_checkpoints()]
     recent = sorted(m["epoch"] for m in metas)[-2:]
     assert recent == [3, 4]
@@ -262,17 +272,24 @@ def test_a_teacher_that_reads_the_batch_gets_the_batch(tiny_brain):
     brain = tiny_brain("cpu", loss="bce", teacher=BatchLogits(num_classes=3), kd_loss=kd_loss)
     generator = torch.Generator().manual_seed(0)
     items = [
-        {"id": f"c{i}", "sig": torch.randn(4000, generator=generator),
-         "label_encoded": torch.tensor([1.0, 0.0, float(i)]),
-         "teacher_logits": torch.randn(3, generator=generator),
-         "teacher_mask": torch.tensor([float(i != 1)])}
+        {
+            "id": f"c{i}",
+            "sig": torch.randn(4000, generator=generator),
+            "label_encoded": torch.tensor([1.0, 0.0, float(i)]),
+            "teacher_logits": torch.randn(3, generator=generator),
+            "teacher_mask": torch.tensor([float(i != 1)]),
+        }
         for i in range(3)
     ]
     batch = sb.dataio.batch.PaddedBatch(items)
     out = brain.compute_forward(batch, sb.Stage.TRAIN)
     loss = brain.compute_objectives(out, batch, sb.Stage.TRAIN)
-    expected = kd_loss(out.logits, out.targets, torch.stack([i["teacher_logits"] for i in items]),
-                       torch.tensor([True, False, True]))
+    expected = kd_loss(
+        out.logits,
+        out.targets,
+        torch.stack([i["teacher_logits"] for i in items]),
+        torch.tensor([True, False, True]),
+    )
     torch.testing.assert_close(loss, expected.loss)
     assert brain.kd_tally.kd_missing == 1 and brain.kd_tally.kd_clips == 2
 
@@ -302,8 +319,10 @@ def brain_with(features, **encoder):
 def valid_logits(brain, *clips):
     """``compute_forward`` logits of a SpeechBrain PaddedBatch of ``clips``."""
     batch = sb.dataio.batch.PaddedBatch(
-        [{"id": f"c{i}", "sig": clip, "label_encoded": torch.tensor([0])}
-         for i, clip in enumerate(clips)]
+        [
+            {"id": f"c{i}", "sig": clip, "label_encoded": torch.tensor([0])}
+            for i, clip in enumerate(clips)
+        ]
     )
     with torch.no_grad():
         return brain.compute_forward(batch, sb.Stage.VALID).logits
@@ -363,7 +382,9 @@ def test_speechbrain_fbank_in_native_mode_gives_each_clip_its_own_frame_count():
     torch.testing.assert_close(logits[1:], expected, rtol=0, atol=1e-5)
 
 
-def test_speechbrain_augmenter_as_feature_augment_is_unpacked_and_keeps_the_batch(tiny_brain, clip_batch):
+def test_speechbrain_augmenter_as_feature_augment_is_unpacked_and_keeps_the_batch(
+    tiny_brain, clip_batch
+):
     from speechbrain.augment.augmenter import Augmenter
     from speechbrain.augment.freq_domain import SpectrogramDrop
 

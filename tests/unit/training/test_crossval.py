@@ -8,18 +8,13 @@ import json
 
 import pytest
 
-from fastast_plugin.training.crossval import (
-
-    check_fold_paths,
-
-    requested_folds,
-
-    summarize_cross_validation,
-
-    summarize_folds,
-
-)
 from fastast_plugin.evaluation.sweep import EVAL_COLUMNS, write_table
+from fastast_plugin.training.crossval import (
+    check_fold_paths,
+    requested_folds,
+    summarize_cross_validation,
+    summarize_folds,
+)
 
 
 def test_summarize_folds_mean_std_and_missing_fold(tmp_path):
@@ -61,8 +56,9 @@ def test_check_fold_paths_lists_every_missing_fold_and_requires_the_placeholder(
 def test_check_fold_paths_takes_a_registry_name_for_every_fold(tmp_path, monkeypatch):
     """ESC-50's default ``init_from`` (AudioSet AST by name) is no file: it is resolved when loaded."""
     monkeypatch.setenv("FASTAST_CACHE", str(tmp_path))  # an empty cache: nothing is fetched
-    check_fold_paths({"init_from": "ast-audioset-10-10-0.4593"}, [1, 2, 3, 4, 5],
-                     optional=["init_from"])
+    check_fold_paths(
+        {"init_from": "ast-audioset-10-10-0.4593"}, [1, 2, 3, 4, 5], optional=["init_from"]
+    )
     with pytest.raises(FileNotFoundError, match="init_from for fold 1 not found: ast-audio"):
         check_fold_paths({"init_from": "ast-audio"}, [1], optional=["init_from"])
 

@@ -30,7 +30,9 @@ def test_a_pickle_with_a_reduce_payload_is_refused_before_it_runs(tmp_path):
     marker = tmp_path / "ran"
     path = tmp_path / "fname_to_index.pkl"
     path.write_bytes(pickle.dumps({"YabcdefghijK.mp3": 0, "evil": Payload(marker)}))
-    with pytest.raises(ValueError, match=r"fname_to_index\.pkl: refused to unpickle \(refused global"):
+    with pytest.raises(
+        ValueError, match=r"fname_to_index\.pkl: refused to unpickle \(refused global"
+    ):
         read_fname_to_index(path)
     assert not marker.exists()
     # the same file would have run the payload under pickle.load: the test's payload is real
@@ -66,7 +68,10 @@ def test_import_keys_rows_by_youtube_id_and_keeps_only_the_manifest_clips(tmp_pa
     (tmp_path / "f.pkl").write_bytes(pickle.dumps(names))
     wanted = ["--PJHxphWEs", "abcdefghijK", "zzzzzzzzzzz", "nologits000"]
     meta = import_ensemble_logits(
-        tmp_path / "ensemble.npy", tmp_path / "f.pkl", tmp_path / "store", clip_ids=wanted,
+        tmp_path / "ensemble.npy",
+        tmp_path / "f.pkl",
+        tmp_path / "store",
+        clip_ids=wanted,
         dtype="float32",
     )
     assert meta["rows"] == 3 and meta["unparsed_names"] == ["README"]
@@ -75,7 +80,9 @@ def test_import_keys_rows_by_youtube_id_and_keeps_only_the_manifest_clips(tmp_pa
     got, mask = store(None, None, ["zzzzzzzzzzz", "--PJHxphWEs", "abcdefghijK", "qqqqqqqqqqq"])
     assert mask.tolist() == [True, True, True, False]
     np.testing.assert_array_equal(got[:3].numpy(), logits[[4, 3, 0]])
-    assert json.loads((tmp_path / "store" / "meta.json").read_text())["source"].endswith("ensemble.npy")
+    assert json.loads((tmp_path / "store" / "meta.json").read_text())["source"].endswith(
+        "ensemble.npy"
+    )
 
 
 def test_import_errors_name_the_files(tmp_path):

@@ -145,9 +145,7 @@ def test_lambda_one_is_exactly_the_task_loss():
         F.binary_cross_entropy_with_logits(t(Z_S), t(Y_MULTI)).item(), rel=1e-7
     )
     single = SingleLabelKDLoss(kd_lambda=1.0, temperature=3.0)
-    assert torch.equal(
-        single(t(Z_S), t(Y_SOFT), teacher).loss, F.cross_entropy(t(Z_S), t(Y_SOFT))
-    )
+    assert torch.equal(single(t(Z_S), t(Y_SOFT), teacher).loss, F.cross_entropy(t(Z_S), t(Y_SOFT)))
     assert torch.equal(single.task_loss(t(Z_S), t(Y_SOFT)), F.cross_entropy(t(Z_S), t(Y_SOFT)))
 
 
@@ -252,8 +250,13 @@ def test_multilabel_loss_mixes_teacher_probabilities():
         ]
     )
     out = multilabel_kd_loss(
-        t(Z_S), t(Y_MULTI), t(Z_T), kd_lambda=0.0, temperature=temp,
-        lam=torch.tensor(lam), perm=torch.tensor(perm),
+        t(Z_S),
+        t(Y_MULTI),
+        t(Z_T),
+        kd_lambda=0.0,
+        temperature=temp,
+        lam=torch.tensor(lam),
+        perm=torch.tensor(perm),
     )
     assert out.loss.item() == pytest.approx(kd, abs=1e-6)
     # Mixing logits instead of probabilities would give another value.
@@ -271,8 +274,12 @@ def test_singlelabel_loss_mixes_teacher_probabilities():
     expected = temp**2 * np_kl(q_mix, np_softmax(np.asarray(Z_S) / temp)).mean()
     loss_fn = SingleLabelKDLoss(kd_lambda=0.0, temperature=temp)
     out = loss_fn(
-        t(Z_S), t(Y_SOFT), t(Z_T), torch.tensor([True, True, False]),
-        lam=torch.tensor(lam), perm=torch.tensor(perm),
+        t(Z_S),
+        t(Y_SOFT),
+        t(Z_T),
+        torch.tensor([True, True, False]),
+        lam=torch.tensor(lam),
+        perm=torch.tensor(perm),
     )
     loss = out.loss
     # Clip 1's partner (clip 0) has a teacher, clip 0's partner (2) does not.
@@ -358,4 +365,3 @@ def test_distillation_moves_the_student_towards_the_teacher(kind, device):
     after = held_out_divergence()
     assert after < 0.5 * before, (before, after)
     assert all(p.grad is None for p in teacher.parameters())
-

@@ -94,7 +94,11 @@ def test_precompute_float16_and_fixed_clip_length(tmp_path, clips):
     torch.manual_seed(0)
     teacher = OnlineTeacher(ClipStats())
     store = precompute_teacher_logits(
-        teacher, str(manifest), tmp_path / "s16", batch_size=4, sample_rate=16000,
+        teacher,
+        str(manifest),
+        tmp_path / "s16",
+        batch_size=4,
+        sample_rate=16000,
         clip_seconds=0.125,
     )
     assert store.logits.dtype == np.float16
@@ -131,8 +135,18 @@ def test_cli_precompute_with_a_dymn_teacher(tmp_path):
         sf.write(tmp_path / f"{k}.wav", sig, 16000, subtype="FLOAT")
     manifest = tmp_path / "m.json"
     manifest.write_text(json.dumps({k: {"wav": str(tmp_path / f"{k}.wav")} for k in sigs}))
-    args = ["--manifest", str(manifest), "--out", str(tmp_path / "kd"),
-            "--weights", str(weights), "--width-mult", "0.4", "--dtype", "float32"]
+    args = [
+        "--manifest",
+        str(manifest),
+        "--out",
+        str(tmp_path / "kd"),
+        "--weights",
+        str(weights),
+        "--width-mult",
+        "0.4",
+        "--dtype",
+        "float32",
+    ]
     store = main(args + ["--num-classes", "4"])
     teacher = build_dymn_teacher(weights=weights, width_mult=0.4, sample_rate=16000)
     expected, mask = teacher(torch.from_numpy(np.stack([sigs["x"], sigs["y"]])))
@@ -140,6 +154,7 @@ def test_cli_precompute_with_a_dymn_teacher(tmp_path):
     assert torch.allclose(got, expected, atol=1e-5) and got_mask.all()
     assert store.num_classes == 4
 
-    with pytest.raises(ValueError, match="teacher.pt' has 4 classes, but the student predicts "
-                       "num_classes=5"):
+    with pytest.raises(
+        ValueError, match="teacher.pt' has 4 classes, but the student predicts num_classes=5"
+    ):
         main(args + ["--num-classes", "5"])

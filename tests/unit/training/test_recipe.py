@@ -51,7 +51,10 @@ def test_sweep_rows_per_size_in_order_and_patch_size_restored(
     brain = tiny_brain(device, flexible="both")
     brain.modules.embedding_model.set_patch_size(32)
     rows = sweep_patch_sizes(
-        brain, clip_dataset(6), ["16x32", 16, [32, 16]], str(tmp_path / "sweep"),
+        brain,
+        clip_dataset(6),
+        ["16x32", 16, [32, 16]],
+        str(tmp_path / "sweep"),
         test_loader_kwargs={"batch_size": 4},
     )
     assert [row["patch_size"] for row in rows] == ["16x32", "16", "32x16"]
@@ -71,7 +74,7 @@ def test_sweep_refuses_other_sizes_on_a_fixed_patch_encoder(tiny_brain, clip_dat
         sweep_patch_sizes(brain, clip_dataset(4), ["16-48"])
 
 
-RANKS_SCRIPT = '''
+RANKS_SCRIPT = """
 import json, sys, time
 import torch
 from fastast_plugin.training.recipe import ddp_group
@@ -85,7 +88,7 @@ left = time.time()
 with open(f"{sys.argv[1]}/rank{rank}.json", "w") as f:
     json.dump({"body_end": body_end, "left": left,
                "initialized": torch.distributed.is_initialized()}, f)
-'''
+"""
 
 
 def test_ddp_group_ranks_leave_together_and_the_group_is_destroyed(two_gloo_ranks):

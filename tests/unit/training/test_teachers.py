@@ -230,10 +230,12 @@ def test_batch_logits_read_the_batch_and_check_the_classes():
 
     from fastast_plugin.training.teachers import BatchLogits
 
-    batch = sb.dataio.batch.PaddedBatch([
-        {"teacher_logits": torch.tensor([1.0, -2.0]), "teacher_mask": torch.tensor([1.0])},
-        {"teacher_logits": torch.zeros(2), "teacher_mask": torch.tensor([0.0])},
-    ])
+    batch = sb.dataio.batch.PaddedBatch(
+        [
+            {"teacher_logits": torch.tensor([1.0, -2.0]), "teacher_mask": torch.tensor([1.0])},
+            {"teacher_logits": torch.zeros(2), "teacher_mask": torch.tensor([0.0])},
+        ]
+    )
     teacher = build_teacher(teacher_in_shards=True, num_classes=2)
     logits, mask = teacher(batch)
     assert logits.tolist() == [[1.0, -2.0], [0.0, 0.0]] and mask.tolist() == [True, False]

@@ -4,17 +4,11 @@ import pytest
 import torch
 
 from fastast_plugin.weights.convert import (
-
     convert_ast_original,
-
     convert_flexiast,
-
     convert_hf_ast,
-
     convert_timm_vit,
-
     detect_format,
-
 )
 from fastast_plugin.weights.state_dict import CheckpointError
 
@@ -34,8 +28,10 @@ KERNEL_3 = torch.zeros(4, 3, 16, 16)
         ({"audio_spectrogram_transformer.layernorm.weight": torch.ones(4)}, "hf"),
         ({"embeddings.patch_embeddings.projection.weight": KERNEL_1}, "hf"),
         (
-            {"module.pos_embed.pos_embed": torch.zeros(1, 9, 4),
-             "module.patch_embed.proj.weight": KERNEL_1},
+            {
+                "module.pos_embed.pos_embed": torch.zeros(1, 9, 4),
+                "module.patch_embed.proj.weight": KERNEL_1,
+            },
             "flexiast",
         ),
         ({"pos_embed.pos_embed": torch.zeros(1, 9, 4)}, "flexiast"),
@@ -98,7 +94,9 @@ def test_hf_renames_and_leaves_unknown_keys():
         "audio_spectrogram_transformer.encoder.layer.0.layernorm_after.weight": torch.ones(2),
         "audio_spectrogram_transformer.encoder.layer.0.output.dense.weight": torch.ones(2, 8),
         "classifier.dense.weight": torch.ones(3, 2),
-        "audio_spectrogram_transformer.encoder.layer.0.attention.attention.query.weight": torch.ones(2, 2),
+        "audio_spectrogram_transformer.encoder.layer.0.attention.attention.query.weight": torch.ones(
+            2, 2
+        ),
         "mystery.weight": torch.ones(1),
     }
     assert sorted(convert_hf_ast(sd)) == [
@@ -113,7 +111,11 @@ def test_hf_renames_and_leaves_unknown_keys():
 
 def test_timm_kernel_is_summed_over_rgb_and_heads_dropped():
     kernel = torch.randn(4, 3, 16, 16)
-    sd = {"patch_embed.proj.weight": kernel, "head.weight": torch.zeros(9, 4), "norm.bias": torch.ones(4)}
+    sd = {
+        "patch_embed.proj.weight": kernel,
+        "head.weight": torch.zeros(9, 4),
+        "norm.bias": torch.ones(4),
+    }
     out = convert_timm_vit(sd)
     assert sorted(out) == ["encoder.norm.bias", "encoder.patch_embed.proj.weight"]
     assert torch.equal(out["encoder.patch_embed.proj.weight"], kernel.sum(1, keepdim=True))
@@ -130,5 +132,9 @@ def test_flexiast_uses_its_stored_kernel_and_grid():
         "module.mlp_head.1.bias": torch.zeros(3),
     }
     out = convert_flexiast(sd)
-    assert sorted(out) == ["encoder.patch_embed.proj.weight", "encoder.pos_embed", "head.linear.bias"]
+    assert sorted(out) == [
+        "encoder.patch_embed.proj.weight",
+        "encoder.pos_embed",
+        "head.linear.bias",
+    ]
     assert out["encoder.patch_embed.proj.weight"] is kernel and out["encoder.pos_embed"] is pos

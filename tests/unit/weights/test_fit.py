@@ -8,7 +8,6 @@ import pytest
 import torch
 
 from fastast_plugin.models.ast import ASTEncoder
-from fastast_plugin.weights.state_dict import CheckpointMismatchError
 from fastast_plugin.weights.fit import (
     adapt_pos_embed,
     fit_to_encoder,
@@ -16,6 +15,7 @@ from fastast_plugin.weights.fit import (
     load_encoder_weights,
     read_checkpoint,
 )
+from fastast_plugin.weights.state_dict import CheckpointMismatchError
 
 
 def test_adapt_pos_embed_freq_axis_and_errors(pos_grid):
@@ -118,6 +118,13 @@ def test_flexible_encoder_guesses_its_own_strides(tmp_path):
     path = tmp_path / "unnamed.pth"
     torch.save(src.state_dict(), path)
     assert read_checkpoint(path, stride_guesses=[(12, 12)]).strides == (12, 12)
-    enc = ASTEncoder("tiny224", depth=1, input_tdim=128, fstride=12, tstride=12,
-                     flexible="both", init_from=str(path))
+    enc = ASTEncoder(
+        "tiny224",
+        depth=1,
+        input_tdim=128,
+        fstride=12,
+        tstride=12,
+        flexible="both",
+        init_from=str(path),
+    )
     assert torch.equal(enc.pos_embed, src.pos_embed)

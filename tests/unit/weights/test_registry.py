@@ -26,13 +26,13 @@ import torch
 from safetensors.torch import save_file
 
 from fastast_plugin import cli, registry
-from fastast_plugin.models.ast import ASTEncoder
-from fastast_plugin.models.pretrained import from_pretrained
-from fastast_plugin.models.dymn.model import DyMN
 from fastast_plugin.inference.export import read_labels
+from fastast_plugin.models.ast import ASTEncoder
+from fastast_plugin.models.dymn.model import DyMN
 from fastast_plugin.models.features import AUDIOSET_MEAN, AUDIOSET_STD
-from fastast_plugin.weights.registry import ChecksumError, DownloadError, PretrainedWeights
+from fastast_plugin.models.pretrained import from_pretrained
 from fastast_plugin.training.teachers import build_teacher
+from fastast_plugin.weights.registry import ChecksumError, DownloadError, PretrainedWeights
 
 REPO = Path(__file__).resolve().parents[3]
 DEIT_TAG = "deit_tiny_distilled_patch16_224.fb_in1k"
@@ -105,7 +105,6 @@ def saved(obj, tmp_path, safetensors=False):
     return path.read_bytes()
 
 
-
 # ----------------------------------------------------------------------
 # Downloads by name
 # ----------------------------------------------------------------------
@@ -114,8 +113,13 @@ def test_ast_pth_by_name_lands_in_cache_checked_and_loads(
 ):
     sd = original_ast(128, 35)
     data = saved(sd, tmp_path)
-    serve(server, monkeypatch, "ast-speechcommands-10-10-0.9812", data,
-          sha256=hashlib.sha256(data).hexdigest())
+    serve(
+        server,
+        monkeypatch,
+        "ast-speechcommands-10-10-0.9812",
+        data,
+        sha256=hashlib.sha256(data).hexdigest(),
+    )
     model = from_pretrained("ast-speechcommands")  # the alias
     cached = cache / "speechcommands_10_10_0.9812.pth"
     assert cached.read_bytes() == data and not list(cache.glob("*.part"))
@@ -128,7 +132,9 @@ def test_ast_pth_by_name_lands_in_cache_checked_and_loads(
 
 
 @pytest.mark.parametrize("safetensors", [False, True], ids=["pth", "safetensors"])
-def test_deit_by_name_initialises_an_encoder(server, cache, monkeypatch, tmp_path, deit_file, safetensors):
+def test_deit_by_name_initialises_an_encoder(
+    server, cache, monkeypatch, tmp_path, deit_file, safetensors
+):
     _, sd = deit_file
     data = saved(sd if safetensors else {"model": sd}, tmp_path, safetensors)
     name = "test-deit"
@@ -152,20 +158,31 @@ def test_dymn_by_name_as_teacher_checkpoint(server, cache, monkeypatch, tmp_path
         assert torch.equal(teacher.model.state_dict()[key], value), key
 
 
-def test_wrong_checksum_is_refused_naming_the_file(server, cache, monkeypatch, tmp_path, original_ast):
+def test_wrong_checksum_is_refused_naming_the_file(
+    server, cache, monkeypatch, tmp_path, original_ast
+):
     data = saved(original_ast(128, 35), tmp_path)
     serve(server, monkeypatch, "ast-speechcommands-10-10-0.9812", data, sha256="0" * 64)
-    with pytest.raises(ChecksumError, match=r"speechcommands_10_10_0\.9812\.pth\.part.*expected 0{64}"):
+    with pytest.raises(
+        ChecksumError, match=r"speechcommands_10_10_0\.9812\.pth\.part.*expected 0{64}"
+    ):
         from_pretrained("ast-speechcommands")
     assert not list(cache.iterdir())  # nothing half-trusted stays behind
 
 
 @pytest.mark.parametrize("ranges", [True, False], ids=["resumed", "restarted"])
-def test_interrupted_download_is_recovered(server, cache, monkeypatch, tmp_path, ranges, original_ast):
+def test_interrupted_download_is_recovered(
+    server, cache, monkeypatch, tmp_path, ranges, original_ast
+):
     data = saved(original_ast(128, 35), tmp_path)
     server.cut_first, server.ranges = True, ranges
-    serve(server, monkeypatch, "ast-speechcommands-10-10-0.9812", data,
-          sha256=hashlib.sha256(data).hexdigest())
+    serve(
+        server,
+        monkeypatch,
+        "ast-speechcommands-10-10-0.9812",
+        data,
+        sha256=hashlib.sha256(data).hexdigest(),
+    )
     path = registry.resolve("ast-speechcommands")
     assert Path(path).read_bytes() == data
     half = (len(data)) // 2
@@ -209,7 +226,9 @@ def test_weights_command_lists_and_downloads(server, cache, monkeypatch, tmp_pat
     assert cli.main(["weights", "--download", "dymn04_as"]) == 0
     assert capsys.readouterr().out.strip() == str(cache / "dymn04_as.pt")
     cli.main(["weights"])
-    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("dymn04_as "))
+    row = next(
+        line for line in capsys.readouterr().out.splitlines() if line.startswith("dymn04_as ")
+    )
     assert row.split() == ["dymn04_as", "DyMN", "x0.4", "527", "audioset", "MIT", "yes"]
 
 
@@ -222,7 +241,10 @@ def test_export_of_the_audioset_entry_has_readable_labels(
     assert cli.main(["export", "ast-audioset", str(out)]) == 0
     labels = read_labels(out / "label_encoder.txt")
     assert (len(labels), labels[0], labels[1], labels[-1]) == (
-        527, "Speech", "Male speech, man speaking", "Field recording"
+        527,
+        "Speech",
+        "Male speech, man speaking",
+        "Field recording",
     )
     config = json.loads((out / "fastast_config.json").read_text())
     assert (config["features"]["mean"], config["features"]["std"]) == (AUDIOSET_MEAN, AUDIOSET_STD)
@@ -252,9 +274,15 @@ def test_timm_tags_are_timm_pretrained_configs():
 # Hugging Face hub and timm names, from huggingface_hub's cache, offline
 # ----------------------------------------------------------------------
 
+
 def offline_env(hf_home):
-    env = dict(os.environ, HF_HOME=str(hf_home), HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1",
-               PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env = dict(
+        os.environ,
+        HF_HOME=str(hf_home),
+        HF_HUB_OFFLINE="1",
+        OMP_NUM_THREADS="1",
+        PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+    )
     env.pop("FASTAST_CACHE", None)
     return env
 
@@ -267,12 +295,17 @@ def test_hf_id_resolves_from_the_hub_cache(tmp_path, hf_ast, hub_cache_repo):
     hf.config.label2id = {v: k for k, v in hf.config.id2label.items()}
     hf_ast.save(hf, tmp_path / "saved")
     hub = tmp_path / "hf" / "hub"
-    hub_cache_repo(hub, HF_ID, {n: tmp_path / "saved" / n for n in ("config.json", "model.safetensors")})
+    hub_cache_repo(
+        hub, HF_ID, {n: tmp_path / "saved" / n for n in ("config.json", "model.safetensors")}
+    )
     assert [r.repo_id for r in scan_cache_dir(hub).repos] == [HF_ID]  # the hub's own layout
     out = tmp_path / "out"
     run = subprocess.run(
         [sys.executable, "-m", "fastast_plugin.cli", "export", HF_ID, str(out)],
-        env=offline_env(tmp_path / "hf"), capture_output=True, text=True, timeout=300,
+        env=offline_env(tmp_path / "hf"),
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert run.returncode == 0, run.stderr[-2000:]
     assert read_labels(out / "label_encoder.txt") == [f"sound {i}" for i in range(5)]
@@ -285,7 +318,11 @@ def test_hf_id_resolves_from_the_hub_cache(tmp_path, hf_ast, hub_cache_repo):
 def test_timm_tag_resolves_through_timm_from_the_hub_cache(tmp_path, deit_file, hub_cache_repo):
     _, sd = deit_file
     save_file(sd, str(tmp_path / "model.safetensors"))
-    hub_cache_repo(tmp_path / "hf" / "hub", f"timm/{DEIT_TAG}", {"model.safetensors": tmp_path / "model.safetensors"})
+    hub_cache_repo(
+        tmp_path / "hf" / "hub",
+        f"timm/{DEIT_TAG}",
+        {"model.safetensors": tmp_path / "model.safetensors"},
+    )
     code = (
         "import sys, torch; from fastast_plugin.models.ast import ASTEncoder; "
         f"e = ASTEncoder('tiny224', depth=1, input_tdim=128, init_from={DEIT_TAG!r}); "
@@ -293,7 +330,10 @@ def test_timm_tag_resolves_through_timm_from_the_hub_cache(tmp_path, deit_file, 
     )
     run = subprocess.run(
         [sys.executable, "-c", code, str(tmp_path / "loaded.pt")],
-        env=offline_env(tmp_path / "hf"), capture_output=True, text=True, timeout=300,
+        env=offline_env(tmp_path / "hf"),
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert run.returncode == 0, run.stderr[-2000:]
     loaded = torch.load(tmp_path / "loaded.pt", weights_only=True)

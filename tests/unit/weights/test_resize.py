@@ -12,20 +12,29 @@ import torch.nn.functional as F
 
 from fastast_plugin.models.ast import ASTClassifier, ASTEncoder, ASTHead
 from fastast_plugin.models.flexi import PatchSizeSampler
+from fastast_plugin.models.merge import token_counts
 from fastast_plugin.weights.resize import (
     parse_patch_size,
     pi_resize,
     resample_pos_embed,
     resize_matrices,
 )
-from fastast_plugin.models.merge import token_counts
 
 # Patches of a 128 x 1024 input at non-overlapping p x p patches, FlexiAST's
 # setting (Feng et al., 2023, arXiv:2307.09286): ((128 - p) // p + 1) *
 # ((1024 - p) // p + 1).
 TOKENS_128x1024 = {
-    8: 2048, 10: 1224, 12: 850, 15: 544, 16: 512, 20: 306,
-    24: 210, 30: 136, 32: 128, 40: 75, 48: 42,
+    8: 2048,
+    10: 1224,
+    12: 850,
+    15: 544,
+    16: 512,
+    20: 306,
+    24: 210,
+    30: 136,
+    32: 128,
+    40: 75,
+    48: 42,
 }
 
 
@@ -33,9 +42,11 @@ def flexi(depth=1, tdim=128, flexible="both", device="cpu", **kwargs):
     """A small FlexiAST-style encoder: base 16x16 kernel, stride 16."""
     torch.manual_seed(0)
     kwargs = {"embed_dim": 32, "num_heads": 2, "fstride": 16, "tstride": 16, **kwargs}
-    return ASTEncoder(
-        "tiny224", depth=depth, input_tdim=tdim, flexible=flexible, **kwargs
-    ).to(device).eval()
+    return (
+        ASTEncoder("tiny224", depth=depth, input_tdim=tdim, flexible=flexible, **kwargs)
+        .to(device)
+        .eval()
+    )
 
 
 def bilinear(x, size):
@@ -105,9 +116,7 @@ def test_pi_resize_is_least_squares_when_downsampling(new, mode, antialias):
     new = (new, new) if isinstance(new, int) else new
     # B^T: row i = basis patch i resized by F.interpolate.
     basis = torch.eye(256, dtype=torch.float64).reshape(256, 1, 16, 16)
-    resized = F.interpolate(
-        basis, size=new, mode=mode, align_corners=False, antialias=antialias
-    )
+    resized = F.interpolate(basis, size=new, mode=mode, align_corners=False, antialias=antialias)
     bt = resized.reshape(256, -1)
     expected = torch.linalg.lstsq(bt, w.reshape(5, 256).T).solution.T
     got = pi_resize(w, new, interpolation=mode, antialias=antialias)
@@ -175,8 +184,15 @@ def test_patch_size_errors_name_the_value():
         flexi(flexible="yes")
     enc = flexi(tdim=64)
     with pytest.raises(ValueError, match="patch_size 48 does not fit an input of 32 mel"):
-        ASTEncoder("tiny224", depth=1, input_fdim=32, input_tdim=64, fstride=16,
-                   tstride=16, flexible="both").set_patch_size(48)
+        ASTEncoder(
+            "tiny224",
+            depth=1,
+            input_fdim=32,
+            input_tdim=64,
+            fstride=16,
+            tstride=16,
+            flexible="both",
+        ).set_patch_size(48)
     too_long = r"patch_size \(16, 80\) does not fit an input of 64 frames"
     with pytest.raises(ValueError, match=too_long):
         enc.set_patch_size((16, 80))
@@ -196,8 +212,9 @@ def test_base_patch_size_gives_exactly_the_fixed_logits(device, stride):
         ASTHead(192, 5),
     ).eval()
     flexible = ASTClassifier(
-        ASTEncoder("tiny224", depth=2, input_tdim=128, fstride=stride, tstride=stride,
-                   flexible="both"),
+        ASTEncoder(
+            "tiny224", depth=2, input_tdim=128, fstride=stride, tstride=stride, flexible="both"
+        ),
         ASTHead(192, 5),
     ).eval()
     flexible.load_state_dict(fixed.state_dict())  # same keys, same shapes
@@ -241,9 +258,7 @@ def test_random_patch_sizes_train_the_one_kernel_under_ddp(tmp_path):
     stored kernel."""
     torch.manual_seed(0)
     model = ASTClassifier(flexi(depth=2, tdim=96, r=2), ASTHead(32, 3))
-    dist.init_process_group(
-        "gloo", init_method=f"file://{tmp_path / 'pg'}", rank=0, world_size=1
-    )
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'pg'}", rank=0, world_size=1)
     try:
         ddp = torch.nn.parallel.DistributedDataParallel(model)
         opt = torch.optim.SGD(ddp.parameters(), lr=0.1)

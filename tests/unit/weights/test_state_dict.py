@@ -7,17 +7,11 @@ import pytest
 import torch
 
 from fastast_plugin.weights.state_dict import (
-
     CheckpointError,
-
     CheckpointMismatchError,
-
     check_state_dict,
-
     load_strict,
-
     read_state_dict,
-
 )
 
 
