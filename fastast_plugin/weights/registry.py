@@ -45,6 +45,7 @@ from importlib import resources
 from pathlib import Path
 
 import torch
+from filelock import FileLock
 from speechbrain.utils.logger import get_logger
 from tqdm import tqdm
 
@@ -536,7 +537,12 @@ def resolve(source, progress=None):
             f"cannot be fetched; obtain {entry.filename} from the authors and put it at "
             f"{path} (or pass the file's path instead of the name)"
         )
-    download(entry.location, path, entry.sha256, progress)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # DDP ranks (and parallel jobs) build their models at once: one downloads,
+    # the others wait for the lock and then find the file.
+    with FileLock(f"{path}.lock"):
+        if not path.is_file():
+            download(entry.location, path, entry.sha256, progress)
     return str(path)
 
 

@@ -10,6 +10,7 @@ Authors
  * fastast developers 2026
 """
 
+import concurrent.futures
 import dataclasses
 import hashlib
 import json
@@ -18,6 +19,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -45,6 +47,7 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self):
         server = self.server
         server.requests.append((self.path, self.headers.get("Range")))
+        time.sleep(server.delay)
         body = server.files.get(self.path)
         if body is None:
             self.send_error(404)
@@ -73,6 +76,7 @@ def server():
     """A file server on 127.0.0.1: ``files`` {path: bytes}, ``requests`` log, ``url(path)``."""
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
     httpd.files, httpd.requests, httpd.ranges, httpd.cut_first = {}, [], True, False
+    httpd.delay = 0.0
     httpd.url = lambda path: f"http://127.0.0.1:{httpd.server_port}{path}"
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
@@ -129,6 +133,17 @@ def test_ast_pth_by_name_lands_in_cache_checked_and_loads(
     assert torch.equal(model.head.linear.weight, sd["module.mlp_head.1.weight"])
     from_pretrained("ast-speechcommands")
     assert len(server.requests) == 1  # the second time from the cache
+
+
+def test_processes_resolving_a_name_at_once_download_it_once(server, cache, monkeypatch, tmp_path):
+    """DDP ranks build their encoders together: one download, the others wait for it."""
+    data = saved({"w": torch.arange(1000.0)}, tmp_path)
+    serve(server, monkeypatch, "ast-speechcommands-10-10-0.9812", data)
+    server.delay = 0.5  # every rank asks before the first download ends
+    with concurrent.futures.ThreadPoolExecutor(3) as pool:
+        paths = list(pool.map(lambda _: registry.resolve("ast-speechcommands"), range(3)))
+    assert len(set(paths)) == 1 and Path(paths[0]).read_bytes() == data
+    assert len(server.requests) == 1
 
 
 @pytest.mark.parametrize("safetensors", [False, True], ids=["pth", "safetensors"])
