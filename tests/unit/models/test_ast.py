@@ -229,6 +229,7 @@ def test_tome_schedule_from_a_recipe_yaml(tmp_path):
     overrides = {
         "r": [16, -1.0],
         "n_classes": 35,  # the recipe counts the prepared labels; none here
+        "init_from": "",  # random init: nothing to fetch
         "model_size": "tiny224",
         "data_folder": str(tmp_path / "data"),
         "output_folder": str(tmp_path / "out"),
