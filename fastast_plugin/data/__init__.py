@@ -4,7 +4,7 @@
 * ``dataio``: manifests, SpeechBrain datasets, bad-file reports.
 * ``crops``: random / centre crops of long recordings.
 * ``augment``: mixup, SpecAugment, noise and roll.
-* ``sampling``: class-balanced sampling; the DDP rank and world size.
+* ``sampling``: class-balanced sampling; the DDP rank and world size; evaluation shards.
 * ``audioset``, ``shards``: AudioSet's files and WebDataset shards.
 * ``stats``: a dataset's feature mean and std (``fastast stats``).
 * ``synthetic``: generated datasets in the real layouts, for tests and demos.

@@ -1,4 +1,4 @@
-"""Data helpers every recipe shares: audio checks, manifests, datasets, evaluation sharding.
+"""Data helpers every recipe shares: audio checks, manifests, datasets.
 
 Dataset preparation scripts (``recipes/<Dataset>/<dataset>_prepare.py``)
 differ in how they walk a dataset's layout; they all check the audio files
@@ -22,14 +22,12 @@ Authors
 
 import csv
 import json
-import math
 import os
 import shutil
 from collections import Counter
 
 import soundfile as sf
 import speechbrain as sb
-import torch
 from speechbrain.dataio.dataio import load_data_json
 from speechbrain.utils.data_utils import download_file
 from speechbrain.utils.logger import get_logger
@@ -582,40 +580,3 @@ def classification_datasets(
         for split, entries in contents.items()
     }
     return datasets, encoder
-
-
-class EvalShardSampler(torch.utils.data.Sampler):
-    """Disjoint, unpadded slices of an evaluation set, one per DDP rank.
-
-    Rank ``r`` of ``n`` gets indices ``r, r + n, r + 2n, ...``; together the
-    ranks cover every index exactly once (``DistributedSampler`` instead
-    pads with repeated items so that ranks get equal counts, which would
-    count some clips twice).
-
-    Arguments
-    ---------
-    num_items : int
-        Size of the dataset.
-    rank : int
-        This process' rank.
-    world_size : int
-        Number of processes.
-
-    Example
-    -------
-    >>> [list(EvalShardSampler(5, rank, 2)) for rank in (0, 1)]
-    [[0, 2, 4], [1, 3]]
-    """
-
-    def __init__(self, num_items, rank, world_size):
-        if not 0 <= rank < world_size:
-            raise ValueError(f"EvalShardSampler: rank must be in [0, {world_size}), got {rank}")
-        self.num_items = num_items
-        self.rank = rank
-        self.world_size = world_size
-
-    def __iter__(self):
-        return iter(range(self.rank, self.num_items, self.world_size))
-
-    def __len__(self):
-        return max(0, math.ceil((self.num_items - self.rank) / self.world_size))

@@ -15,11 +15,15 @@ training sampler in ``DistributedSamplerWrapper``: every rank draws the same
 sequence (same seed and epoch) and keeps a disjoint ``1 / world_size`` of
 it, so the ranks together draw by the weights.
 
+``EvalShardSampler`` splits an evaluation set between DDP ranks without
+the repeated items of ``DistributedSampler``.
+
 Authors
  * fastast developers 2026
 """
 
 import collections
+import math
 
 import numpy as np
 import torch
@@ -167,3 +171,40 @@ def distributed_world():
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank(), dist.get_world_size()
     return 0, 1
+
+
+class EvalShardSampler(torch.utils.data.Sampler):
+    """Disjoint, unpadded slices of an evaluation set, one per DDP rank.
+
+    Rank ``r`` of ``n`` gets indices ``r, r + n, r + 2n, ...``; together the
+    ranks cover every index exactly once (``DistributedSampler`` instead
+    pads with repeated items so that ranks get equal counts, which would
+    count some clips twice).
+
+    Arguments
+    ---------
+    num_items : int
+        Size of the dataset.
+    rank : int
+        This process' rank.
+    world_size : int
+        Number of processes.
+
+    Example
+    -------
+    >>> [list(EvalShardSampler(5, rank, 2)) for rank in (0, 1)]
+    [[0, 2, 4], [1, 3]]
+    """
+
+    def __init__(self, num_items, rank, world_size):
+        if not 0 <= rank < world_size:
+            raise ValueError(f"EvalShardSampler: rank must be in [0, {world_size}), got {rank}")
+        self.num_items = num_items
+        self.rank = rank
+        self.world_size = world_size
+
+    def __iter__(self):
+        return iter(range(self.rank, self.num_items, self.world_size))
+
+    def __len__(self):
+        return max(0, math.ceil((self.num_items - self.rank) / self.world_size))

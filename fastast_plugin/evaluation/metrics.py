@@ -3,7 +3,7 @@
 SpeechBrain does not shard the validation and test sets across DDP ranks
 and its ``MetricStats`` does not reduce across ranks. ``AudioClassifierBrain``
 shards them (each rank evaluates a disjoint slice, see
-``fastast_plugin.data.dataio.EvalShardSampler``) and ``ClipScores`` gathers the
+``fastast_plugin.data.sampling.EvalShardSampler``) and ``ClipScores`` gathers the
 per-clip scores of all ranks before computing the metrics, keyed by clip id:
 a clip seen by several ranks (an unsharded loader) still counts once, and
 every rank ends with the same numbers. (SpeechBrain's own

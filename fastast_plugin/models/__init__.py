@@ -2,6 +2,7 @@
 
 * ``ast``: ``ASTEncoder``, ``ASTHead``, ``ASTClassifier``.
 * ``layers``: patch embedding, attention, the transformer block.
+* ``lengths``: inputs of any length: frames, padding masks, runs per length.
 * ``merge``: ToMe's bipartite soft matching, as pure functions.
 * ``flexi``: FlexiAST's random patch size per training batch.
 * ``features``: ``KaldiFbank``, AST's features, batched.

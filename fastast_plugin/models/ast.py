@@ -19,10 +19,21 @@ Authors
 from typing import Literal
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from fastast_plugin.models.layers import Block, MergeState, PatchEmbed, grid_shape
+from fastast_plugin.models.lengths import (
+    LENGTH_MODES,
+    check_frames,
+    clip_frames,
+    fit_frames,
+    frames_for_columns,
+    length_groups,
+    padding_mask,
+    real_tokens_first,
+    scatter_runs,
+    time_columns,
+)
 from fastast_plugin.models.merge import keep_ratio_schedule, parse_r
 from fastast_plugin.weights.fit import load_encoder_weights
 from fastast_plugin.weights.resize import parse_patch_size, resample_pos_embed
@@ -45,7 +56,6 @@ MODEL_SIZES = {
     "base384": (768, 12, 12),
 }
 FLEXIBLE_AXES = {"none": (), "both": (0, 1), "freq": (0,), "time": (1,)}
-LENGTH_MODES = ("pad", "native")
 
 
 class ASTEncoder(nn.Module):
@@ -80,22 +90,12 @@ class ASTEncoder(nn.Module):
     relative lengths) give clips of different numbers of patch columns: a
     clip's embedding is then that of the clip alone (up to float rounding),
     whatever the padding of its batch. A patch is real when it lies within
-    the clip's ``round(length * frames)`` frames. What it costs:
-
-    * no merging (every block's ``r`` is 0): one pass over the batch cut to
-      its longest clip, padding keys masked with ``-inf`` in attention.
-      Padding patches are still computed (the batch costs ``batch x
-      longest`` tokens); the additive mask can keep CUDA's attention off
-      its flash kernel; one gather at the end puts each clip's tokens first.
-    * merging (``r`` or ``keep_ratio``): ToMe pairs tokens by position, so
-      padding would change which tokens merge; the batch is split by number
-      of patch columns and each group runs at its own length, with no
-      padding computed but one pass per distinct length (sort clips by
-      length to keep the groups large).
-
-    ``lengths`` that are None or give every clip the whole input run the
-    plain path (one pass, no mask), which ``torch.compile`` traces; so do
-    lengths in ``"pad"`` mode.
+    the clip's ``round(length * frames)`` frames. Without merging the batch
+    runs in one pass with its padding masked, with merging one pass per
+    clip length (``fastast_plugin.models.lengths``; what each costs:
+    README, "Cost of variable lengths"). ``lengths`` that are None or give
+    every clip the whole input run the plain path (one pass, no mask),
+    which ``torch.compile`` traces; so do lengths in ``"pad"`` mode.
 
     Arguments
     ---------
@@ -270,14 +270,15 @@ class ASTEncoder(nn.Module):
                 rate,
                 layer_norm_eps,
                 fused_attn,
+                num_protected=num_prefix_tokens,
+                prop_attn=prop_attn,
+                trace_source=trace_source,
             )
             for rate in rates
         )
         self.norm = nn.LayerNorm(self.embed_dim, eps=layer_norm_eps)
         self.reset_parameters()
 
-        self.prop_attn = prop_attn
-        self.trace_source = trace_source
         self.length_mode = length_mode
         self._r = 0
         self._keep_ratio = None
@@ -380,32 +381,41 @@ class ASTEncoder(nn.Module):
         return self._grid_size[0], self._time_columns(frames)
 
     def _check_frames(self, frames):
-        if self._length_mode == "pad":
-            return  # padded or cropped to input_tdim, which holds a patch
-        if frames < self.min_frames:
-            raise ValueError(
-                f"an input of {frames} frames is shorter than one patch: "
-                f"ASTEncoder needs at least {self.min_frames} frames"
-            )
-        if self._length_mode == "native" and frames > self.input_tdim:
-            raise ValueError(
-                f"an input of {frames} frames is longer than this model's "
-                f"positional grid: length_mode='native' takes at most "
-                f"input_tdim={self.input_tdim} frames; window longer audio or "
-                "use length_mode='pad' to crop it"
-            )
+        check_frames(frames, self._length_mode, self.min_frames, self.input_tdim)
 
     def _time_columns(self, frames):
-        """Patch columns that ``frames`` frames fill (as the convolution)."""
-        return (frames - self.patch_size[1]) // self.patch_stride[1] + 1
+        """Patch columns that ``frames`` frames fill at the current patch size."""
+        return time_columns(frames, self.patch_size[1], self.patch_stride[1])
 
     def _frames_for(self, columns):
-        """Fewest frames that give ``columns`` patch columns."""
-        return (columns - 1) * self.patch_stride[1] + self.patch_size[1]
+        """Fewest frames that give ``columns`` patch columns at the current patch size."""
+        return frames_for_columns(columns, self.patch_size[1], self.patch_stride[1])
 
     # ------------------------------------------------------------------
     # Token merging settings
     # ------------------------------------------------------------------
+    # prop_attn and trace_source live on the blocks, which read them in
+    # every forward; these properties set them on every block at once.
+    @property
+    def prop_attn(self):
+        """Proportional attention (ToMe): keys weighted by their token size."""
+        return self.blocks[0].prop_attn
+
+    @prop_attn.setter
+    def prop_attn(self, value):
+        for block in self.blocks:
+            block.prop_attn = value
+
+    @property
+    def trace_source(self):
+        """Whether the blocks track which patches each token holds."""
+        return self.blocks[0].trace_source
+
+    @trace_source.setter
+    def trace_source(self, value):
+        for block in self.blocks:
+            block.trace_source = value
+
     @property
     def depth(self):
         """Number of blocks."""
@@ -665,13 +675,8 @@ class ASTEncoder(nn.Module):
                 f"(time frames, {self.input_fdim} mel bands), got "
                 f"{tuple(feats.shape)}"
             )
-        frames = feats.shape[1]
-        self._check_frames(frames)
-        if self._length_mode == "native" or frames == self.input_tdim:
-            return feats
-        if frames > self.input_tdim:
-            return feats[:, : self.input_tdim]
-        return F.pad(feats, (0, 0, 0, self.input_tdim - frames))
+        self._check_frames(feats.shape[1])
+        return fit_frames(feats, self._length_mode, self.input_tdim)
 
     def forward_tokens(self, feats, lengths=None):
         """Run the encoder and return the tokens with their merge state.
@@ -706,7 +711,9 @@ class ASTEncoder(nn.Module):
         (torch.Size([2, 62, 192]), [26, 62])
         """
         feats = self.fit_length(feats)
-        frames = self._clip_frames(feats, lengths)
+        frames = None
+        if self._length_mode == "native":
+            frames = clip_frames(feats, lengths, self.min_frames)
         if frames is None:
             return self._encode(feats)
         columns = [self._time_columns(n) for n in frames]
@@ -715,29 +722,6 @@ class ASTEncoder(nn.Module):
         if any(self.merge_schedule(self._tokens_for(max(columns)))):
             return self._encode_by_length(feats, columns)
         return self._encode_masked(feats, columns)
-
-    def _clip_frames(self, feats, lengths):
-        """Frames of each clip (list), or None when no clip is padded."""
-        if lengths is None or self._length_mode == "pad":
-            return None
-        total = feats.shape[1]
-        if lengths.shape != (feats.shape[0],):
-            raise ValueError(
-                f"lengths must be [batch] = [{feats.shape[0]}] relative "
-                f"lengths, got shape {tuple(lengths.shape)}"
-            )
-        # SpeechBrain's relative -> absolute rule (round), within the input.
-        frames = (lengths.double() * total).round().clamp(max=total).long().tolist()
-        if all(n == total for n in frames):
-            return None
-        for i, n in enumerate(frames):
-            if n < self.min_frames:
-                raise ValueError(
-                    f"clip {i} of the batch has {n} frames (relative length "
-                    f"{float(lengths[i]):.4g}), shorter than one patch: "
-                    f"ASTEncoder needs at least {self.min_frames} frames"
-                )
-        return frames
 
     def _tokens_for(self, columns):
         return self.num_prefix_tokens + self._grid_size[0] * columns
@@ -748,14 +732,7 @@ class ASTEncoder(nn.Module):
         schedule = self.merge_schedule(x.shape[1])
         state = MergeState(valid=valid)
         for block, r in zip(self.blocks, schedule):
-            x, state = block(
-                x,
-                state,
-                r,
-                self.num_prefix_tokens,
-                self.prop_attn,
-                self.trace_source,
-            )
+            x, state = block(x, state, r)
         return self.norm(x), state
 
     def _encode_masked(self, feats, columns):
@@ -765,20 +742,11 @@ class ASTEncoder(nn.Module):
         tokens meet, and masking padding keys makes each clip's tokens
         those of the clip alone.
         """
-        longest = max(columns)
-        feats = feats[:, : self._frames_for(longest)]
-        f_dim, batch = self._grid_size[0], feats.shape[0]
-        cols = torch.tensor(columns, device=feats.device)
-        real = torch.arange(longest, device=feats.device) < cols.unsqueeze(1)
-        prefix = real.new_ones(batch, self.num_prefix_tokens)
-        valid = torch.cat([prefix, real.repeat(1, f_dim)], dim=1)  # freq-major
+        feats = feats[:, : self._frames_for(max(columns))]
+        valid = padding_mask(columns, self._grid_size[0], self.num_prefix_tokens, feats.device)
         tokens, state = self._encode(feats, valid)
-        # Each clip's tokens first, in its own (frequency-major) order: the
-        # layout of the clip alone; padding, zeroed, after.
-        order = torch.argsort((~valid).to(torch.uint8), dim=1, stable=True)
-        valid = valid.gather(1, order)
-        tokens = tokens.gather(1, order.unsqueeze(-1).expand_as(tokens))
-        return tokens * valid.unsqueeze(-1), MergeState(state.size, state.source, valid)
+        tokens, valid = real_tokens_first(tokens, valid)
+        return tokens, MergeState(state.size, state.source, valid)
 
     def _encode_by_length(self, feats, columns):
         """One pass per distinct clip length, each at its own length.
@@ -786,49 +754,12 @@ class ASTEncoder(nn.Module):
         With merging, padding would change which tokens merge (ToMe pairs
         them by position), so no row carries any.
         """
-        groups = {}
-        for i, c in enumerate(columns):
-            groups.setdefault(c, []).append(i)
         runs = []
-        for c, rows in sorted(groups.items()):
+        for c, rows in length_groups(columns):
             index = torch.tensor(rows, device=feats.device)
             group_feats = feats.index_select(0, index)[:, : self._frames_for(c)]
             runs.append((index, *self._encode(group_feats)))
-        return self._scatter_runs(runs, feats.shape[0])
-
-    def _scatter_runs(self, runs, batch):
-        """Put the tokens and states of each length's run back in batch order."""
-        width = max(tokens.shape[1] for _, tokens, _ in runs)
-        first = runs[0][1]
-        tokens = first.new_zeros(batch, width, first.shape[-1])
-        valid = torch.zeros(batch, width, dtype=torch.bool, device=first.device)
-        merged = any(state.size is not None for _, _, state in runs)
-        size = first.new_zeros(batch, width, 1) if merged else None
-        traced = any(state.source is not None for _, _, state in runs)
-        inputs = max(self._run_inputs(run) for run in runs)
-        source = first.new_zeros(batch, width, inputs) if traced else None
-        for index, run_tokens, state in runs:
-            n = run_tokens.shape[1]
-            tokens[index, :n] = run_tokens
-            valid[index, :n] = True
-            if size is not None:
-                run_size = state.size
-                if run_size is None:  # nothing merged at this length
-                    run_size = run_tokens.new_ones(len(index), n, 1)
-                size[index, :n] = run_size.to(size.dtype)
-            if source is not None:
-                run_source = state.source
-                if run_source is None:
-                    eye = torch.eye(n, device=first.device)
-                    run_source = eye.expand(len(index), n, n)
-                size_in = run_source.shape[-1]
-                source[index, :n, :size_in] = run_source.to(source.dtype)
-        return tokens, MergeState(size, source, valid)
-
-    def _run_inputs(self, run):
-        """Input tokens of a run: the source's width, else its token count."""
-        _, tokens, state = run
-        return tokens.shape[1] if state.source is None else state.source.shape[-1]
+        return scatter_runs(runs, feats.shape[0])
 
     def forward_features(self, feats, lengths=None):
         """Tokens after the final norm, before pooling.

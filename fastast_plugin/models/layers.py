@@ -280,11 +280,22 @@ class Block(nn.Module):
         Epsilon of the LayerNorms.
     fused_attn : bool
         Use ``scaled_dot_product_attention``.
+    num_protected : int
+        Leading tokens that are never merged (0, 1 = cls, 2 = cls+dist).
+    prop_attn : bool
+        Weight attention by token size.
+    trace_source : bool
+        Track which input tokens each token holds.
+
+    The last three are the encoder's settings, stored on the block (the
+    encoder's ``prop_attn`` and ``trace_source`` properties set them on
+    every block); only ``r``, which depends on the input, comes with
+    each call.
 
     Example
     -------
-    >>> block = Block(64, 4)
-    >>> x, state = block(torch.randn(2, 12, 64), r=3, num_protected=2)
+    >>> block = Block(64, 4, num_protected=2)
+    >>> x, state = block(torch.randn(2, 12, 64), r=3)
     >>> x.shape, state.size.shape
     (torch.Size([2, 9, 64]), torch.Size([2, 9, 1]))
     """
@@ -298,23 +309,21 @@ class Block(nn.Module):
         drop_path=0.0,
         layer_norm_eps=1e-6,
         fused_attn=True,
+        num_protected=0,
+        prop_attn=True,
+        trace_source=False,
     ):
         super().__init__()
+        self.num_protected = num_protected
+        self.prop_attn = prop_attn
+        self.trace_source = trace_source
         self.norm1 = nn.LayerNorm(dim, eps=layer_norm_eps)
         self.attn = Attention(dim, num_heads, qkv_bias, fused_attn)
         self.norm2 = nn.LayerNorm(dim, eps=layer_norm_eps)
         self.mlp = Mlp(dim, int(dim * mlp_ratio))  # fc1, GELU, fc2 (timm)
         self.drop_path = DropPath(drop_path)
 
-    def forward(
-        self,
-        x,
-        state=MergeState(),
-        r=0,
-        num_protected=0,
-        prop_attn=True,
-        trace_source=False,
-    ):
+    def forward(self, x, state=MergeState(), r=0):
         """Attention, then merge ``r`` tokens, then MLP.
 
         Arguments
@@ -326,12 +335,6 @@ class Block(nn.Module):
         r : int
             Number of tokens to merge away in this block; must be 0 when
             ``state.valid`` is set.
-        num_protected : int
-            Leading tokens that are never merged (0, 1 = cls, 2 = cls+dist).
-        prop_attn : bool
-            Weight attention by token size.
-        trace_source : bool
-            Track which input tokens each token holds.
 
         Returns
         -------
@@ -346,18 +349,18 @@ class Block(nn.Module):
                 "(state.valid): merging pairs tokens by position, so padding "
                 "would change the merge; run each length on its own"
             )
-        attn_size = state.size if prop_attn else None
+        attn_size = state.size if self.prop_attn else None
         x_attn, metric = self.attn(self.norm1(x), attn_size, state.valid)
         x = x + self.drop_path(x_attn)
         if r > 0:
             merge, _ = bipartite_soft_matching(
                 metric,
                 r,
-                class_token=num_protected >= 1,
-                distill_token=num_protected >= 2,
+                class_token=self.num_protected >= 1,
+                distill_token=self.num_protected >= 2,
             )
             source = state.source
-            if trace_source:
+            if self.trace_source:
                 source = merge_source(merge, x, source)
             x, size = merge_wavg(merge, x, state.size)
             # A new MergeState, not ``_replace``: torch.compile cannot return

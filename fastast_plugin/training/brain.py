@@ -38,8 +38,7 @@ from speechbrain.utils.logger import get_logger
 from torch.nn.parallel import DistributedDataParallel
 
 from fastast_plugin.data.augment import MixupInfo
-from fastast_plugin.data.dataio import EvalShardSampler
-from fastast_plugin.data.sampling import distributed_world
+from fastast_plugin.data.sampling import EvalShardSampler, distributed_world
 from fastast_plugin.evaluation.metrics import ClipScores
 from fastast_plugin.models.features import batch_features
 from fastast_plugin.models.merge import token_counts

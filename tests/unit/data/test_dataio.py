@@ -1,4 +1,4 @@
-"""Unit tests for fastast_plugin.data.dataio (audio checks, bad files, datasets, sharding).
+"""Unit tests for fastast_plugin.data.dataio (audio checks, bad files, datasets).
 
 Authors
  * fastast developers 2026
@@ -12,7 +12,6 @@ import torch
 from fastast_plugin.data.audio import load_audio
 from fastast_plugin.data.crops import crop_length
 from fastast_plugin.data.dataio import (
-    EvalShardSampler,
     audio_pipeline,
     audio_problem,
     classification_datasets,
@@ -101,17 +100,6 @@ def test_classification_datasets_checks_classes(tmp_path):
     absent = r"test.json has labels absent from the training set: \['z'\]"
     with pytest.raises(ValueError, match=absent):
         classification_datasets(manifests, str(tmp_path / "enc2.txt"), 3)
-
-
-@pytest.mark.parametrize("num_items,world_size", [(9, 2), (10, 3), (2, 4), (0, 2)])
-def test_eval_shards_cover_every_item_exactly_once(num_items, world_size):
-    shards = [list(EvalShardSampler(num_items, rank, world_size)) for rank in range(world_size)]
-    assert sorted(i for shard in shards for i in shard) == list(range(num_items))
-    assert [len(EvalShardSampler(num_items, r, world_size)) for r in range(world_size)] == [
-        len(shard) for shard in shards
-    ]
-    with pytest.raises(ValueError, match="rank must be in"):
-        EvalShardSampler(num_items, world_size, world_size)
 
 
 def test_read_manifest_fills_placeholders_and_names_bad_files(tmp_path):

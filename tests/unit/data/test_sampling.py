@@ -1,4 +1,4 @@
-"""Unit tests for fastast_plugin.data.sampling: AST's balanced-sampling weights, alone and under DDP.
+"""Unit tests for fastast_plugin.data.sampling: AST's balanced-sampling weights, alone and under DDP; evaluation shards.
 
 Authors
  * fastast developers 2026
@@ -9,7 +9,12 @@ import pytest
 import torch
 from speechbrain.dataio.sampler import DistributedSamplerWrapper
 
-from fastast_plugin.data.sampling import ast_sample_weights, balanced_sampler, dataset_targets
+from fastast_plugin.data.sampling import (
+    EvalShardSampler,
+    ast_sample_weights,
+    balanced_sampler,
+    dataset_targets,
+)
 
 # clips' labels: class 0 is common (5 clips), class 1 rare (1 clip), class 2 in 2 clips
 LABELS = [["a"], ["a"], ["a"], ["a", "c"], ["a", "b"], ["c"], ["c"]]
@@ -87,3 +92,14 @@ def test_targets_are_read_from_a_dataset_without_audio():
     targets = dataset_targets(data)
     assert targets.shape == (7, 3)
     assert balanced_sampler(data).weights.tolist() == pytest.approx(ast_sample_weights(LABELS))
+
+
+@pytest.mark.parametrize("num_items,world_size", [(9, 2), (10, 3), (2, 4), (0, 2)])
+def test_eval_shards_cover_every_item_exactly_once(num_items, world_size):
+    shards = [list(EvalShardSampler(num_items, rank, world_size)) for rank in range(world_size)]
+    assert sorted(i for shard in shards for i in shard) == list(range(num_items))
+    assert [len(EvalShardSampler(num_items, r, world_size)) for r in range(world_size)] == [
+        len(shard) for shard in shards
+    ]
+    with pytest.raises(ValueError, match="rank must be in"):
+        EvalShardSampler(num_items, world_size, world_size)

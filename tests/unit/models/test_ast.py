@@ -327,7 +327,7 @@ def todays_forward(enc, feats):
     x = torch.cat([prefix, x], dim=1) + enc.pos_embed
     state = MergeState()
     for block, r in zip(enc.blocks, enc.merge_schedule(x.shape[1])):
-        x, state = block(x, state, r, 2, enc.prop_attn, enc.trace_source)
+        x, state = block(x, state, r)
     return enc.pool(enc.norm(x))
 
 

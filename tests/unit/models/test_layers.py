@@ -90,10 +90,10 @@ def test_timm_drop_path_is_per_sample_and_rescaled(device):
 
 def test_block_merges_r_tokens_and_tracks_sizes(device):
     torch.manual_seed(0)
-    block = Block(64, 4).to(device).eval()
+    block = Block(64, 4, num_protected=2, trace_source=True).to(device).eval()
     x = torch.randn(2, 12, 64, device=device)
     with torch.no_grad():
-        out, state = block(x, r=3, num_protected=2, trace_source=True)
+        out, state = block(x, r=3)
         plain, untouched = block(x)
     assert out.shape == (2, 9, 64) and state.size.shape == (2, 9, 1)
     assert state.source.shape == (2, 9, 12)
