@@ -10,9 +10,10 @@ The package is layered by role; each layer imports only those listed before
 it: ``weights`` (reading, converting and fitting checkpoints, the registry of
 published weights) < ``models`` (encoders, merging, features, DyMN,
 ``from_pretrained``) < ``data`` (audio, manifests, augmentation, shards) <
-``inference`` (``AudioClassifier``, export, ONNX, int8) < ``evaluation``
-(metrics, benchmarks, sweeps, pictures) < ``training`` (the Brain, recipes,
-losses, teachers) < ``cli``. Old flat module paths (``fastast_plugin.ast``,
+``cli_options`` (the options the commands share) < ``inference``
+(``AudioClassifier``, export, ONNX, int8) < ``evaluation`` (metrics,
+benchmarks, sweeps, pictures) < ``training`` (the Brain, recipes, losses,
+teachers) < ``cli``. Old flat module paths (``fastast_plugin.ast``,
 ``fastast_plugin.features``, ...) still resolve (``fastast_plugin._moved``).
 
 Authors

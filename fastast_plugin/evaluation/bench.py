@@ -30,7 +30,7 @@ r = 0 / 16 / (16, -1) / keep 0.85 / 0.8, Hugging Face SDPA, features)::
 The CPU table of eager / compiled / ONNX Runtime / int8::
 
     OMP_NUM_THREADS=2 python -m fastast_plugin.evaluation.bench --frames 1024 128 \
-        --batch 1 8 --dtypes fp32 --r 0 --keep-ratio 0.85 --runs 3 \
+        --batch-size 1 8 --precision fp32 --r 0 --keep-ratio 0.85 --runs 3 \
         --compile --onnx --int8
 
 Authors
@@ -52,6 +52,7 @@ import torch.nn.functional as F
 from speechbrain.utils.autocast import AMPConfig
 from torch.utils.flop_counter import FlopCounterMode
 
+from fastast_plugin.cli_options import add_option
 from fastast_plugin.evaluation import bench_features
 from fastast_plugin.evaluation.plotting import pyplot, save_figure
 from fastast_plugin.models.ast import ASTClassifier, ASTEncoder, ASTHead
@@ -60,10 +61,6 @@ from fastast_plugin.models.dymn.model import DyMN
 from fastast_plugin.models.features import num_frames
 from fastast_plugin.models.merge import token_counts
 from fastast_plugin.models.pretrained import from_pretrained
-
-# Precision names of the command lines; SpeechBrain's
-# ``AMPConfig.from_name(name).dtype`` maps them to dtypes (fp32: no autocast).
-PRECISIONS = ("fp32", "bf16", "fp16")
 
 
 def matmul_peak_gflops(dtype=None, size=2048, repeats=5, device="cpu"):
@@ -306,41 +303,6 @@ def _label(setting):
     if isinstance(r, tuple):
         return f"r=({r[0]}, {r[1]:g})"
     return f"r={r}"
-
-
-def parse_r_value(text):
-    """``--r`` values: an int, or ``R,INFLECTION`` for ToMe's schedule.
-
-    Arguments
-    ---------
-    text : str
-        Command-line value.
-
-    Returns
-    -------
-    int or tuple
-        ``int`` or ``(int, float)`` (see ``merge.parse_r``).
-
-    Example
-    -------
-    >>> parse_r_value("16"), parse_r_value("16,-1")
-    (16, (16, -1.0))
-    """
-    if "," in text:
-        r, inflection = text.split(",", 1)
-        try:
-            return (int(r), float(inflection))
-        except ValueError:
-            pass
-        raise argparse.ArgumentTypeError(
-            f"--r schedule must be R,INFLECTION (e.g. 16,-1), got {text!r}"
-        )
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"--r takes ints or R,INFLECTION schedules, got {text!r}"
-        ) from None
 
 
 def peak_memory_mib(fn, inputs, dtype, device):
@@ -590,9 +552,9 @@ GPU_TABLE = [
     "base384",
     "--frames",
     "1024",
-    "--batch",
+    "--batch-size",
     "32",
-    "--dtypes",
+    "--precision",
     "bf16",
     "fp16",
     "--runs",
@@ -618,19 +580,13 @@ def _parse_args(argv, prog=None):
     )
     parser.add_argument("--model-size", default="base384")
     parser.add_argument("--frames", type=int, nargs="*", default=[128, 1024])
-    parser.add_argument("--batch", type=int, nargs="+", default=[2])
-    parser.add_argument("--dtypes", nargs="+", default=["fp32", "bf16"], choices=PRECISIONS)
+    add_option(parser, "batch_size", default=[2], many=True, aliases=["--batch"])
+    add_option(parser, "precision", default=["fp32", "bf16"], many=True, aliases=["--dtypes"])
     parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--device", default="cpu")
+    add_option(parser, "device", default="cpu")
     parser.add_argument("--compare-hf", action="store_true")
-    parser.add_argument(
-        "--r",
-        type=parse_r_value,
-        nargs="*",
-        default=[0],
-        help="merge rates: ints, or R,INFLECTION for ToMe's schedule (16,-1)",
-    )
-    parser.add_argument("--keep-ratio", type=float, nargs="*", default=[])
+    add_option(parser, "r", default=[0], many=True, note="one row each")
+    add_option(parser, "keep_ratio", default=[], many=True, note="one row each, after the r rows")
     parser.add_argument(
         "--compile",
         action="store_true",
@@ -691,7 +647,7 @@ def main(argv=None, prog=None):
     """
     args = _parse_args(argv, prog)
     if args.teachers:
-        rows = teacher_rows(args.batch[0], args.runs, args.device)
+        rows = teacher_rows(args.batch_size[0], args.runs, args.device)
         print("| model | clips/s | GMACs per clip |\n|---|---|---|")
         for row in rows:
             print(f"| {row['model']} | {row['clips_per_s']:.2f} | {row['gmacs_per_clip']:.2f} |")
@@ -714,7 +670,7 @@ def main(argv=None, prog=None):
     if args.frames:
         peaks = {
             d: matmul_peak_gflops(AMPConfig.from_name(d).dtype, device=args.device)
-            for d in args.dtypes
+            for d in args.precision
         }
         print("matmul peak: " + ", ".join(f"{d} {p:.0f} GFLOP/s" for d, p in peaks.items()))
         with tempfile.TemporaryDirectory() as folder:
@@ -740,9 +696,9 @@ def _frames_rows(args, frames, settings, backend_names, peaks, folder):
         ours = ASTClassifier(encoder, ASTHead(encoder.embed_dim)).eval()
         ours = ours.to(args.device)
     backends = Backends(ours, settings, backend_names, args.device, folder)
-    for batch in args.batch:
+    for batch in args.batch_size:
         feats = torch.randn(batch, frames, 128, device=args.device)
-        for dtype_name in args.dtypes:
+        for dtype_name in args.precision:
             dtype = AMPConfig.from_name(dtype_name).dtype
             meta = {"frames": frames, "dtype": dtype_name, "batch": batch}
             if args.compare_hf:

@@ -6,29 +6,37 @@ computed once and machine noise hits every size alike, and reports accuracy,
 mAP, clips/s (model forward only) and GFLOPs per clip for each size.
 ``benchmark_patch_sizes`` times random inputs for every (patch size, r) pair.
 ``write_table``, ``plot_patch_sweep`` and ``summarize_patch_sweeps`` write the
-results (CSV, Markdown, PNG; the mean over cross-validation folds). This is
-library code: the command line is ``fastast sweep`` (``fastast_plugin.cli``),
-and recipes call ``evaluate_patch_sizes`` after their test.
+results (CSV, Markdown, PNG; the mean over cross-validation folds). Recipes
+call ``evaluate_patch_sizes`` after their test; ``main`` is the command line,
+``fastast sweep`` (``python -m fastast_plugin.evaluation.sweep``).
 
 Authors
  * fastast developers 2026
 """
 
+import argparse
 import csv
 import json
 import os
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import torch
+from speechbrain.utils.autocast import AMPConfig
 from speechbrain.utils.data_utils import batch_pad_right
 from speechbrain.utils.logger import get_logger
 
+from fastast_plugin.cli_options import add_option
 from fastast_plugin.data import dataio
 from fastast_plugin.data.audio import load_audio
 from fastast_plugin.evaluation.bench import autocast_context, count_gflops, time_side_by_side, timed
 from fastast_plugin.evaluation.metrics import accuracy, mean_average_precision
 from fastast_plugin.evaluation.plotting import pyplot, save_figure
+from fastast_plugin.models.ast import ASTClassifier, ASTEncoder, ASTHead
+from fastast_plugin.models.features import AUDIOSET_MEAN, AUDIOSET_STD, KaldiFbank
+from fastast_plugin.models.flexi import EVAL_PATCH_SIZES
 from fastast_plugin.models.merge import token_counts
+from fastast_plugin.models.pretrained import from_pretrained
 from fastast_plugin.weights.resize import parse_patch_size
 
 __all__ = [
@@ -40,6 +48,7 @@ __all__ = [
     "evaluate_patch_sizes",
     "feature_batches",
     "load_labels",
+    "main",
     "manifest_clips",
     "plot_patch_sweep",
     "product_table",
@@ -612,3 +621,143 @@ def _summary_row(size, entries):
         "clips_per_s": sum(float(e["clips_per_s"]) for e in entries) / len(entries),
         "folds": len(entries),
     }
+
+
+# ----------------------------------------------------------------------
+# Command line: fastast sweep
+# ----------------------------------------------------------------------
+def _parser(prog):
+    parser = argparse.ArgumentParser(
+        prog=prog or "python -m fastast_plugin.evaluation.sweep",
+        description="Evaluate one checkpoint at many patch sizes (or --bench: time "
+        "every patch size x r pair on random inputs).",
+    )
+    parser.add_argument("--checkpoint", help="any checkpoint from_pretrained reads")
+    parser.add_argument("--manifest", help="JSON manifest to evaluate on")
+    parser.add_argument("--labels", help="label file (CategoricalEncoder, JSON or lines)")
+    parser.add_argument("--out", required=True, help="output folder")
+    add_option(
+        parser,
+        "patch_size",
+        default=list(EVAL_PATCH_SIZES),
+        many=True,
+        note="one row each",
+        aliases=["--patch-sizes"],
+    )
+    parser.add_argument("--flexible", choices=["both", "time", "freq"])
+    parser.add_argument("--input-tdim", type=int, help="frames (default: checkpoint's)")
+    add_option(
+        parser, "r", default=[0], many=True, note="the first for evaluation, all for --bench"
+    )
+    add_option(parser, "batch_size", default=8)
+    add_option(parser, "device", default="cpu")
+    add_option(parser, "precision", default="fp32", aliases=["--dtype"])
+    parser.add_argument("--sample-rate", type=int, default=16000)
+    parser.add_argument(
+        "--mean", type=float, default=AUDIOSET_MEAN, help="feature mean (AudioSet's)"
+    )
+    parser.add_argument("--std", type=float, default=AUDIOSET_STD, help="feature std (AudioSet's)")
+    parser.add_argument("--data-root", help="replaces {data_root} in the manifest")
+    parser.add_argument("--bench", action="store_true", help="random-input benchmark")
+    parser.add_argument("--model-size", default="base384", help="--bench without --checkpoint")
+    parser.add_argument("--frames", type=int, default=1024, help="--bench without --checkpoint")
+    parser.add_argument("--runs", type=int, default=5)
+    return parser
+
+
+def _load_model(args):
+    # A fixed-patch checkpoint is evaluated flexibly too (FlexiAST's baselines).
+    overrides = {"flexible": args.flexible or "both"}
+    if args.input_tdim:
+        overrides["input_tdim"] = args.input_tdim
+    return from_pretrained(args.checkpoint, **overrides)
+
+
+def _run_eval(args):
+    model = _load_model(args)
+    model.encoder.set_merge(r=args.r[0])
+    labels = load_labels(args.labels)
+    n_classes = model.head.linear.out_features
+    if len(labels) != n_classes:
+        raise ValueError(
+            f"--labels {args.labels!r} has {len(labels)} names but the model has "
+            f"{n_classes} classes"
+        )
+    clips = manifest_clips(args.manifest, args.data_root)
+    enc = model.encoder
+    features = KaldiFbank(args.sample_rate, enc.input_fdim, enc.input_tdim, args.mean, args.std)
+    index = {name: i for i, name in enumerate(labels)}
+    batches = feature_batches(clips, features, index, args.batch_size)
+    dtype = AMPConfig.from_name(args.precision).dtype
+    rows = evaluate_patch_sizes(model, batches, args.patch_size, args.device, dtype)
+    stem = os.path.join(args.out, "flexi_eval")
+    write_table(rows, EVAL_COLUMNS, stem)
+    plot_patch_sweep(rows, stem + ".png")
+    return rows, stem
+
+
+def _run_bench(args):
+    if args.checkpoint:
+        model = _load_model(args)
+    else:
+        encoder = ASTEncoder(
+            args.model_size,
+            input_tdim=args.frames,
+            fstride=16,
+            tstride=16,
+            flexible=args.flexible or "both",
+        )
+        model = ASTClassifier(encoder, ASTHead(encoder.embed_dim))
+    model = model.to(args.device).eval()
+    enc = model.encoder
+    shape = (args.batch_size, enc.input_tdim, enc.input_fdim)
+    feats = torch.randn(shape, device=args.device)
+    dtype = AMPConfig.from_name(args.precision).dtype
+    rows = benchmark_patch_sizes(
+        model, feats, args.patch_size, args.r, dtype, args.runs, args.device
+    )
+    stem = os.path.join(args.out, "flexi_bench")
+    write_table(rows, BENCH_COLUMNS, stem)
+    with open(stem + ".md", "a", encoding="utf-8") as f:
+        f.write("\n" + product_table(rows) + "\n")
+    return rows, stem
+
+
+def main(argv: Sequence[str] | None = None, prog: str | None = None):
+    """``fastast sweep``: run the patch-size evaluation (or ``--bench``), print its table.
+
+    Arguments
+    ---------
+    argv : list of str, optional
+        Arguments (default ``sys.argv[1:]``); ``--help`` lists them.
+    prog : str, optional
+        Program name for ``--help`` (``fastast sweep`` from ``fastast``).
+
+    Returns
+    -------
+    list of dict
+        The rows written (``EVAL_COLUMNS`` or ``BENCH_COLUMNS``).
+
+    Example
+    -------
+    >>> out = getfixture("tmp_path")
+    >>> rows = main(["--bench", "--model-size", "tiny224", "--frames", "64",
+    ...              "--patch-size", "16", "32", "--runs", "1", "--batch-size", "1",
+    ...              "--out", str(out)])  # doctest: +ELLIPSIS
+    | patch_size | r | ...
+    >>> [row["patch_size"] for row in rows]
+    ['16', '32']
+    """
+    parser = _parser(prog)
+    args = parser.parse_args(argv)
+    if not args.bench and not (args.checkpoint and args.manifest and args.labels):
+        parser.error("evaluation needs --checkpoint, --manifest and --labels (or --bench)")
+    rows, stem = _run_bench(args) if args.bench else _run_eval(args)
+    with open(stem + ".md", encoding="utf-8") as f:
+        print(f.read())
+    print(f"wrote {stem}.csv and {stem}.md" + ("" if args.bench else f" and {stem}.png"))
+    return rows
+
+
+if __name__ == "__main__":
+    main()

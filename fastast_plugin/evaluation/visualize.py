@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from speechbrain.utils.logger import get_logger
 
+from fastast_plugin.cli_options import add_option
 from fastast_plugin.data.audio import load_audio
 from fastast_plugin.evaluation.plotting import pyplot, save_figure
 from fastast_plugin.models.ast import ASTEncoder
@@ -189,8 +190,8 @@ def main(argv=None, prog=None):
     )
     parser.add_argument("audio")
     parser.add_argument("--out", required=True, help="PNG to write")
-    parser.add_argument("--r", type=int, default=16)
-    parser.add_argument("--keep-ratio", type=float)
+    add_option(parser, "r", default=16)
+    add_option(parser, "keep_ratio")
     parser.add_argument("--checkpoint", help="AST checkpoint (default: random weights)")
     parser.add_argument("--model-size", default="base384")
     parser.add_argument("--frames", type=int, help="input frames (default: clip length)")

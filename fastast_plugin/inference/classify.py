@@ -18,9 +18,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from fastast_plugin.cli_options import add_option
 from fastast_plugin.inference.classifier import AudioClassifier
 from fastast_plugin.models.ast import LENGTH_MODES
-from fastast_plugin.weights.resize import parse_patch_size
 
 # Extensions collected from folders (files named explicitly are always tried).
 AUDIO_EXTENSIONS = {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif", ".au"}
@@ -68,9 +68,9 @@ def _parser(prog):
         "--threshold", type=float, help="multi-label: keep labels at least this probable"
     )
     parser.add_argument("--json", action="store_true", help="one JSON object per file")
-    parser.add_argument("--r", type=int, help="tokens merged per block")
-    parser.add_argument("--keep-ratio", type=float, help="fraction of tokens kept per block")
-    parser.add_argument("--patch-size", help="patch size of a flexible model (16, 16x24)")
+    add_option(parser, "r", note="default: the exported setting")
+    add_option(parser, "keep_ratio")
+    add_option(parser, "patch_size")
     parser.add_argument(
         "--length-mode", choices=LENGTH_MODES, help="pad (AST) or native (own length)"
     )
@@ -87,14 +87,9 @@ def _parser(prog):
         help="run this ONNX export (fastast export --onnx) in ONNX Runtime; it keeps "
         "the merging and patch size it was exported with",
     )
-    parser.add_argument(
-        "--precision",
-        choices=("fp32", "bf16", "fp16"),
-        default="fp32",
-        help="autocast dtype of the model (SpeechBrain's run_opts precision); features stay fp32",
-    )
-    parser.add_argument("--batch-size", type=int, default=8, help="windows per forward")
-    parser.add_argument("--device", default="cpu")
+    add_option(parser, "precision", default="fp32", note="SpeechBrain's run_opts precision")
+    add_option(parser, "batch_size", default=8, note="windows of the files")
+    add_option(parser, "device", default="cpu")
     parser.add_argument("--savedir", help="where hub models are cached")
     return parser
 
@@ -114,7 +109,7 @@ def load_classifier(args):
     if args.r is not None or args.keep_ratio is not None:
         classifier.set_merge(r=args.r or 0, keep_ratio=args.keep_ratio)
     if args.patch_size is not None:
-        classifier.set_patch_size(parse_patch_size(args.patch_size, "--patch-size", as_pair=False))
+        classifier.set_patch_size(args.patch_size)
     if args.length_mode is not None:
         classifier.set_length_mode(args.length_mode)
     return classifier
@@ -156,8 +151,8 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None):
     """
     parser = _parser(prog)
     args = parser.parse_args(argv)
-    if args.top_k < 1 or args.batch_size < 1:
-        parser.error("--top-k and --batch-size must be >= 1")
+    if args.top_k < 1:
+        parser.error(f"--top-k must be >= 1, got {args.top_k}")
     fixed = [
         f"--{name.replace('_', '-')}"
         for name in ("r", "keep_ratio", "patch_size", "length_mode")

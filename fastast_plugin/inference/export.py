@@ -31,11 +31,11 @@ from safetensors.torch import save_file
 from speechbrain.dataio.encoder import CategoricalEncoder
 from speechbrain.utils.logger import get_logger
 
+from fastast_plugin.cli_options import add_option
 from fastast_plugin.models.features import AUDIOSET_MEAN, AUDIOSET_STD
 from fastast_plugin.models.pretrained import MERGE_SETTING, from_pretrained, read_export_config
 from fastast_plugin.weights.fit import EXPORT_CONFIG, EXPORT_FORMAT, EXPORT_WEIGHTS
 from fastast_plugin.weights.registry import find, labels_file
-from fastast_plugin.weights.resize import parse_patch_size
 
 logger = get_logger(__name__)
 
@@ -397,9 +397,9 @@ def _parser(prog):
     parser.add_argument("--input-tdim", type=int, help="input frames (default: the checkpoint's)")
     parser.add_argument("--mean", type=float, help="feature mean (default: AudioSet's)")
     parser.add_argument("--std", type=float, help="feature std (default: AudioSet's)")
-    parser.add_argument("--r", type=int, help="tokens merged per block")
-    parser.add_argument("--keep-ratio", type=float, help="fraction of tokens kept per block")
-    parser.add_argument("--patch-size", help="run-time patch size (makes the model flexible)")
+    add_option(parser, "r", note="written as the folder's default")
+    add_option(parser, "keep_ratio", note="written as the folder's default")
+    add_option(parser, "patch_size", note="written as the folder's default; makes it flexible")
     parser.add_argument(
         "--onnx",
         action="store_true",
@@ -443,11 +443,7 @@ def main(argv=None, prog=None):
             ("input_tdim", args.input_tdim),
             ("r", args.r),
             ("keep_ratio", args.keep_ratio),
-            (
-                "patch_size",
-                args.patch_size
-                and parse_patch_size(args.patch_size, "--patch-size", as_pair=False),
-            ),
+            ("patch_size", args.patch_size),
         )
         if value is not None
     }

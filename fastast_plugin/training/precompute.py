@@ -24,6 +24,7 @@ from speechbrain.utils.data_utils import batch_pad_right
 from speechbrain.utils.logger import get_logger
 from torch import nn
 
+from fastast_plugin.cli_options import add_deprecated_alias, add_option
 from fastast_plugin.data.audio import load_audio
 from fastast_plugin.data.dataio import audio_problem, read_manifest
 from fastast_plugin.training.teachers import (
@@ -252,9 +253,15 @@ def _parser(prog):
     parser.add_argument("--sample-rate", type=int, default=16000, help="rate of the audio files")
     parser.add_argument("--clip-seconds", type=float, help="pad/cut every clip to this length")
     parser.add_argument("--num-classes", type=int, help="check the teacher's class count")
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--dtype", choices=STORE_DTYPES, default="float16")
-    parser.add_argument("--device", default="cpu")
+    add_option(parser, "batch_size", default=32, note="clips of one length")
+    store_dtype = parser.add_argument(
+        "--store-dtype",
+        choices=STORE_DTYPES,
+        default="float16",
+        help="dtype the logits are stored in (the teacher runs in fp32; default: float16)",
+    )
+    add_deprecated_alias(parser, "--dtype", store_dtype)
+    add_option(parser, "device", default="cpu")
     return parser
 
 
@@ -306,7 +313,7 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None):
         batch_size=args.batch_size,
         sample_rate=args.sample_rate,
         clip_seconds=args.clip_seconds,
-        dtype=args.dtype,
+        dtype=args.store_dtype,
         device=args.device,
     )
 

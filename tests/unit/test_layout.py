@@ -18,7 +18,17 @@ PACKAGE = "fastast_plugin"
 REPO = Path(__file__).parents[2]
 PACKAGE_DIR = REPO / PACKAGE
 # Lowest first: a module may import its own layer and those before it.
-LAYERS = ("weights", "models", "data", "inference", "evaluation", "training", "cli")
+# cli_options (the options the commands share) sits just below its lowest users.
+LAYERS = (
+    "weights",
+    "models",
+    "data",
+    "cli_options",
+    "inference",
+    "evaluation",
+    "training",
+    "cli",
+)
 # The facade: the public API and the old (flat) module paths.
 FACADE = {PACKAGE, f"{PACKAGE}._moved"}
 

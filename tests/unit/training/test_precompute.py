@@ -144,10 +144,11 @@ def test_cli_precompute_with_a_dymn_teacher(tmp_path):
         str(weights),
         "--width-mult",
         "0.4",
-        "--dtype",
+        "--store-dtype",
         "float32",
     ]
     store = main(args + ["--num-classes", "4"])
+    assert store.logits.dtype == np.float32
     teacher = build_dymn_teacher(weights=weights, width_mult=0.4, sample_rate=16000)
     expected, mask = teacher(torch.from_numpy(np.stack([sigs["x"], sigs["y"]])))
     got, got_mask = LogitsStore(tmp_path / "kd", num_classes=4)(None, None, ["x", "y"])
