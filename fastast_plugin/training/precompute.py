@@ -34,15 +34,15 @@ from fastast_plugin.training.teachers import (
     build_dymn_teacher,
 )
 
-__all__ = ["main", "precompute_teacher_logits"]
+__all__ = ["main"]
 
 logger = get_logger(__name__)
 
-META_FILE = "meta.json"
-STORE_DTYPES = ("float16", "float32")
+_META_FILE = "meta.json"
+_STORE_DTYPES = ("float16", "float32")
 
 
-def precompute_teacher_logits(
+def _precompute_teacher_logits(
     teacher,
     manifest: str | dict[str, dict],
     out_dir: str,
@@ -97,7 +97,7 @@ def precompute_teacher_logits(
     >>> sf.write(tmp / "a.wav", np.zeros(1600), 16000)
     >>> manifest = {"a": {"wav": str(tmp / "a.wav")}}
     >>> teacher = OnlineTeacher(nn.Linear(1600, 5))
-    >>> store = precompute_teacher_logits(teacher, manifest, tmp / "store", sample_rate=16000)
+    >>> store = _precompute_teacher_logits(teacher, manifest, tmp / "store", sample_rate=16000)
     >>> store.logits.shape, store.index
     ((1, 5), {'a': 0})
     """
@@ -134,8 +134,8 @@ def precompute_teacher_logits(
 def _check_options(batch_size, dtype, clip_seconds, sample_rate):
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    if dtype not in STORE_DTYPES:
-        raise ValueError(f"dtype must be one of {STORE_DTYPES}, got {dtype!r}")
+    if dtype not in _STORE_DTYPES:
+        raise ValueError(f"dtype must be one of {_STORE_DTYPES}, got {dtype!r}")
     if clip_seconds is not None and (sample_rate is None or clip_seconds <= 0):
         raise ValueError(
             f"clip_seconds must be > 0 and needs sample_rate, got clip_seconds="
@@ -220,7 +220,7 @@ def _write_store(out_dir, logits, ids, meta):
     paths = {
         LOGITS_FILE: lambda p: np.save(p, logits, allow_pickle=False),
         INDEX_FILE: lambda p: _dump_json({str(k): row for row, k in enumerate(ids)}, p),
-        META_FILE: lambda p: _dump_json(meta, p),
+        _META_FILE: lambda p: _dump_json(meta, p),
     }
     for name, write in paths.items():
         final = os.path.join(out_dir, name)
@@ -253,7 +253,7 @@ def _parser(prog):
     parser.add_argument("--clip-seconds", type=float, help="pad/cut every clip to this length")
     parser.add_argument("--num-classes", type=int, help="check the teacher's class count")
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--dtype", choices=STORE_DTYPES, default="float16")
+    parser.add_argument("--dtype", choices=_STORE_DTYPES, default="float16")
     parser.add_argument("--device", default="cpu")
     return parser
 
@@ -271,7 +271,7 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None):
     Returns
     -------
     LogitsStore
-        What ``precompute_teacher_logits`` wrote.
+        What ``_precompute_teacher_logits`` wrote.
 
     Example
     -------
@@ -299,7 +299,7 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None):
         download=args.download,
         num_classes=args.num_classes,
     )
-    return precompute_teacher_logits(
+    return _precompute_teacher_logits(
         teacher,
         args.manifest,
         args.out,
