@@ -10,7 +10,7 @@ and human-labeled dataset for audio events", ICASSP 2017):
 * ``read_class_labels``: ``class_labels_indices.csv`` (``index,mid,
   display_name``, 527 classes): the class index of each label ``mid``.
 * ``parse_clip_name``: the YouTube id (11 characters of ``[A-Za-z0-9_-]``)
-  and start time in the file names downloaders use (``NAME_SCHEMES``).
+  and start time in the file names downloaders use (``_NAME_SCHEMES``).
 * ``multilabel_datasets``: SpeechBrain datasets whose ``label_encoded`` is
   a float multi-hot vector ``[classes]`` (what ``AudioClassifierBrain``
   takes as multi-label targets), reading any audio soundfile reads, mixed
@@ -33,24 +33,37 @@ import torch
 from fastast_plugin.data.audio import load_audio
 from fastast_plugin.data.dataio import empty_split_error, read_manifest
 
+__all__ = [
+    "CLASS_LABELS_FILE",
+    "SEGMENT_FILES",
+    "ClipName",
+    "Segment",
+    "audio_extensions",
+    "multi_hot",
+    "multilabel_datasets",
+    "parse_clip_name",
+    "read_class_labels",
+    "read_segments",
+]
+
 SEGMENT_FILES = {
     "balanced_train": "balanced_train_segments.csv",
     "unbalanced_train": "unbalanced_train_segments.csv",
     "eval": "eval_segments.csv",
 }
 CLASS_LABELS_FILE = "class_labels_indices.csv"
-YTID = r"(?P<ytid>[A-Za-z0-9_-]{11})"
+_YTID = r"(?P<ytid>[A-Za-z0-9_-]{11})"
 
 # (name, pattern of the file name without extension, what the start group holds)
-NAME_SCHEMES = (
+_NAME_SCHEMES = (
     (
         "Y<YTID>_<start>_<end>",
-        re.compile(rf"^Y{YTID}_(?P<start>\d+\.\d{{3}})_(?P<end>\d+\.\d{{3}})$"),
+        re.compile(rf"^Y{_YTID}_(?P<start>\d+\.\d{{3}})_(?P<end>\d+\.\d{{3}})$"),
         "s",
     ),
-    ("<YTID>_<start_ms>", re.compile(rf"^{YTID}_(?P<start>\d+)$"), "ms"),
-    ("<YTID>", re.compile(rf"^{YTID}$"), None),
-    ("Y<YTID>", re.compile(rf"^Y{YTID}$"), None),
+    ("<YTID>_<start_ms>", re.compile(rf"^{_YTID}_(?P<start>\d+)$"), "ms"),
+    ("<YTID>", re.compile(rf"^{_YTID}$"), None),
+    ("Y<YTID>", re.compile(rf"^Y{_YTID}$"), None),
 )
 
 
@@ -102,7 +115,7 @@ def audio_extensions():
 def parse_clip_name(filename):
     """The YouTube id and start time in a clip's file name, or None for other names.
 
-    The schemes (``NAME_SCHEMES``, extension: any audio format):
+    The schemes (``_NAME_SCHEMES``, extension: any audio format):
     ``Y<YTID>_<start>_<end>`` with seconds to 3 decimals (the AudioSet
     downloaders' and AST's ``Y--PJHxphWEs_30.000_40.000.wav``),
     ``<YTID>_<start_ms>`` (start in integer milliseconds,
@@ -130,7 +143,7 @@ def parse_clip_name(filename):
     True
     """
     stem = os.path.splitext(os.path.basename(filename))[0]
-    for name, pattern, unit in NAME_SCHEMES:
+    for name, pattern, unit in _NAME_SCHEMES:
         match = pattern.match(stem)
         if match:
             start = None

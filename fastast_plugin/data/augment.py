@@ -40,6 +40,8 @@ import torch
 from torch import nn
 from torchaudio.transforms import FrequencyMasking, TimeMasking
 
+__all__ = ["Mixup", "MixupInfo", "NoiseRoll", "SpecAugment"]
+
 
 class MixupInfo(NamedTuple):
     """How a batch was mixed: clip ``i`` became ``lam[i] * x[i] + (1 - lam[i]) * x[perm[i]]``.
@@ -177,7 +179,7 @@ class Mixup(nn.Module):
         return info.mix(x), info
 
 
-class FeatureAugment(nn.Module):
+class _FeatureAugment(nn.Module):
     """Base of the feature augmentations: ``aug(feats, lengths)`` on ``[batch, time, freq]``.
 
     Checks the shape, returns the input itself when the augmentation is
@@ -186,7 +188,7 @@ class FeatureAugment(nn.Module):
 
     Example
     -------
-    >>> class Negate(FeatureAugment):
+    >>> class Negate(_FeatureAugment):
     ...     enabled = True
     ...     def augment(self, feats):
     ...         return -feats
@@ -219,7 +221,7 @@ class FeatureAugment(nn.Module):
         return self.augment(feats)
 
 
-class SpecAugment(FeatureAugment):
+class SpecAugment(_FeatureAugment):
     """One frequency mask and one time mask per clip: torchaudio's masks, as AST calls them.
 
     AST (``src/dataloader.py``) calls ``torchaudio.transforms.FrequencyMasking(freqm)``
@@ -296,7 +298,7 @@ class SpecAugment(FeatureAugment):
         return spec.squeeze(1).transpose(1, 2)
 
 
-class NoiseRoll(FeatureAugment):
+class NoiseRoll(_FeatureAugment):
     """AST's SpeechCommands ``noise``: uniform noise, then a random circular time shift.
 
     For each clip, ``x + U(0, 1)[time, freq] * U(0, 1) * noise_scale`` (AST:

@@ -1,6 +1,6 @@
 """Crops of long recordings: a random one per epoch in training, a fixed one in evaluation.
 
-``crop_length`` turns feature frames into samples, ``crop_window`` says
+``crop_length`` turns feature frames into samples, ``_crop_window`` says
 where a crop lies in a clip, and ``cropped_audio_pipeline`` is the
 SpeechBrain pipeline that reads only that crop from disk (used by
 ``fastast_plugin.data.dataio.classification_datasets`` for datasets of long
@@ -18,6 +18,8 @@ import torch
 
 from fastast_plugin.data.audio import load_audio
 from fastast_plugin.models.features import frame_samples
+
+__all__ = ["CROP_MODES", "crop_length", "cropped_audio_pipeline"]
 
 CROP_MODES = ("random", "start", "centre")
 
@@ -52,7 +54,7 @@ def crop_length(frames, sample_rate=16000):
     return (frames - 1) * shift + window
 
 
-def crop_window(num_samples, length, mode, generator=None):
+def _crop_window(num_samples, length, mode, generator=None):
     """Where a crop of ``length`` samples lies in a clip of ``num_samples``.
 
     A clip no longer than ``length`` is kept whole (the feature extractor
@@ -81,9 +83,9 @@ def crop_window(num_samples, length, mode, generator=None):
 
     Example
     -------
-    >>> crop_window(100, 40, "start"), crop_window(100, 40, "centre"), crop_window(30, 40, "random")
+    >>> _crop_window(100, 40, "start"), _crop_window(100, 40, "centre"), _crop_window(30, 40, "random")
     ((0, 40), (30, 70), (0, 30))
-    >>> start, stop = crop_window(100, 40, "random")
+    >>> start, stop = _crop_window(100, 40, "random")
     >>> 0 <= start <= 60 and stop == start + 40
     True
     """
@@ -110,7 +112,7 @@ def cropped_audio_pipeline(sample_rate, length, mode, generator=None):
 
     Only the crop is read from disk (``soundfile`` seeks to it), so long
     utterances cost no more than short ones. Where the crop lies is
-    ``crop_window``'s rule, applied at the file's own rate; a clip shorter
+    ``_crop_window``'s rule, applied at the file's own rate; a clip shorter
     than the crop is read whole. Files at another rate are resampled and
     several channels averaged (``fastast_plugin.data.audio.load_audio``).
 
@@ -151,7 +153,7 @@ def cropped_audio_pipeline(sample_rate, length, mode, generator=None):
         info = sf.info(wav)
         # The crop in the file's samples; resampling may give one sample more.
         file_length = math.ceil(length * info.samplerate / sample_rate)
-        start, stop = crop_window(info.frames, file_length, mode, generator)
+        start, stop = _crop_window(info.frames, file_length, mode, generator)
         return load_audio({"file": wav, "start": start, "stop": stop}, sample_rate)[:length]
 
     return read

@@ -35,9 +35,23 @@ from speechbrain.utils.logger import get_logger
 from fastast_plugin.data.audio import load_audio
 from fastast_plugin.data.crops import CROP_MODES, crop_length, cropped_audio_pipeline
 
+__all__ = [
+    "audio_problem",
+    "classification_datasets",
+    "clip_duration",
+    "empty_split_error",
+    "fetch_dataset",
+    "fold_path",
+    "handle_bad_files",
+    "prepared_with",
+    "read_manifest",
+    "training_labels",
+    "write_manifest",
+]
+
 logger = get_logger(__name__)
 
-BAD_FILE_POLICIES = ("skip", "raise")
+_BAD_FILE_POLICIES = ("skip", "raise")
 
 
 def audio_problem(path, sample_rate=None):
@@ -113,8 +127,8 @@ def handle_bad_files(bad_files, report_path, on_bad_file="skip"):
     >>> open(report).read().splitlines()
     ['path,reason', 'a.wav,empty']
     """
-    if on_bad_file not in BAD_FILE_POLICIES:
-        raise ValueError(f"on_bad_file must be one of {BAD_FILE_POLICIES}, got {on_bad_file!r}")
+    if on_bad_file not in _BAD_FILE_POLICIES:
+        raise ValueError(f"on_bad_file must be one of {_BAD_FILE_POLICIES}, got {on_bad_file!r}")
     os.makedirs(os.path.dirname(os.path.abspath(report_path)), exist_ok=True)
     with open(report_path, "w", newline="") as f:
         writer = csv.writer(f)
@@ -311,7 +325,7 @@ def clip_duration(path):
     return info.frames / info.samplerate
 
 
-FOLD_PLACEHOLDER = "{fold}"
+_FOLD_PLACEHOLDER = "{fold}"
 
 
 def fold_path(path, fold=None, required=False, name="path"):
@@ -352,19 +366,19 @@ def fold_path(path, fold=None, required=False, name="path"):
     path = os.fspath(path)
     if fold is None:
         return path
-    if FOLD_PLACEHOLDER not in path:
+    if _FOLD_PLACEHOLDER not in path:
         if required:
             raise ValueError(
-                f"{name} {path!r} has no {FOLD_PLACEHOLDER} placeholder, so every "
+                f"{name} {path!r} has no {_FOLD_PLACEHOLDER} placeholder, so every "
                 f"fold (here fold {fold}) would use the same file; it must come from "
                 "a model that never saw that fold's test clips: give one file per "
-                f"fold, e.g. .../fold_{FOLD_PLACEHOLDER}/model.pt"
+                f"fold, e.g. .../fold_{_FOLD_PLACEHOLDER}/model.pt"
             )
         return path
-    return path.replace(FOLD_PLACEHOLDER, str(fold))
+    return path.replace(_FOLD_PLACEHOLDER, str(fold))
 
 
-def audio_pipeline(sample_rate):
+def _audio_pipeline(sample_rate):
     """A SpeechBrain pipeline ``wav -> sig``: any audio file as mono at ``sample_rate``.
 
     Arguments
@@ -383,7 +397,7 @@ def audio_pipeline(sample_rate):
     >>> import numpy as np
     >>> path = str(getfixture("tmpdir") / "c.wav")
     >>> sf.write(path, np.zeros((800, 2)), 8000)
-    >>> audio_pipeline(16000)(path).shape
+    >>> _audio_pipeline(16000)(path).shape
     torch.Size([1600])
     """
 
@@ -486,7 +500,7 @@ def classification_datasets(
         ``crops``.
     crops : dict, optional
         Split name to crop mode (``"random"``, ``"start"``, ``"centre"``,
-        see ``crop_window``); a split not listed reads whole files.
+        see ``crops.cropped_audio_pipeline``); a split not listed reads whole files.
 
     Returns
     -------
@@ -567,7 +581,7 @@ def classification_datasets(
 
     def reader(split):
         if split not in crops:
-            return audio_pipeline(sample_rate)
+            return _audio_pipeline(sample_rate)
         length = crop_length(crop_frames, sample_rate)
         return cropped_audio_pipeline(sample_rate, length, crops[split])
 

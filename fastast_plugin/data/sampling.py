@@ -30,11 +30,13 @@ import torch
 import torch.distributed as dist
 from speechbrain.dataio.sampler import ReproducibleWeightedRandomSampler
 
-LABEL_WEIGHT_SCALE = 1000.0
-COUNT_EPSILON = 0.01
+__all__ = ["EvalShardSampler", "balanced_sampler", "distributed_world"]
+
+_LABEL_WEIGHT_SCALE = 1000.0
+_COUNT_EPSILON = 0.01
 
 
-def ast_sample_weights(targets):
+def _ast_sample_weights(targets):
     """AST's per-clip sampling weights from the training labels (``gen_weight_file.py``).
 
     Arguments
@@ -53,16 +55,16 @@ def ast_sample_weights(targets):
     Example
     -------
     >>> targets = np.array([[1, 0], [1, 0], [1, 1]])
-    >>> ast_sample_weights(targets).round(2)  # label counts 3 and 1
+    >>> _ast_sample_weights(targets).round(2)  # label counts 3 and 1
     array([ 332.23,  332.23, 1322.32])
-    >>> ast_sample_weights([["/m/a"], ["/m/a"], ["/m/a", "/m/b"]]).round(2)
+    >>> _ast_sample_weights([["/m/a"], ["/m/a"], ["/m/a", "/m/b"]]).round(2)
     array([ 332.23,  332.23, 1322.32])
     """
     if isinstance(targets, (list, tuple)) and all(isinstance(t, (list, tuple)) for t in targets):
         counts = collections.Counter(label for labels in targets for label in set(labels))
         weights = np.array(
             [
-                sum(LABEL_WEIGHT_SCALE / (counts[label] + COUNT_EPSILON) for label in set(labels))
+                sum(_LABEL_WEIGHT_SCALE / (counts[label] + _COUNT_EPSILON) for label in set(labels))
                 for labels in targets
             ],
             dtype=np.float64,
@@ -78,7 +80,7 @@ def ast_sample_weights(targets):
         raise ValueError(
             f"ast_sample_weights: targets must be [clips, classes], got {positive.shape}"
         )
-    label_weight = LABEL_WEIGHT_SCALE / (positive.sum(axis=0) + COUNT_EPSILON)
+    label_weight = _LABEL_WEIGHT_SCALE / (positive.sum(axis=0) + _COUNT_EPSILON)
     weights = positive @ label_weight
     if (weights <= 0).any():
         raise ValueError(
@@ -88,7 +90,7 @@ def ast_sample_weights(targets):
     return weights
 
 
-def dataset_targets(dataset, key="label_encoded"):
+def _dataset_targets(dataset, key="label_encoded"):
     """The ``[clips, classes]`` targets of a dataset, read without loading audio.
 
     Arguments
@@ -109,7 +111,7 @@ def dataset_targets(dataset, key="label_encoded"):
     >>> import speechbrain as sb
     >>> data = sb.dataio.dataset.DynamicItemDataset(
     ...     {"a": {"t": [1.0, 0.0]}, "b": {"t": [0.0, 1.0]}}, output_keys=["t"])
-    >>> dataset_targets(data, "t").tolist()
+    >>> _dataset_targets(data, "t").tolist()
     [[1.0, 0.0], [0.0, 1.0]]
     """
     with dataset.output_keys_as([key]):
@@ -143,8 +145,8 @@ def balanced_sampler(targets, seed=0, num_samples=None):
     (3, 3)
     """
     if hasattr(targets, "output_keys_as"):
-        targets = dataset_targets(targets)
-    weights = ast_sample_weights(targets)
+        targets = _dataset_targets(targets)
+    weights = _ast_sample_weights(targets)
     return ReproducibleWeightedRandomSampler(
         weights.tolist(),
         num_samples=len(weights) if num_samples is None else int(num_samples),

@@ -13,7 +13,7 @@ solve distributed sampling"). Here:
   ``shards.json`` (shard names, clips per shard, the number of clips).
   Keys are running numbers, since WebDataset splits a key at its first dot.
   It needs only the standard library's ``tarfile``.
-* ``ShardStream`` (an ``IterableDataset``, needs the ``webdataset``
+* ``_ShardStream`` (an ``IterableDataset``, needs the ``webdataset``
   package) reads them: ``webdataset.split_by_node`` gives each rank a
   disjoint share of the shards (rank ``r`` of ``n``: shards ``r, r + n,
   ...``), ``webdataset.split_by_worker`` splits that share across the
@@ -52,10 +52,12 @@ from fastast_plugin.data.audioset import multi_hot, read_class_labels
 from fastast_plugin.data.dataio import read_manifest
 from fastast_plugin.data.sampling import distributed_world
 
+__all__ = ["ShardLoader", "measure_throughput", "shard_loader", "write_shards"]
+
 logger = get_logger(__name__)
 
-INDEX_FILE = "shards.json"
-SHARD_PATTERN = "shard-{:06d}.tar"
+_INDEX_FILE = "shards.json"
+_SHARD_PATTERN = "shard-{:06d}.tar"
 
 
 def _add(tar, name, data):
@@ -109,7 +111,7 @@ def write_shards(manifest, out_dir, clips_per_shard=1000, teacher=None, seed=0):
     os.makedirs(out_dir, exist_ok=True)
     names, counts, without_logits = [], [], 0
     for first in range(0, len(ids), clips_per_shard):
-        name = SHARD_PATTERN.format(len(names))
+        name = _SHARD_PATTERN.format(len(names))
         tmp = os.path.join(out_dir, name + ".partial")
         chunk = ids[first : first + clips_per_shard]
         with tarfile.open(tmp, "w") as tar:
@@ -140,13 +142,13 @@ def write_shards(manifest, out_dir, clips_per_shard=1000, teacher=None, seed=0):
         "teacher": None if teacher is None else teacher.source,
         "clips_without_teacher_logits": without_logits if teacher is not None else None,
     }
-    with open(os.path.join(out_dir, INDEX_FILE), "w") as f:
+    with open(os.path.join(out_dir, _INDEX_FILE), "w") as f:
         json.dump(index, f, indent=1)
     logger.info("Wrote %d clips in %d shards to %s", len(ids), len(names), out_dir)
     return index
 
 
-def read_shard_index(folder):
+def _read_shard_index(folder):
     """``shards.json`` of a shard folder, with full shard paths.
 
     Arguments
@@ -159,7 +161,7 @@ def read_shard_index(folder):
     dict
         The index; ``paths`` holds the shard paths.
     """
-    path = os.path.join(folder, INDEX_FILE)
+    path = os.path.join(folder, _INDEX_FILE)
     if not os.path.isfile(path):
         raise FileNotFoundError(
             f"shard index {path} not found; write shards with recipes/AudioSet/make_shards.py"
@@ -179,7 +181,7 @@ def _identity(batch):
     return batch
 
 
-def node_world():
+def _node_world():
     """This process' rank and the number of processes, as ``webdataset.split_by_node`` sees them.
 
     ``RANK`` / ``WORLD_SIZE`` from the environment (torchrun sets them) if
@@ -194,7 +196,7 @@ def node_world():
 
     Example
     -------
-    >>> node_world()
+    >>> _node_world()
     (0, 1)
     """
     if "RANK" in os.environ and "WORLD_SIZE" in os.environ:
@@ -202,13 +204,13 @@ def node_world():
     return distributed_world()
 
 
-class ShardStream(torch.utils.data.IterableDataset):
+class _ShardStream(torch.utils.data.IterableDataset):
     """Batches from tar shards: disjoint shards per rank and worker, resampled, a nominal epoch.
 
     Arguments
     ---------
     shards : list of str
-        Shard paths (e.g. ``read_shard_index(folder)["paths"]``); at least
+        Shard paths (e.g. ``_read_shard_index(folder)["paths"]``); at least
         ``world_size * num_workers`` of them, so every worker has one.
     class_labels_file : str
         ``class_labels_indices.csv`` (label mid to class index).
@@ -235,7 +237,7 @@ class ShardStream(torch.utils.data.IterableDataset):
 
     Example
     -------
-    >>> stream = ShardStream(["a.tar", "b.tar"], "c.csv", 2, batch_size=4, clips_per_epoch=10)
+    >>> stream = _ShardStream(["a.tar", "b.tar"], "c.csv", 2, batch_size=4, clips_per_epoch=10)
     >>> len(stream)  # batches per epoch on one process
     2
     """
@@ -269,7 +271,7 @@ class ShardStream(torch.utils.data.IterableDataset):
         self._classes = None
 
     def __len__(self):
-        _, world_size = node_world()
+        _, world_size = _node_world()
         batches = self.clips_per_epoch // (world_size * self.batch_size)
         if batches < 1:
             raise ValueError(
@@ -285,7 +287,7 @@ class ShardStream(torch.utils.data.IterableDataset):
     def _my_shards(self):
         import webdataset as wds
 
-        rank, world_size = node_world()
+        rank, world_size = _node_world()
         worker, num_workers = self._worker()
         if len(self.shards) < world_size * num_workers:
             raise ValueError(
@@ -363,11 +365,11 @@ class ShardStream(torch.utils.data.IterableDataset):
 
 
 class ShardLoader(torch.utils.data.DataLoader):
-    """A ``DataLoader`` over a ``ShardStream`` that sets the stream's epoch before each pass.
+    """A ``DataLoader`` over a ``_ShardStream`` that sets the stream's epoch before each pass.
 
     Arguments
     ---------
-    stream : ShardStream
+    stream : _ShardStream
         The batches.
     epoch_counter : EpochCounter, optional
         Its ``current`` epoch seeds each pass (so a resumed run continues
@@ -423,7 +425,7 @@ def shard_loader(
     epoch_counter : EpochCounter, optional
         Seeds each epoch.
     **kwargs
-        More ``ShardStream`` arguments (``sample_rate``, ``shuffle_buffer``,
+        More ``_ShardStream`` arguments (``sample_rate``, ``shuffle_buffer``,
         ``seed``).
 
     Returns
@@ -431,8 +433,8 @@ def shard_loader(
     ShardLoader
         Give it to ``Brain.fit`` as the training set.
     """
-    index = read_shard_index(folder)
-    stream = ShardStream(
+    index = _read_shard_index(folder)
+    stream = _ShardStream(
         index["paths"],
         class_labels_file,
         n_classes,
@@ -442,7 +444,7 @@ def shard_loader(
         with_teacher=index.get("teacher") is not None,
         **kwargs,
     )
-    _, world_size = node_world()
+    _, world_size = _node_world()
     logger.info(
         "Training from %d shards in %s: %d batches of %d per process and epoch, %d processes",
         len(index["paths"]),

@@ -3,7 +3,7 @@
 AST normalises its Kaldi filterbanks with the mean and standard deviation of
 the training set's features (``(x - mean) / (2 * std)``, ``KaldiFbank``); a
 new dataset needs its own (a common question on AST's tracker, ast#16).
-``feature_stats`` computes them with the package's ``KaldiFbank``, before
+``_feature_stats`` computes them with the package's ``KaldiFbank``, before
 normalisation and over each clip's own frames only: the zero padding to
 ``target_length`` is never counted (AST's ``get_norm_stats.py`` averages
 over padded, augmented batches, which pulls the numbers towards zero for
@@ -26,14 +26,14 @@ from fastast_plugin.data.audio import load_audio
 from fastast_plugin.data.dataio import read_manifest
 from fastast_plugin.models.features import KaldiFbank
 
-__all__ = ["AUDIO_SUFFIXES", "dataset_audio", "feature_stats", "main"]
+__all__ = ["main"]
 
 logger = get_logger(__name__)
 
-AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
+_AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
 
 
-def dataset_audio(source, data_root=None, wav_key="wav"):
+def _dataset_audio(source, data_root=None, wav_key="wav"):
     """The audio of a dataset: the ``wav`` entries of a JSON manifest, or a folder's files.
 
     Arguments
@@ -41,7 +41,7 @@ def dataset_audio(source, data_root=None, wav_key="wav"):
     source : str or os.PathLike
         A JSON manifest as the recipes write it (``{id: {"wav": ...}}``), a
         SpeechBrain CSV manifest (``ID`` and ``wav`` columns) or a folder,
-        searched recursively for ``AUDIO_SUFFIXES`` files.
+        searched recursively for ``_AUDIO_SUFFIXES`` files.
     data_root : str, optional
         Replaces ``{data_root}`` in the manifest's paths.
     wav_key : str
@@ -58,14 +58,14 @@ def dataset_audio(source, data_root=None, wav_key="wav"):
     >>> import json
     >>> path = getfixture("tmp_path") / "train.json"
     >>> _ = path.write_text(json.dumps({"a": {"wav": "{data_root}/a.wav", "label": "yes"}}))
-    >>> dataset_audio(path, data_root="/data")
+    >>> _dataset_audio(path, data_root="/data")
     ['/data/a.wav']
     """
     source = Path(source)
     if source.is_dir():
-        files = sorted(p for p in source.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES)
+        files = sorted(p for p in source.rglob("*") if p.suffix.lower() in _AUDIO_SUFFIXES)
         if not files:
-            raise ValueError(f"{source} holds no audio files ({', '.join(AUDIO_SUFFIXES)})")
+            raise ValueError(f"{source} holds no audio files ({', '.join(_AUDIO_SUFFIXES)})")
         return [str(p) for p in files]
     replacements = None if data_root is None else {"data_root": data_root}
     if source.suffix.lower() == ".csv":  # SpeechBrain's CSV manifests (an ID column)
@@ -81,7 +81,7 @@ def dataset_audio(source, data_root=None, wav_key="wav"):
     return [entry[wav_key] for entry in entries.values()]
 
 
-def feature_stats(audio, sample_rate=16000, n_mels=128, target_length=None):
+def _feature_stats(audio, sample_rate=16000, n_mels=128, target_length=None):
     """Mean and standard deviation of ``KaldiFbank`` features over a dataset.
 
     Every value of every clip's filterbank (frames x mel bands, before
@@ -91,7 +91,7 @@ def feature_stats(audio, sample_rate=16000, n_mels=128, target_length=None):
     Arguments
     ---------
     audio : list
-        Audio files or segments (see ``dataset_audio``).
+        Audio files or segments (see ``_dataset_audio``).
     sample_rate : int
         Rate the features are computed at (files at other rates are
         resampled).
@@ -111,7 +111,7 @@ def feature_stats(audio, sample_rate=16000, n_mels=128, target_length=None):
     >>> import numpy as np, soundfile as sf
     >>> path = str(getfixture("tmp_path") / "a.wav")
     >>> sf.write(path, np.random.default_rng(0).normal(0, 0.1, 16000), 16000)
-    >>> mean, std = feature_stats([path])
+    >>> mean, std = _feature_stats([path])
     >>> -10 < mean < 10 and std > 0
     True
     """
@@ -169,7 +169,7 @@ def main(argv=None, prog=None):
         "--target-length", type=int, help="frames the recipe crops to (default: all frames)"
     )
     args = parser.parse_args(argv)
-    audio = dataset_audio(args.source, args.data_root, args.wav_key)
-    mean, std = feature_stats(audio, args.sample_rate, args.n_mels, args.target_length)
+    audio = _dataset_audio(args.source, args.data_root, args.wav_key)
+    mean, std = _feature_stats(audio, args.sample_rate, args.n_mels, args.target_length)
     print(f"fbank_mean: {mean:.6f}\nfbank_std: {std:.6f}")
     return mean, std

@@ -21,9 +21,18 @@ import os
 import numpy as np
 import soundfile as sf
 
-SAMPLE_RATE = 16000
+__all__ = [
+    "CLASSES",
+    "synthesize",
+    "write_audioset",
+    "write_esc50",
+    "write_speech_commands",
+    "write_voxceleb",
+]
+
+_SAMPLE_RATE = 16000
 CLASSES = ("tone", "chirp", "noise_burst", "clicks")
-ESC50_COLUMNS = ("filename", "fold", "target", "category", "esc10", "src_file", "take")
+_ESC50_COLUMNS = ("filename", "fold", "target", "category", "esc10", "src_file", "take")
 
 
 def _tone(t, rng, sr):
@@ -63,7 +72,7 @@ def _clicks(t, rng, sr):
 _GENERATORS = dict(zip(CLASSES, (_tone, _chirp, _noise_burst, _clicks)))
 
 
-def synthesize(label, duration=1.0, seed=0, sample_rate=SAMPLE_RATE):
+def synthesize(label, duration=1.0, seed=0, sample_rate=_SAMPLE_RATE):
     """One clip of a procedural class.
 
     Arguments
@@ -161,15 +170,15 @@ def write_speech_commands(folder, words=CLASSES, speakers=20, clips_per_speaker=
                 clip_seed = (seed * 1_000_003 + i * 1009 + w) * 31 + n
                 rng = np.random.default_rng(clip_seed)
                 clip = synthesize(sounds[word], rng.uniform(0.7, 1.0), clip_seed)
-                sf.write(os.path.join(folder, rel), clip, SAMPLE_RATE)
+                sf.write(os.path.join(folder, rel), clip, _SAMPLE_RATE)
                 splits[split].append(rel)
     for split, name in (("valid", "validation_list.txt"), ("test", "testing_list.txt")):
         with open(os.path.join(folder, name), "w") as f:
             f.writelines(f"{rel}\n" for rel in sorted(splits[split]))
     noise_folder = os.path.join(folder, "_background_noise_")
     os.makedirs(noise_folder, exist_ok=True)
-    noise = np.random.default_rng(seed).standard_normal(3 * SAMPLE_RATE) * 0.1
-    sf.write(os.path.join(noise_folder, "white_noise.wav"), noise, SAMPLE_RATE)
+    noise = np.random.default_rng(seed).standard_normal(3 * _SAMPLE_RATE) * 0.1
+    sf.write(os.path.join(noise_folder, "white_noise.wav"), noise, _SAMPLE_RATE)
     with open(os.path.join(folder, "README.md"), "w") as f:
         f.write("Generated Speech Commands-style dataset (fastast_plugin.data.synthetic)\n")
     return {split: sorted(files) for split, files in splits.items()}
@@ -246,14 +255,14 @@ def write_esc50(
                         }
                     )
     with open(os.path.join(folder, "meta", "esc50.csv"), "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=ESC50_COLUMNS)
+        writer = csv.DictWriter(f, fieldnames=_ESC50_COLUMNS)
         writer.writeheader()
         writer.writerows(rows)
     return rows
 
 
-VOX1_META_COLUMNS = ("VoxCeleb1 ID", "VGGFace1 ID", "Gender", "Nationality", "Set")
-VOX1_SPLITS = {"train": 1, "valid": 2, "test": 3}  # iden_split.txt's split numbers
+_VOX1_META_COLUMNS = ("VoxCeleb1 ID", "VGGFace1 ID", "Gender", "Nationality", "Set")
+_VOX1_SPLITS = {"train": 1, "valid": 2, "test": 3}  # iden_split.txt's split numbers
 
 
 def write_voxceleb(
@@ -321,8 +330,8 @@ def write_voxceleb(
             f"{min_duration}, {max_duration}"
         )
     alphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_"
-    number_of = {number: split for split, number in VOX1_SPLITS.items()}
-    splits = {split: [] for split in VOX1_SPLITS}
+    number_of = {number: split for split, number in _VOX1_SPLITS.items()}
+    splits = {split: [] for split in _VOX1_SPLITS}
     lines, meta_rows = [], []
     for i in range(speakers):
         speaker = f"id{10001 + i}"
@@ -339,7 +348,7 @@ def write_voxceleb(
                 rng = np.random.default_rng(clip_seed)
                 duration = rng.uniform(min_duration, max_duration)
                 clip = synthesize(sound, duration, clip_seed)
-                sf.write(os.path.join(folder, "wav", rel), clip, SAMPLE_RATE)
+                sf.write(os.path.join(folder, "wav", rel), clip, _SAMPLE_RATE)
                 number = 2 if n % 5 == 3 else 3 if n % 5 == 4 else 1
                 lines.append(f"{number} {rel}")
                 splits[number_of[number]].append(rel)
@@ -349,17 +358,17 @@ def write_voxceleb(
     if meta:
         with open(os.path.join(folder, "vox1_meta.csv"), "w", newline="") as f:
             writer = csv.writer(f, delimiter="\t", lineterminator="\n")
-            writer.writerow(VOX1_META_COLUMNS)
+            writer.writerow(_VOX1_META_COLUMNS)
             writer.writerows(meta_rows)
     return {split: sorted(files) for split, files in splits.items()}
 
 
-AUDIOSET_SPLITS = {
+_AUDIOSET_SPLITS = {
     "balanced_train": "balanced_train_segments.csv",
     "unbalanced_train": "unbalanced_train_segments.csv",
     "eval": "eval_segments.csv",
 }
-AUDIOSET_SCHEMES = ("Y<YTID>_<start>_<end>.wav", "<YTID>.flac", "<YTID>_<start_ms>.wav")
+_AUDIOSET_SCHEMES = ("Y<YTID>_<start>_<end>.wav", "<YTID>.flac", "<YTID>_<start_ms>.wav")
 _YTID_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 
 
@@ -368,32 +377,32 @@ def _ytid(*parts):
     return "".join(_YTID_ALPHABET[(digest >> (6 * i)) % 64] for i in range(11))
 
 
-def audioset_mid(i):
+def _audioset_mid(i):
     """The label mid of generated class ``i`` (``/m/0fa<i>``), as in ``class_labels_indices.csv``.
 
     Example
     -------
-    >>> audioset_mid(2)
+    >>> _audioset_mid(2)
     '/m/0fa2'
     """
     return f"/m/0fa{i}"
 
 
-def audioset_clip_name(ytid, start, scheme):
-    """A clip's file name under one of ``AUDIOSET_SCHEMES``.
+def _audioset_clip_name(ytid, start, scheme):
+    """A clip's file name under one of ``_AUDIOSET_SCHEMES``.
 
     Example
     -------
-    >>> [audioset_clip_name("--PJHxphWEs", 30.0, s) for s in AUDIOSET_SCHEMES]
+    >>> [_audioset_clip_name("--PJHxphWEs", 30.0, s) for s in _AUDIOSET_SCHEMES]
     ['Y--PJHxphWEs_30.000_40.000.wav', '--PJHxphWEs.flac', '--PJHxphWEs_30000.wav']
     """
-    if scheme == AUDIOSET_SCHEMES[0]:
+    if scheme == _AUDIOSET_SCHEMES[0]:
         return f"Y{ytid}_{start:.3f}_{start + 10:.3f}.wav"
-    if scheme == AUDIOSET_SCHEMES[1]:
+    if scheme == _AUDIOSET_SCHEMES[1]:
         return f"{ytid}.flac"
-    if scheme == AUDIOSET_SCHEMES[2]:
+    if scheme == _AUDIOSET_SCHEMES[2]:
         return f"{ytid}_{round(start * 1000)}.wav"
-    raise ValueError(f"scheme must be one of {AUDIOSET_SCHEMES}, got {scheme!r}")
+    raise ValueError(f"scheme must be one of {_AUDIOSET_SCHEMES}, got {scheme!r}")
 
 
 def write_audioset(
@@ -411,7 +420,7 @@ def write_audioset(
     ``eval_segments.csv`` (three ``#`` header lines, then ``YTID,
     start_seconds, end_seconds, "label,label"``), ``class_labels_indices.csv``
     (``index,mid,display_name``) and the clips in
-    ``audio/<split>/``, named by the three ``AUDIOSET_SCHEMES`` in turn (16
+    ``audio/<split>/``, named by the three ``_AUDIOSET_SCHEMES`` in turn (16
     kHz mono, ``duration`` long, not 10 s). Each clip has one or two labels
     and is the sum of those classes' procedural sounds. The last ``missing``
     segments of each split have no file; the ``unreadable`` ones before them
@@ -426,7 +435,7 @@ def write_audioset(
         "unbalanced_train": 20, "eval": 20}``).
     classes : tuple of str
         Display names; class ``i`` sounds like ``CLASSES[i]``, mid
-        ``audioset_mid(i)``.
+        ``_audioset_mid(i)``.
     duration : float
         Clip length in seconds.
     missing : int
@@ -456,9 +465,9 @@ def write_audioset(
         writer = csv.writer(f, quoting=csv.QUOTE_MINIMAL)
         writer.writerow(["index", "mid", "display_name"])
         for i, name in enumerate(classes):
-            writer.writerow([i, audioset_mid(i), name])
+            writer.writerow([i, _audioset_mid(i), name])
     result = {}
-    for split, csv_name in AUDIOSET_SPLITS.items():
+    for split, csv_name in _AUDIOSET_SPLITS.items():
         count = clips.get(split, 0)
         rows = []
         audio_dir = os.path.join(folder, "audio", split)
@@ -467,7 +476,7 @@ def write_audioset(
             ytid = _ytid("audioset", seed, split, n)
             start = float(n % 7) * 10.0 + (0.5 if n % 3 == 1 else 0.0)
             picked = rng.choice(len(classes), size=1 + int(rng.random() < 0.5), replace=False)
-            labels = [audioset_mid(int(i)) for i in sorted(picked)]
+            labels = [_audioset_mid(int(i)) for i in sorted(picked)]
             status = "ok"
             if n >= count - missing:
                 status = "missing"
@@ -475,8 +484,8 @@ def write_audioset(
                 status = "unreadable"
             path = None
             if status != "missing":
-                path = f"audio/{split}/" + audioset_clip_name(
-                    ytid, start, AUDIOSET_SCHEMES[n % len(AUDIOSET_SCHEMES)]
+                path = f"audio/{split}/" + _audioset_clip_name(
+                    ytid, start, _AUDIOSET_SCHEMES[n % len(_AUDIOSET_SCHEMES)]
                 )
                 full = os.path.join(folder, path)
                 if status == "unreadable":
@@ -489,7 +498,7 @@ def write_audioset(
                         for i in picked
                     )
                     mix = mix / max(1.0, np.abs(mix).max() / 0.99)
-                    sf.write(full, mix.astype(np.float32), SAMPLE_RATE)
+                    sf.write(full, mix.astype(np.float32), _SAMPLE_RATE)
             rows.append(
                 {"ytid": ytid, "start": start, "labels": labels, "path": path, "status": status}
             )

@@ -11,3 +11,7 @@ Imports ``weights``, ``models``, ``data`` and ``inference`` only.
 Authors
  * fastast developers 2026
 """
+
+# Nothing re-exported: the tools are used by module path (``python -m
+# fastast_plugin.evaluation.bench``, ``from fastast_plugin.evaluation import metrics``).
+__all__ = []

@@ -62,8 +62,10 @@ from fastast_plugin.models.features import num_frames
 from fastast_plugin.models.merge import token_counts
 from fastast_plugin.models.pretrained import from_pretrained
 
+__all__ = ["autocast_context", "count_gflops", "main", "time_side_by_side", "timed"]
 
-def matmul_peak_gflops(dtype=None, size=2048, repeats=5, device="cpu"):
+
+def _matmul_peak_gflops(dtype=None, size=2048, repeats=5, device="cpu"):
     """Best-of-``repeats`` square matmul rate, the machine's practical ceiling.
 
     Arguments
@@ -84,7 +86,7 @@ def matmul_peak_gflops(dtype=None, size=2048, repeats=5, device="cpu"):
 
     Example
     -------
-    >>> matmul_peak_gflops(size=64, repeats=1) > 0
+    >>> _matmul_peak_gflops(size=64, repeats=1) > 0
     True
     """
     a = torch.randn(size, size, device=device, dtype=dtype or torch.float32)
@@ -121,10 +123,10 @@ def timed(fn, *args, device="cpu"):
     >>> seconds >= 0, out.tolist()
     (True, [1.0, 1.0])
     """
-    synchronize(device)
+    _synchronize(device)
     start = time.perf_counter()
     result = fn(*args)
-    synchronize(device)
+    _synchronize(device)
     return time.perf_counter() - start, result
 
 
@@ -168,7 +170,7 @@ _EXTRA_FLOP_FORMULAS = {
 }
 
 
-def synchronize(device):
+def _synchronize(device):
     """Wait for queued kernels on ``device`` (a no-op on the CPU).
 
     Arguments
@@ -178,7 +180,7 @@ def synchronize(device):
 
     Example
     -------
-    >>> synchronize("cpu")
+    >>> _synchronize("cpu")
     """
     if str(device).startswith("cuda"):
         torch.cuda.synchronize()
@@ -246,7 +248,7 @@ def time_side_by_side(candidates, inputs, dtype=None, runs=5, device="cpu"):
     return {name: statistics.median(values) for name, values in samples.items()}
 
 
-def hf_pair(model_size, input_tdim, device):
+def _hf_pair(model_size, input_tdim, device):
     """Our classifier and Hugging Face's, holding the same random weights.
 
     Arguments
@@ -305,7 +307,7 @@ def _label(setting):
     return f"r={r}"
 
 
-def peak_memory_mib(fn, inputs, dtype, device):
+def _peak_memory_mib(fn, inputs, dtype, device):
     """Peak CUDA memory of one call in MiB (``max_memory_allocated``), None on CPU.
 
     Arguments
@@ -325,24 +327,20 @@ def peak_memory_mib(fn, inputs, dtype, device):
 
     Example
     -------
-    >>> peak_memory_mib(lambda x: x + 1, torch.ones(2), None, "cpu") is None
+    >>> _peak_memory_mib(lambda x: x + 1, torch.ones(2), None, "cpu") is None
     True
     """
     if not str(device).startswith("cuda"):
         return None
-    synchronize(device)
+    _synchronize(device)
     torch.cuda.reset_peak_memory_stats(device)
     with torch.no_grad(), autocast_context(dtype, device):
         fn(inputs)
-    synchronize(device)
+    _synchronize(device)
     return torch.cuda.max_memory_allocated(device) / 2**20
 
 
-# Back ends of ``--compile`` / ``--onnx`` / ``--int8``, in table order.
-BACKENDS = ("eager", "compiled", "onnx", "int8", "onnx-int8")
-
-
-class Backends:
+class _Backends:
     """The models of every back end for one input length, built once.
 
     ``eager`` is the model itself (merge setting switched per call);
@@ -359,7 +357,8 @@ class Backends:
     settings : list of dict
         Merge settings (``set_merge`` keyword arguments).
     names : list of str
-        Back ends to build (from ``BACKENDS``).
+        Back ends to build: ``"eager"``, ``"compiled"``, ``"onnx"``, ``"int8"``,
+        ``"onnx-int8"``.
     device : str
         Device (``onnx`` and ``int8`` need the CPU).
     folder : str
@@ -443,7 +442,7 @@ def _at_setting(model, setting):
     return call
 
 
-def merge_sweep(model, feats, settings, dtype, runs, device, peak, backends=None):
+def _merge_sweep(model, feats, settings, dtype, runs, device, peak, backends=None):
     """Rows of the merge sweep for one input shape and dtype.
 
     Every back end of ``backends`` (eager only when None) runs every
@@ -482,14 +481,14 @@ def merge_sweep(model, feats, settings, dtype, runs, device, peak, backends=None
                 "speedup": base / seconds,
                 "achieved_gflops_per_s": gflops / seconds,
                 "share_of_peak": gflops / seconds / peak,
-                "peak_mem_mib": peak_memory_mib(candidates[backend, name], feats, dtype, device),
+                "peak_mem_mib": _peak_memory_mib(candidates[backend, name], feats, dtype, device),
             }
         )
     model.encoder.set_merge()
     return rows
 
 
-def teacher_rows(batch, runs, device, seconds=10.0):
+def _teacher_rows(batch, runs, device, seconds=10.0):
     """DyMN widths next to base384 AST (r = 0 and 16) on ``seconds`` clips.
 
     DyMN sees EfficientAT's 32 kHz mel input, AST its 16 kHz Kaldi fbank;
@@ -545,7 +544,7 @@ def teacher_rows(batch, runs, device, seconds=10.0):
     return rows
 
 
-GPU_TABLE = [
+_GPU_TABLE = [
     "--device",
     "cuda",
     "--model-size",
@@ -611,7 +610,7 @@ def _parse_args(argv, prog=None):
     parser.add_argument(
         "--gpu-table",
         action="store_true",
-        help="the whole GPU table in one run: " + " ".join(GPU_TABLE),
+        help="the whole GPU table in one run: " + " ".join(_GPU_TABLE),
     )
     parser.add_argument(
         "--teachers",
@@ -622,7 +621,7 @@ def _parse_args(argv, prog=None):
     parser.add_argument("--plot", help="write the speed-up curve to this PNG")
     argv = list(sys.argv[1:] if argv is None else argv)
     if "--gpu-table" in argv:
-        argv = GPU_TABLE + argv  # later values override the preset
+        argv = _GPU_TABLE + argv  # later values override the preset
     args, rest = parser.parse_known_args(argv)
     if rest and not args.features:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
@@ -647,7 +646,7 @@ def main(argv=None, prog=None):
     """
     args = _parse_args(argv, prog)
     if args.teachers:
-        rows = teacher_rows(args.batch_size[0], args.runs, args.device)
+        rows = _teacher_rows(args.batch_size[0], args.runs, args.device)
         print("| model | clips/s | GMACs per clip |\n|---|---|---|")
         for row in rows:
             print(f"| {row['model']} | {row['clips_per_s']:.2f} | {row['gmacs_per_clip']:.2f} |")
@@ -669,7 +668,7 @@ def main(argv=None, prog=None):
     results = []
     if args.frames:
         peaks = {
-            d: matmul_peak_gflops(AMPConfig.from_name(d).dtype, device=args.device)
+            d: _matmul_peak_gflops(AMPConfig.from_name(d).dtype, device=args.device)
             for d in args.precision
         }
         print("matmul peak: " + ", ".join(f"{d} {p:.0f} GFLOP/s" for d, p in peaks.items()))
@@ -682,7 +681,7 @@ def main(argv=None, prog=None):
         with open(args.json, "w") as f:
             json.dump(results, f, indent=1)
     if args.plot:
-        plot_speedups(results, args.plot)
+        _plot_speedups(results, args.plot)
     return results
 
 
@@ -690,12 +689,12 @@ def _frames_rows(args, frames, settings, backend_names, peaks, folder):
     """Every table of one input length: batches x precisions."""
     results = []
     if args.compare_hf:
-        ours, theirs = hf_pair(args.model_size, frames, args.device)
+        ours, theirs = _hf_pair(args.model_size, frames, args.device)
     else:
         encoder = ASTEncoder(args.model_size, input_tdim=frames)
         ours = ASTClassifier(encoder, ASTHead(encoder.embed_dim)).eval()
         ours = ours.to(args.device)
-    backends = Backends(ours, settings, backend_names, args.device, folder)
+    backends = _Backends(ours, settings, backend_names, args.device, folder)
     for batch in args.batch_size:
         feats = torch.randn(batch, frames, 128, device=args.device)
         for dtype_name in args.precision:
@@ -703,7 +702,7 @@ def _frames_rows(args, frames, settings, backend_names, peaks, folder):
             meta = {"frames": frames, "dtype": dtype_name, "batch": batch}
             if args.compare_hf:
                 results.append(_hf_row(meta, ours, theirs, feats, dtype, args))
-            rows = merge_sweep(
+            rows = _merge_sweep(
                 ours,
                 feats,
                 settings,
@@ -731,8 +730,8 @@ def _hf_row(meta, ours, theirs, feats, dtype, args):
     row["hf_clips_per_s"] = batch / times["huggingface"]
     row["ours_clips_per_s"] = batch / times["fastast"]
     row["ratio_ours_over_hf"] = times["huggingface"] / times["fastast"]
-    row["hf_peak_mem_mib"] = peak_memory_mib(calls["huggingface"], feats, dtype, args.device)
-    row["ours_peak_mem_mib"] = peak_memory_mib(ours, feats, dtype, args.device)
+    row["hf_peak_mem_mib"] = _peak_memory_mib(calls["huggingface"], feats, dtype, args.device)
+    row["ours_peak_mem_mib"] = _peak_memory_mib(ours, feats, dtype, args.device)
     memory = ""
     if row["ours_peak_mem_mib"] is not None:
         memory = (
@@ -740,7 +739,7 @@ def _hf_row(meta, ours, theirs, feats, dtype, args):
             f"{row['ours_peak_mem_mib']:.0f} MiB"
         )
     print(
-        f"{args_line(meta)}: HF {row['hf_clips_per_s']:.2f} "
+        f"{_args_line(meta)}: HF {row['hf_clips_per_s']:.2f} "
         f"clips/s, ours {row['ours_clips_per_s']:.2f} clips/s, "
         f"ours/HF speed ratio {row['ratio_ours_over_hf']:.2f}{memory}"
     )
@@ -756,7 +755,7 @@ def _feature_rows(args):
 def _print_sweep(meta, rows, device="cpu"):
     cuda = str(device).startswith("cuda")
     scale, unit = (1e3, "TFLOP/s") if cuda else (1.0, "GFLOP/s")
-    print(f"\n{args_line(meta)}")
+    print(f"\n{_args_line(meta)}")
     print(
         f"| back end | setting | tokens after each block | GFLOPs | clips/s "
         f"| speed-up | {unit} | of peak |" + (" peak MiB |" if cuda else "")
@@ -773,12 +772,12 @@ def _print_sweep(meta, rows, device="cpu"):
         )
 
 
-def args_line(meta):
+def _args_line(meta):
     """One-line description of a benchmark configuration."""
     return f"{meta['frames']} frames, {meta['dtype']}, batch {meta['batch']}"
 
 
-def plot_speedups(results, path):
+def _plot_speedups(results, path):
     """Speed-up against FLOP reduction, one curve per input shape and dtype.
 
     Arguments
@@ -792,7 +791,7 @@ def plot_speedups(results, path):
     groups = {}
     for row in results:
         if row["kind"] == "merge" and row.get("backend", "eager") == "eager":
-            groups.setdefault(args_line(row), []).append(row)
+            groups.setdefault(_args_line(row), []).append(row)
     for name, rows in groups.items():
         base = rows[0]["gflops"]
         ax.plot(

@@ -36,17 +36,10 @@ import torchaudio
 from fastast_plugin.models.dymn.frontend import DyMNFrontEnd
 from fastast_plugin.models.features import KaldiFbank
 
-__all__ = [
-    "ast_fbank_loop",
-    "efficientat_loop",
-    "feature_rows",
-    "format_rows",
-    "main",
-    "time_interleaved",
-]
+__all__ = ["efficientat_loop", "main"]
 
 
-def ast_fbank_loop(wavs):
+def _ast_fbank_loop(wavs):
     """AST's features clip by clip, as its data loader computes them.
 
     Arguments
@@ -61,7 +54,7 @@ def ast_fbank_loop(wavs):
 
     Example
     -------
-    >>> ast_fbank_loop(torch.randn(2, 16000)).shape
+    >>> _ast_fbank_loop(torch.randn(2, 16000)).shape
     torch.Size([2, 98, 128])
     """
     feats = []
@@ -144,7 +137,7 @@ def _synchronize(device):
         torch.cuda.synchronize()
 
 
-def time_interleaved(candidates, runs=5):
+def _time_interleaved(candidates, runs=5):
     """Seconds of each call of each candidate, their runs interleaved.
 
     Arguments
@@ -164,7 +157,7 @@ def time_interleaved(candidates, runs=5):
 
     Example
     -------
-    >>> seconds, outputs = time_interleaved({"sum": (torch.sum, torch.ones(3), "cpu")}, runs=2)
+    >>> seconds, outputs = _time_interleaved({"sum": (torch.sum, torch.ones(3), "cpu")}, runs=2)
     >>> len(seconds["sum"]), outputs["sum"].item()
     (2, 3.0)
     """
@@ -195,7 +188,7 @@ def _threads(count):
         torch.set_num_threads(previous)
 
 
-def feature_rows(batches=(1, 8, 32), seconds=10.0, runs=5, threads=2, device="cpu", seed=0):
+def _feature_rows(batches=(1, 8, 32), seconds=10.0, runs=5, threads=2, device="cpu", seed=0):
     """Batched front-ends against their per-clip loops, one row per front-end and batch.
 
     Arguments
@@ -223,7 +216,7 @@ def feature_rows(batches=(1, 8, 32), seconds=10.0, runs=5, threads=2, device="cp
 
     Example
     -------
-    >>> rows = feature_rows(batches=[2], seconds=1.0, runs=1, threads=0)
+    >>> rows = _feature_rows(batches=[2], seconds=1.0, runs=1, threads=0)
     >>> [(row["front_end"], row["batch"]) for row in rows]
     [('KaldiFbank', 2), ('DyMNFrontEnd', 2)]
     >>> all(row["max_abs_diff"] < 1e-3 for row in rows)
@@ -243,14 +236,14 @@ def feature_rows(batches=(1, 8, 32), seconds=10.0, runs=5, threads=2, device="cp
             wavs = torch.randn(batch, int(16000 * seconds), generator=generator)
             on_device = wavs.to(device)
             pairs = {
-                "KaldiFbank": (kaldi, ast_fbank_loop),
+                "KaldiFbank": (kaldi, _ast_fbank_loop),
                 "DyMNFrontEnd": (dymn_batched, dymn_loop),
             }
             candidates = {}
             for name, (batched, loop) in pairs.items():
                 candidates[(name, "batched")] = (batched, on_device, device)
                 candidates[(name, "loop")] = (loop, wavs, "cpu")
-            times, outputs = time_interleaved(candidates, runs)
+            times, outputs = _time_interleaved(candidates, runs)
             for name in pairs:
                 batched, loop = times[(name, "batched")], times[(name, "loop")]
                 batched_s, loop_s = statistics.median(batched), statistics.median(loop)
@@ -270,13 +263,13 @@ def feature_rows(batches=(1, 8, 32), seconds=10.0, runs=5, threads=2, device="cp
     return rows
 
 
-def format_rows(rows):
-    """The rows of ``feature_rows`` as a plain-text table.
+def _format_rows(rows):
+    """The rows of ``_feature_rows`` as a plain-text table.
 
     Arguments
     ---------
     rows : list of dict
-        Output of ``feature_rows``.
+        Output of ``_feature_rows``.
 
     Returns
     -------
@@ -286,7 +279,7 @@ def format_rows(rows):
     -------
     >>> row = dict(front_end="KaldiFbank", batch=1, device="cpu", batched_ms=1.0,
     ...            loop_ms=2.0, speedup=2.0, best_speedup=2.1, max_abs_diff=0.0)
-    >>> print(format_rows([row]))
+    >>> print(_format_rows([row]))
     front end     batch  device  batched ms  loop ms (cpu)  speed-up  best  max |diff|
     KaldiFbank        1  cpu          1.000          2.000     2.00x  2.10x     0.0e+00
     """
@@ -336,7 +329,7 @@ def main(argv=None, prog=None):
     Returns
     -------
     list of dict
-        The rows of ``feature_rows``.
+        The rows of ``_feature_rows``.
 
     Example
     -------
@@ -346,8 +339,8 @@ def main(argv=None, prog=None):
     2
     """
     args = _parse_args(argv, prog)
-    rows = feature_rows(args.batches, args.seconds, args.runs, args.threads, args.device)
-    print(format_rows(rows))
+    rows = _feature_rows(args.batches, args.seconds, args.runs, args.threads, args.device)
+    print(_format_rows(rows))
     if args.json:
         with open(args.json, "w") as file:
             json.dump({"args": vars(args), "rows": rows}, file, indent=2)

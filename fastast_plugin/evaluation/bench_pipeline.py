@@ -35,24 +35,26 @@ from fastast_plugin.inference.classifier import AudioClassifier
 from fastast_plugin.inference.export import export_checkpoint
 from fastast_plugin.models.features import AUDIOSET_MEAN, AUDIOSET_STD
 
-SAMPLE_RATE = 16000
+__all__ = ["main"]
+
+_SAMPLE_RATE = 16000
 
 
-def write_clips(folder, durations, seed=0):
+def _write_clips(folder, durations, seed=0):
     """Noise-and-tone clips of the given durations (seconds) as 16 kHz wav files."""
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     paths = []
     for i, seconds in enumerate(durations):
-        t = np.arange(int(seconds * SAMPLE_RATE)) / SAMPLE_RATE
+        t = np.arange(int(seconds * _SAMPLE_RATE)) / _SAMPLE_RATE
         wav = 0.3 * np.sin(2 * np.pi * rng.uniform(100, 4000) * t) + rng.normal(0, 0.05, t.shape)
         paths.append(folder / f"clip{i:03d}.wav")
-        sf.write(paths[-1], wav.astype(np.float32), SAMPLE_RATE)
+        sf.write(paths[-1], wav.astype(np.float32), _SAMPLE_RATE)
     return paths
 
 
 # A 2-block, 192-wide AST (DeiT-tiny's width): for tests of this benchmark.
-TINY = {
+_TINY = {
     "hidden_size": 192,
     "num_hidden_layers": 2,
     "num_attention_heads": 3,
@@ -60,12 +62,14 @@ TINY = {
 }
 
 
-def hf_model_folder(folder, input_tdim, tiny=False, seed=0):
-    """A random ``ASTForAudioClassification`` (base384, or ``TINY``) + its feature extractor, saved."""
+def _hf_model_folder(folder, input_tdim, tiny=False, seed=0):
+    """A random ``ASTForAudioClassification`` (base384, or ``_TINY``) + its feature extractor, saved."""
     import transformers
 
     torch.manual_seed(seed)
-    config = transformers.ASTConfig(max_length=input_tdim, num_labels=527, **(TINY if tiny else {}))
+    config = transformers.ASTConfig(
+        max_length=input_tdim, num_labels=527, **(_TINY if tiny else {})
+    )
     model = transformers.ASTForAudioClassification(config).eval()
     model.save_pretrained(folder)
     extractor = transformers.ASTFeatureExtractor(
@@ -75,7 +79,7 @@ def hf_model_folder(folder, input_tdim, tiny=False, seed=0):
     return folder
 
 
-def hf_candidate(folder):
+def _hf_candidate(folder):
     """Top-1 label index of a file through ``transformers.pipeline``."""
     import transformers
 
@@ -83,13 +87,13 @@ def hf_candidate(folder):
     label2id = pipe.model.config.label2id
 
     def classify(path):
-        wav = load_audio(path, SAMPLE_RATE).numpy()
-        return label2id[pipe({"raw": wav, "sampling_rate": SAMPLE_RATE})[0]["label"]]
+        wav = load_audio(path, _SAMPLE_RATE).numpy()
+        return label2id[pipe({"raw": wav, "sampling_rate": _SAMPLE_RATE})[0]["label"]]
 
     return classify
 
 
-def our_candidate(folder, length_mode, keep_ratio=None):
+def _our_candidate(folder, length_mode, keep_ratio=None):
     """Top-1 class index of a file through ``AudioClassifier``."""
     classifier = AudioClassifier.from_hparams(source=folder, run_opts={"device": "cpu"})
     classifier.set_length_mode(length_mode)
@@ -101,7 +105,7 @@ def our_candidate(folder, length_mode, keep_ratio=None):
     return classify
 
 
-def time_folder(candidates, paths, runs):
+def _time_folder(candidates, paths, runs):
     """Seconds per round (median) and top-1 indices of every candidate on ``paths``."""
     seconds = {name: [] for name in candidates}
     top1 = {}
@@ -145,17 +149,17 @@ def main(argv=None, prog=None):
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        hf_folder = hf_model_folder(tmp / "hf", args.input_tdim, args.tiny)
+        hf_folder = _hf_model_folder(tmp / "hf", args.input_tdim, args.tiny)
         ours = export_checkpoint(hf_folder, tmp / "ours", mean=AUDIOSET_MEAN, std=AUDIOSET_STD)
         candidates = {
-            "Hugging Face pipeline": hf_candidate(hf_folder),
-            "ours, r = 0, AST padding": our_candidate(ours, "pad"),
-            "ours, r = 0, native length": our_candidate(ours, "native"),
-            "ours, keep 0.85, native length": our_candidate(ours, "native", keep_ratio=0.85),
+            "Hugging Face pipeline": _hf_candidate(hf_folder),
+            "ours, r = 0, AST padding": _our_candidate(ours, "pad"),
+            "ours, r = 0, native length": _our_candidate(ours, "native"),
+            "ours, keep 0.85, native length": _our_candidate(ours, "native", keep_ratio=0.85),
         }
         for i, (name, durations) in enumerate(folders.items()):
-            paths = write_clips(tmp / f"folder{i}", durations, seed=i)
-            seconds, top1 = time_folder(candidates, paths, args.runs)
+            paths = _write_clips(tmp / f"folder{i}", durations, seed=i)
+            seconds, top1 = _time_folder(candidates, paths, args.runs)
             results[name] = _table(name, seconds, top1, len(paths), sum(durations))
     return results
 

@@ -12,7 +12,7 @@ string predictions and a confusion matrix on one process.)
 
 ``accuracy`` is AST's top-1 accuracy; ``mean_average_precision`` is the mAP
 AST reports, computed with ``sklearn.metrics.average_precision_score``;
-``mean_auc`` and ``d_prime`` are AST's mean ROC AUC and its d-prime
+``_mean_auc`` and ``_d_prime`` are AST's mean ROC AUC and its d-prime
 (``sqrt(2) * Phi^-1(mAUC)``, AST's ``src/utilities/stats.py`` ``d_prime``,
 with ``scipy.stats.norm.ppf``). ``ClipScores.summarize(multilabel=True)``
 adds all three, computed once over the gathered clips of every rank.
@@ -28,6 +28,8 @@ from scipy.stats import norm
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from fastast_plugin.data.sampling import distributed_world
+
+__all__ = ["ClipScores", "accuracy", "mean_average_precision", "multilabel_metrics"]
 
 
 def accuracy(scores, targets):
@@ -101,7 +103,7 @@ def mean_average_precision(scores, targets):
     return float(np.mean(per_class))
 
 
-def mean_auc(scores, targets):
+def _mean_auc(scores, targets):
     """Mean ROC AUC over the classes that have both positive and negative clips.
 
     Per class ``sklearn.metrics.roc_auc_score``, as AST's
@@ -124,7 +126,7 @@ def mean_auc(scores, targets):
     -------
     >>> scores = torch.tensor([[0.9, 0.1], [0.8, 0.7], [0.1, 0.2]])
     >>> targets = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0]])
-    >>> round(mean_auc(scores, targets), 4)  # (1/2 + 1) / 2
+    >>> round(_mean_auc(scores, targets), 4)  # (1/2 + 1) / 2
     0.75
     """
     scores = torch.as_tensor(np.asarray(scores)).float().numpy()
@@ -141,7 +143,7 @@ def mean_auc(scores, targets):
     return float(np.mean(per_class))
 
 
-def d_prime(auc):
+def _d_prime(auc):
     """AST's d-prime of an AUC: ``sqrt(2) * Phi^-1(auc)`` (``scipy.stats.norm.ppf``).
 
     The separation, in standard deviations, of two unit-variance Gaussian
@@ -159,7 +161,7 @@ def d_prime(auc):
 
     Example
     -------
-    >>> d_prime(0.5), round(d_prime(0.9), 4)
+    >>> _d_prime(0.5), round(_d_prime(0.9), 4)
     (0.0, 1.8124)
     """
     if not 0.0 <= auc <= 1.0:
@@ -192,11 +194,11 @@ def multilabel_metrics(scores, targets):
     """
     result = {"mAP": mean_average_precision(scores, targets)}
     try:
-        auc = mean_auc(scores, targets)
+        auc = _mean_auc(scores, targets)
     except ValueError:
         result.update(mAUC=None, d_prime=None)
     else:
-        result.update(mAUC=auc, d_prime=d_prime(auc))
+        result.update(mAUC=auc, d_prime=_d_prime(auc))
     return result
 
 

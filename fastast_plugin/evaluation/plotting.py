@@ -6,7 +6,7 @@ Authors
 
 __all__ = ["pyplot", "save_figure"]
 
-INSTALL_HINT = "plots need matplotlib: pip install matplotlib"
+_INSTALL_HINT = "plots need matplotlib: pip install matplotlib"
 
 
 def pyplot():
@@ -31,7 +31,7 @@ def pyplot():
     try:
         import matplotlib
     except ImportError as err:
-        raise ImportError(INSTALL_HINT) from err
+        raise ImportError(_INSTALL_HINT) from err
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

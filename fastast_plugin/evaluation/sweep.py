@@ -42,7 +42,6 @@ from fastast_plugin.weights.resize import parse_patch_size
 __all__ = [
     "BENCH_COLUMNS",
     "EVAL_COLUMNS",
-    "SWEEP_SUMMARY_COLUMNS",
     "ManifestClip",
     "benchmark_patch_sizes",
     "evaluate_patch_sizes",
@@ -69,7 +68,7 @@ EVAL_COLUMNS = [
     "gflops_per_clip",
     "clips",
 ]
-SWEEP_SUMMARY_COLUMNS = [
+_SWEEP_SUMMARY_COLUMNS = [
     "patch_size",
     "tokens",
     "acc",
@@ -575,7 +574,7 @@ def summarize_patch_sweeps(sweep_files, path_stem):
     -------
     list of dict
         One row per patch size (in the first file's order) with the keys of
-        ``SWEEP_SUMMARY_COLUMNS``: mean accuracy, its sample standard
+        ``_SWEEP_SUMMARY_COLUMNS``: mean accuracy, its sample standard
         deviation over folds (0 for one fold), mean mAP and clips/s.
 
     Example
@@ -599,7 +598,7 @@ def summarize_patch_sweeps(sweep_files, path_stem):
             for row in csv.DictReader(f):
                 values.setdefault(row["patch_size"], []).append(row)
     rows = [_summary_row(size, entries) for size, entries in values.items()]
-    write_table(rows, SWEEP_SUMMARY_COLUMNS, path_stem)
+    write_table(rows, _SWEEP_SUMMARY_COLUMNS, path_stem)
     try:
         plot_patch_sweep(rows, path_stem + ".png")
     except ImportError as err:

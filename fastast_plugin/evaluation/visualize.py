@@ -22,10 +22,12 @@ from fastast_plugin.models.features import AUDIOSET_MEAN, AUDIOSET_STD, KaldiFba
 from fastast_plugin.models.merge import token_counts
 from fastast_plugin.models.pretrained import from_pretrained, read_export_config
 
+__all__ = ["main"]
+
 logger = get_logger(__name__)
 
 
-def patch_groups(source, grid_size, num_prefix_tokens):
+def _patch_groups(source, grid_size, num_prefix_tokens):
     """Index of the final token that holds each patch of the grid.
 
     Arguments
@@ -48,7 +50,7 @@ def patch_groups(source, grid_size, num_prefix_tokens):
     Example
     -------
     >>> source = torch.tensor([[1, 0, 0, 0, 0], [0, 1, 0, 1, 0], [0, 0, 1, 0, 1]])
-    >>> patch_groups(source, (2, 2), 1)
+    >>> _patch_groups(source, (2, 2), 1)
     array([[0, 1],
            [0, 1]])
     """
@@ -71,7 +73,7 @@ def _group_image(groups, encoder, shape):
     return image
 
 
-def plot_token_groups(feats, encoder, path):
+def _plot_token_groups(feats, encoder, path):
     """Draw one clip's spectrogram with its merged-token groups.
 
     Arguments
@@ -100,7 +102,7 @@ def plot_token_groups(feats, encoder, path):
     num_tokens = encoder.num_tokens
     if state.source is None:  # nothing merged: every patch is its own token
         state = state._replace(source=torch.eye(num_tokens)[None])
-    groups = patch_groups(state.source[0], encoder.grid_size, encoder.num_prefix_tokens)
+    groups = _patch_groups(state.source[0], encoder.grid_size, encoder.num_prefix_tokens)
     spec = feats.T.cpu().numpy()
     image = _group_image(groups, encoder, spec.shape)
     counts = token_counts(num_tokens, encoder.merge_schedule(), encoder.num_prefix_tokens)
@@ -129,43 +131,6 @@ def plot_token_groups(feats, encoder, path):
     ax_count.set_ylim(bottom=0)
     save_figure(fig, path)
     return groups
-
-
-def plot_tokens_per_block(encoder, settings, path):
-    """Tokens left after each block for several merge settings.
-
-    Arguments
-    ---------
-    encoder : ASTEncoder
-        Encoder whose grid and depth are used (its setting is restored).
-    settings : list of dict
-        Keyword arguments for ``encoder.set_merge``, e.g. ``{"r": 16}``.
-    path : str
-        PNG file to write.
-
-    Returns
-    -------
-    dict
-        Label to token counts per block.
-    """
-    saved = {"r": encoder.r, "keep_ratio": encoder.keep_ratio}
-    curves = {}
-    for setting in settings:
-        encoder.set_merge(**setting)
-        counts = token_counts(
-            encoder.num_tokens, encoder.merge_schedule(), encoder.num_prefix_tokens
-        )
-        label = ", ".join(f"{k}={v}" for k, v in setting.items())
-        curves[label] = [encoder.num_tokens] + counts
-    encoder.set_merge(**saved)
-    fig, ax = pyplot().subplots(figsize=(6, 4))
-    for label, counts in curves.items():
-        ax.plot(range(len(counts)), counts, "o-", label=label)
-    ax.set_xlabel("block")
-    ax.set_ylabel("tokens")
-    ax.legend(fontsize=7)
-    save_figure(fig, path)
-    return curves
 
 
 def main(argv=None, prog=None):
@@ -217,7 +182,7 @@ def main(argv=None, prog=None):
     encoder.set_merge(r=args.r, keep_ratio=args.keep_ratio)
     fbank = KaldiFbank(target_length=frames, mean=mean, std=std)
     feats = fbank(wav[None])[0]
-    groups = plot_token_groups(feats, encoder, args.out)
+    groups = _plot_token_groups(feats, encoder, args.out)
     print(f"wrote {args.out}: {len(np.unique(groups))} patch tokens")
     return groups
 

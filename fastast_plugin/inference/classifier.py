@@ -51,9 +51,18 @@ from fastast_plugin.models.features import batch_features, sample_counts
 from fastast_plugin.models.pretrained import MERGE_SETTING, one_setting_overrides
 from fastast_plugin.weights.state_dict import load_strict, read_state_dict
 
+__all__ = [
+    "AudioClassifier",
+    "FileResult",
+    "MultiLabelOutput",
+    "Prediction",
+    "Window",
+    "load_weights",
+]
+
 logger = get_logger(__name__)
 
-URL_SCHEMES = ("http://", "https://")  # sources speechbrain.utils.fetching downloads
+_URL_SCHEMES = ("http://", "https://")  # sources speechbrain.utils.fetching downloads
 
 
 class Window(NamedTuple):
@@ -163,7 +172,7 @@ def load_weights(module, path):
 def _check_local_source(source, hparams_file):
     """Name a missing local folder or YAML (SpeechBrain would try the hub instead)."""
     text = str(source)
-    if text.startswith(URL_SCHEMES):
+    if text.startswith(_URL_SCHEMES):
         return  # downloaded by SpeechBrain's fetch (savedir needed)
     path = Path(text).expanduser()
     looks_local = path.exists() or text.startswith((".", "/", "~")) or text.count("/") > 1

@@ -22,11 +22,13 @@ from fastast_plugin.cli_options import add_option
 from fastast_plugin.inference.classifier import AudioClassifier
 from fastast_plugin.models.ast import LENGTH_MODES
 
+__all__ = ["main"]
+
 # Extensions collected from folders (files named explicitly are always tried).
-AUDIO_EXTENSIONS = {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif", ".au"}
+_AUDIO_EXTENSIONS = {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif", ".au"}
 
 
-def audio_files(paths):
+def _audio_files(paths):
     """Files to classify: explicit files as given, audio files under folders (sorted).
 
     Arguments
@@ -42,13 +44,13 @@ def audio_files(paths):
     -------
     >>> root = getfixture("tmp_path")
     >>> (root / "a").mkdir(); _ = (root / "a" / "x.wav").write_bytes(b""); _ = (root / "n.txt").write_text("")
-    >>> [p.name for p in audio_files([root])]
+    >>> [p.name for p in _audio_files([root])]
     ['x.wav']
     """
     files = []
     for path in map(Path, paths):
         if path.is_dir():
-            found = (p for p in path.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS)
+            found = (p for p in path.rglob("*") if p.suffix.lower() in _AUDIO_EXTENSIONS)
             files += sorted(p for p in found if p.is_file())
         else:
             files.append(path)  # a missing file is reported by the classifier
@@ -94,7 +96,7 @@ def _parser(prog):
     return parser
 
 
-def load_classifier(args):
+def _load_classifier(args):
     """The interface of ``args.model`` with the command line's run-time knobs."""
     run_opts = {"device": args.device, "precision": args.precision}
     if args.compile:  # the features' host-side length logic stays eager
@@ -170,10 +172,10 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None):
             parser.error(
                 f"--int8 and --onnx run their own precision, got --precision {args.precision}"
             )
-    files = audio_files(args.paths)
+    files = _audio_files(args.paths)
     if not files:
         parser.error(f"no audio files found in {args.paths}")
-    classifier = load_classifier(args)
+    classifier = _load_classifier(args)
     results = classifier.classify_files(
         files, batch_size=args.batch_size, top_k=args.top_k, threshold=args.threshold
     )

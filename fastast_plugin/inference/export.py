@@ -37,11 +37,13 @@ from fastast_plugin.models.pretrained import MERGE_SETTING, from_pretrained, rea
 from fastast_plugin.weights.fit import EXPORT_CONFIG, EXPORT_FORMAT, EXPORT_WEIGHTS
 from fastast_plugin.weights.registry import find, labels_file
 
+__all__ = ["export_checkpoint", "export_config", "export_model", "main", "read_labels"]
+
 logger = get_logger(__name__)
 
-LABELS_FILE = "label_encoder.txt"
-HPARAMS_FILE = "hyperparams.yaml"
-AUDIOSET_CLASSES = 527
+_LABELS_FILE = "label_encoder.txt"
+_HPARAMS_FILE = "hyperparams.yaml"
+_AUDIOSET_CLASSES = 527
 
 
 def read_labels(path):
@@ -125,8 +127,8 @@ def export_model(model, out_dir, features, labels=None, multi_label=False, windo
     (out_dir / EXPORT_CONFIG).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
     encoder = CategoricalEncoder()
     encoder.update_from_iterable(config["labels"])
-    encoder.save(out_dir / LABELS_FILE)
-    (out_dir / HPARAMS_FILE).write_text(hyperparams_yaml(config), encoding="utf-8")
+    encoder.save(out_dir / _LABELS_FILE)
+    (out_dir / _HPARAMS_FILE).write_text(_hyperparams_yaml(config), encoding="utf-8")
     logger.info("Exported %d-class model to %s", len(config["labels"]), out_dir)
     return out_dir
 
@@ -264,7 +266,7 @@ def export_checkpoint(
         logger.info("%s: no feature statistics given, using AudioSet's", source)
         features.update(mean=AUDIOSET_MEAN, std=AUDIOSET_STD)
     if multi_label is None:
-        multi_label = previous["multi_label"] if previous else n_classes == AUDIOSET_CLASSES
+        multi_label = previous["multi_label"] if previous else n_classes == _AUDIOSET_CLASSES
     return export_model(model, out_dir, features, names, multi_label, window_hop)
 
 
@@ -293,7 +295,7 @@ def _yaml_block(tag, settings, refs=()):
     return "\n".join(lines)
 
 
-def hyperparams_yaml(config):
+def _hyperparams_yaml(config):
     """The ``hyperparams.yaml`` of an exported folder, for ``AudioClassifier``.
 
     Arguments
@@ -350,7 +352,7 @@ def hyperparams_yaml(config):
                 "        label_encoder: !ref <label_encoder>\n"
                 "    paths:\n"
                 f"        model: !ref <source>/{EXPORT_WEIGHTS}\n"
-                f"        label_encoder: !ref <source>/{LABELS_FILE}\n"
+                f"        label_encoder: !ref <source>/{_LABELS_FILE}\n"
                 "    custom_hooks:\n"
                 "        model: !name:fastast_plugin.inference.classifier.load_weights",
             ]
@@ -359,7 +361,7 @@ def hyperparams_yaml(config):
     )
 
 
-def resolve_source(source):
+def _resolve_source(source):
     """A recipe's output folder stands for the inference folder it exported.
 
     Arguments
@@ -448,7 +450,7 @@ def main(argv=None, prog=None):
         if value is not None
     }
     out = export_checkpoint(
-        resolve_source(args.source),
+        _resolve_source(args.source),
         args.out_dir,
         labels=args.labels,
         mean=args.mean,

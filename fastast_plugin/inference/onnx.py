@@ -29,18 +29,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = [
-    "OnnxClassifier",
-    "attach_onnx",
-    "export_onnx",
-    "max_abs_difference",
-    "onnx_settings",
-]
+__all__ = ["OnnxClassifier", "attach_onnx", "export_onnx"]
 
 # Key of the JSON settings in the ONNX file's metadata_props.
-METADATA_KEY = "fastast"
-INPUT_NAME = "feats"
-OUTPUT_NAME = "logits"
+_METADATA_KEY = "fastast"
+_INPUT_NAME = "feats"
+_OUTPUT_NAME = "logits"
 
 
 def _encoder_of(model):
@@ -55,7 +49,7 @@ def _encoder_of(model):
     return encoder
 
 
-def onnx_settings(model):
+def _onnx_settings(model):
     """The settings an exported graph is fixed at, as stored in its metadata.
 
     Arguments
@@ -75,7 +69,7 @@ def onnx_settings(model):
     -------
     >>> from fastast_plugin.models.ast import ASTClassifier, ASTEncoder, ASTHead
     >>> enc = ASTEncoder("tiny224", input_tdim=128, depth=2, keep_ratio=0.85)
-    >>> settings = onnx_settings(ASTClassifier(enc, ASTHead(192, 3)))
+    >>> settings = _onnx_settings(ASTClassifier(enc, ASTHead(192, 3)))
     >>> settings["merge_schedule"], settings["patch_size"], settings["num_classes"]
     ([22, 18], [16, 16], 3)
     """
@@ -105,7 +99,7 @@ def export_onnx(model, path, opset_version: int | None = None, example_batch: in
     It is traced at ``input_tdim`` frames in ``"pad"`` length mode (the
     model's own length mode and train/eval state are restored afterwards).
     The settings go into the file's metadata (key ``"fastast"``, JSON; see
-    :func:`onnx_settings`).
+    :func:`_onnx_settings`).
 
     Arguments
     ---------
@@ -142,7 +136,7 @@ def export_onnx(model, path, opset_version: int | None = None, example_batch: in
     if example_batch < 2:
         raise ValueError(f"example_batch must be >= 2, got {example_batch}")
     encoder = _encoder_of(model)
-    settings = onnx_settings(model)
+    settings = _onnx_settings(model)
     param = next(model.parameters())
     if param.dtype != torch.float32:
         raise TypeError(
@@ -159,8 +153,8 @@ def export_onnx(model, path, opset_version: int | None = None, example_batch: in
             model,
             (feats,),
             dynamo=True,
-            input_names=[INPUT_NAME],
-            output_names=[OUTPUT_NAME],
+            input_names=[_INPUT_NAME],
+            output_names=[_OUTPUT_NAME],
             dynamic_shapes=({0: batch},),
             opset_version=opset_version,
             verbose=False,
@@ -168,7 +162,7 @@ def export_onnx(model, path, opset_version: int | None = None, example_batch: in
     finally:
         encoder.length_mode = mode
         model.to(device).train(was_training)
-    program.model.metadata_props[METADATA_KEY] = json.dumps(settings)
+    program.model.metadata_props[_METADATA_KEY] = json.dumps(settings)
     program.save(os.fspath(path))
     return os.fspath(path)
 
@@ -223,12 +217,12 @@ class OnnxClassifier(nn.Module):
         self.path = os.fspath(path)
         self.session = _session(self.path, providers, threads)
         meta = self.session.get_modelmeta().custom_metadata_map
-        if METADATA_KEY not in meta:
+        if _METADATA_KEY not in meta:
             raise ValueError(
-                f"{self.path} has no '{METADATA_KEY}' metadata: export it "
+                f"{self.path} has no '{_METADATA_KEY}' metadata: export it "
                 "with fastast_plugin.inference.onnx.export_onnx"
             )
-        self.settings = json.loads(meta[METADATA_KEY])
+        self.settings = json.loads(meta[_METADATA_KEY])
         self.input_tdim = int(self.settings["input_tdim"])
         self.input_fdim = int(self.settings["input_fdim"])
         self.labels = self.settings.get("labels")
@@ -278,7 +272,7 @@ class OnnxClassifier(nn.Module):
         elif frames < self.input_tdim:
             feats = F.pad(feats, (0, 0, 0, self.input_tdim - frames))
         inputs = feats.detach().float().cpu().contiguous().numpy()
-        logits = self.session.run([OUTPUT_NAME], {INPUT_NAME: inputs})[0]
+        logits = self.session.run([_OUTPUT_NAME], {_INPUT_NAME: inputs})[0]
         logits = torch.from_numpy(logits).to(feats.device)
         return logits.unsqueeze(1) if self.keepdim else logits
 
@@ -324,25 +318,3 @@ def attach_onnx(interface, path, providers=None, threads=None):
     interface.mods.classifier = nn.Identity()
     interface.set_length_mode("pad")
     return model
-
-
-def max_abs_difference(path, model, feats):
-    """Largest absolute difference of ONNX Runtime's logits to PyTorch's.
-
-    Arguments
-    ---------
-    path : str or os.PathLike
-        The exported file.
-    model : nn.Module
-        The PyTorch model (called on ``feats`` under ``no_grad``).
-    feats : torch.Tensor
-        Features ``[batch, time, freq]``.
-
-    Returns
-    -------
-    float
-    """
-    with torch.no_grad():
-        expected = model(feats).float().cpu()
-    got = OnnxClassifier(path)(feats.cpu())
-    return float((got - expected).abs().max())

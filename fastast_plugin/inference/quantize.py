@@ -27,7 +27,7 @@ import warnings
 import torch
 from torch import nn
 
-__all__ = ["quantize_linear_int8", "quantize_onnx", "count_quantized"]
+__all__ = ["quantize_linear_int8", "quantize_onnx"]
 
 
 def quantize_linear_int8(model, inplace=False):
@@ -51,7 +51,7 @@ def quantize_linear_int8(model, inplace=False):
     >>> from fastast_plugin.models.ast import ASTClassifier, ASTEncoder, ASTHead
     >>> model = ASTClassifier(ASTEncoder("tiny224", input_tdim=64, depth=1), ASTHead(192, 2)).eval()
     >>> int8 = quantize_linear_int8(model)
-    >>> count_quantized(int8), count_quantized(model)
+    >>> _count_quantized(int8), _count_quantized(model)
     (5, 0)
     >>> int8.encoder.r = 8
     >>> int8(torch.randn(2, 64, 128)).shape
@@ -75,7 +75,7 @@ def quantize_linear_int8(model, inplace=False):
         return quantize_dynamic(model, {nn.Linear}, dtype=torch.qint8, inplace=True)
 
 
-def count_quantized(model):
+def _count_quantized(model):
     """Number of dynamically quantised linear layers in ``model``.
 
     Arguments

@@ -38,15 +38,7 @@ from fastast_plugin.models.merge import keep_ratio_schedule, parse_r
 from fastast_plugin.weights.fit import load_encoder_weights
 from fastast_plugin.weights.resize import parse_patch_size, resample_pos_embed
 
-__all__ = [
-    "FLEXIBLE_AXES",
-    "LENGTH_MODES",
-    "MODEL_SIZES",
-    "ASTClassifier",
-    "ASTEncoder",
-    "ASTHead",
-    "grid_shape",
-]
+__all__ = ["LENGTH_MODES", "MODEL_SIZES", "ASTClassifier", "ASTEncoder", "ASTHead"]
 
 # (embed_dim, depth, num_heads) of the DeiT backbones AST builds on.
 MODEL_SIZES = {
@@ -55,7 +47,7 @@ MODEL_SIZES = {
     "base224": (768, 12, 12),
     "base384": (768, 12, 12),
 }
-FLEXIBLE_AXES = {"none": (), "both": (0, 1), "freq": (0,), "time": (1,)}
+_FLEXIBLE_AXES = {"none": (), "both": (0, 1), "freq": (0,), "time": (1,)}
 
 
 class ASTEncoder(nn.Module):
@@ -214,8 +206,8 @@ class ASTEncoder(nn.Module):
             raise ValueError(
                 f"num_prefix_tokens must be 1 (cls) or 2 (cls + dist), got {num_prefix_tokens}"
             )
-        if flexible not in FLEXIBLE_AXES:
-            raise ValueError(f"flexible must be one of {list(FLEXIBLE_AXES)}, got {flexible!r}")
+        if flexible not in _FLEXIBLE_AXES:
+            raise ValueError(f"flexible must be one of {list(_FLEXIBLE_AXES)}, got {flexible!r}")
         if pooling not in ("prefix_mean", "cls"):
             raise ValueError(f"pooling must be 'prefix_mean' or 'cls', got {pooling!r}")
         preset = MODEL_SIZES[model_size]
@@ -559,7 +551,7 @@ class ASTEncoder(nn.Module):
             default_stride = base_stride
         else:
             patch = self._on_flexible_axes(patch_size, base, "patch_size")
-            axes = FLEXIBLE_AXES[self._flexible]
+            axes = _FLEXIBLE_AXES[self._flexible]
             default_stride = tuple(patch[i] if i in axes else base_stride[i] for i in range(2))
         if stride is None:
             stride = default_stride
@@ -578,7 +570,7 @@ class ASTEncoder(nn.Module):
 
     def _on_flexible_axes(self, value, base, name):
         """``(freq, time)`` from an int on the flexible axes or a checked pair."""
-        axes = FLEXIBLE_AXES[self._flexible] or (0, 1)
+        axes = _FLEXIBLE_AXES[self._flexible] or (0, 1)
         pair = parse_patch_size(value, name, as_pair=False)
         if isinstance(pair, int):  # one size for the flexible axes
             pair = tuple(pair if i in axes else base[i] for i in range(2))

@@ -22,19 +22,30 @@ from speechbrain.utils.autocast import fwd_default_precision
 from speechbrain.utils.logger import get_logger
 from torchaudio.compliance.kaldi import get_mel_banks
 
+__all__ = [
+    "AUDIOSET_MEAN",
+    "AUDIOSET_STD",
+    "KaldiFbank",
+    "band_groups",
+    "batch_features",
+    "frame_samples",
+    "num_frames",
+    "sample_counts",
+]
+
 logger = get_logger(__name__)
 
 # Kaldi's defaults as AST calls them: 25 ms windows every 10 ms at 16 kHz,
 # pre-emphasis 0.97, 512-point FFT, mel bands from 20 Hz to Nyquist.
-FRAME_LENGTH_MS = 25.0
-FRAME_SHIFT_MS = 10.0
-PREEMPHASIS = 0.97
-LOW_FREQ = 20.0
-LOG_FLOOR = torch.finfo(torch.float32).eps
+_FRAME_LENGTH_MS = 25.0
+_FRAME_SHIFT_MS = 10.0
+_PREEMPHASIS = 0.97
+_LOW_FREQ = 20.0
+_LOG_FLOOR = torch.finfo(torch.float32).eps
 # What frames past a clip's end hold before normalisation: AST's zeros (a
 # log-mel of 0, louder than most speech), or the log floor, which is what
 # digital silence (a zero waveform) gives.
-PADDING_VALUES = {"zeros": 0.0, "silence": math.log(LOG_FLOOR)}
+_PADDING_VALUES = {"zeros": 0.0, "silence": math.log(_LOG_FLOOR)}
 # AST's AudioSet statistics of these features (YuanGongND/ast,
 # egs/audioset/run.sh: dataset_mean=-4.2677393, dataset_std=4.5689974), the
 # normalisation of every AudioSet-trained AST checkpoint.
@@ -60,7 +71,7 @@ def frame_samples(sample_rate=16000):
     >>> frame_samples(16000), frame_samples(44100)
     ((400, 160), (1102, 441))
     """
-    return int(sample_rate * FRAME_LENGTH_MS / 1000), int(sample_rate * FRAME_SHIFT_MS / 1000)
+    return int(sample_rate * _FRAME_LENGTH_MS / 1000), int(sample_rate * _FRAME_SHIFT_MS / 1000)
 
 
 def num_frames(num_samples, sample_rate=16000):
@@ -114,7 +125,7 @@ def sample_counts(wav_lens, num_samples):
     return torch.round(relative * num_samples).long().tolist()
 
 
-def clip_frame_count(features, num_samples):
+def _clip_frame_count(features, num_samples):
     """Frames a front end gives a clip of ``num_samples`` samples on its own.
 
     The rule is the module's ``num_frames(num_samples)`` when it has one
@@ -137,7 +148,7 @@ def clip_frame_count(features, num_samples):
     Example
     -------
     >>> from speechbrain.lobes.features import Fbank
-    >>> clip_frame_count(KaldiFbank(), 16000), clip_frame_count(Fbank(), 16000)
+    >>> _clip_frame_count(KaldiFbank(), 16000), _clip_frame_count(Fbank(), 16000)
     (98, 101)
     """
     count = getattr(features, "num_frames", None)
@@ -154,11 +165,11 @@ def clip_frame_count(features, num_samples):
 _WARNED_FRONT_ENDS = set()
 
 
-def frame_lengths(features, wav_lens, num_samples, total_frames):
+def _frame_lengths(features, wav_lens, num_samples, total_frames):
     """Relative frame lengths of a batch: each clip's own frames over the batch's.
 
     What ``ASTEncoder`` reads as ``lengths`` in ``"native"`` mode. A clip's
-    frames are those the front end gives it alone (``clip_frame_count``),
+    frames are those the front end gives it alone (``_clip_frame_count``),
     at most ``total_frames`` (a front end that crops, e.g. ``KaldiFbank``'s
     ``target_length``); relative to ``total_frames`` they stay right when
     the front end pads the batch further (``target_length``). Relative
@@ -186,11 +197,11 @@ def frame_lengths(features, wav_lens, num_samples, total_frames):
     Example
     -------
     >>> fbank = KaldiFbank(target_length=1024)
-    >>> frame_lengths(fbank, torch.tensor([1.0, 0.5]), 16000, 1024) * 1024
+    >>> _frame_lengths(fbank, torch.tensor([1.0, 0.5]), 16000, 1024) * 1024
     tensor([98., 48.])
     """
     wav_lens = torch.as_tensor(wav_lens)
-    counts = [clip_frame_count(features, n) for n in sample_counts(wav_lens, num_samples)]
+    counts = [_clip_frame_count(features, n) for n in sample_counts(wav_lens, num_samples)]
     if None in counts:
         name = type(features).__name__
         if name not in _WARNED_FRONT_ENDS:
@@ -205,7 +216,7 @@ def frame_lengths(features, wav_lens, num_samples, total_frames):
     return (counts / total_frames).to(device=wav_lens.device, dtype=torch.float32)
 
 
-def takes_lengths(features):
+def _takes_lengths(features):
     """Whether a front end's ``forward`` takes relative lengths after the waveforms.
 
     SpeechBrain's ``Fbank`` and ``MFCC`` take the waveforms only.
@@ -222,7 +233,7 @@ def takes_lengths(features):
     Example
     -------
     >>> from speechbrain.lobes.features import Fbank
-    >>> takes_lengths(KaldiFbank()), takes_lengths(Fbank())
+    >>> _takes_lengths(KaldiFbank()), _takes_lengths(Fbank())
     (True, False)
     """
     module = getattr(features, "_orig_mod", features)
@@ -258,7 +269,7 @@ def batch_features(features, wavs, wav_lens=None):
     feats : torch.Tensor
         ``[batch, frames, bins]``.
     feat_lens : torch.Tensor
-        Relative frame lengths ``[batch]`` (``frame_lengths``).
+        Relative frame lengths ``[batch]`` (``_frame_lengths``).
 
     Example
     -------
@@ -270,8 +281,8 @@ def batch_features(features, wavs, wav_lens=None):
     """
     if wav_lens is None:
         wav_lens = torch.ones(wavs.shape[0], device=wavs.device)
-    feats = features(wavs, wav_lens) if takes_lengths(features) else features(wavs)
-    return feats, frame_lengths(features, wav_lens, wavs.shape[1], feats.shape[1])
+    feats = features(wavs, wav_lens) if _takes_lengths(features) else features(wavs)
+    return feats, _frame_lengths(features, wav_lens, wavs.shape[1], feats.shape[1])
 
 
 def band_groups(banks, groups=8):
@@ -381,9 +392,9 @@ class KaldiFbank(torch.nn.Module):
         padding: str = "zeros",
     ):
         super().__init__()
-        if padding not in PADDING_VALUES:
+        if padding not in _PADDING_VALUES:
             raise ValueError(
-                f"KaldiFbank `padding` must be one of {sorted(PADDING_VALUES)}, got {padding!r}"
+                f"KaldiFbank `padding` must be one of {sorted(_PADDING_VALUES)}, got {padding!r}"
             )
         if (mean is None) != (std is None):
             raise ValueError(
@@ -406,7 +417,7 @@ class KaldiFbank(torch.nn.Module):
             n_mels,
             self.n_fft,
             float(sample_rate),
-            LOW_FREQ,
+            _LOW_FREQ,
             0.0,
             100.0,
             -500.0,
@@ -489,7 +500,7 @@ class KaldiFbank(torch.nn.Module):
         if too_short:
             raise ValueError(
                 f"KaldiFbank: clips {too_short} are shorter than one window "
-                f"({self.window_length} samples = {FRAME_LENGTH_MS} ms at "
+                f"({self.window_length} samples = {_FRAME_LENGTH_MS} ms at "
                 f"{self.sample_rate} Hz); lengths were {lengths}"
             )
         frames_per_clip = [num_frames(n, self.sample_rate) for n in lengths]
@@ -498,7 +509,7 @@ class KaldiFbank(torch.nn.Module):
         # Frames past target_length would be cropped: never computed.
         computed = min(total_frames, out_frames)
 
-        pad_value = PADDING_VALUES[self.padding]
+        pad_value = _PADDING_VALUES[self.padding]
         feats = wavs.new_full((batch, out_frames, self.n_mels), pad_value)
         chunk_clips, chunk_frames = self._chunking(batch, computed, wavs.device)
         buffers = _FrameBuffers(
@@ -555,7 +566,7 @@ class KaldiFbank(torch.nn.Module):
         clips, count = frames.shape[:2]
         centred, scaled, padded, power = buffers.view(clips, count)
         torch.sub(frames, frames.mean(-1, keepdim=True), out=centred)
-        torch.mul(centred, PREEMPHASIS, out=scaled)
+        torch.mul(centred, _PREEMPHASIS, out=scaled)
         # x[i] - 0.97 x[i - 1], with x[-1] = x[0] (Kaldi's replicate padding).
         centred[..., 1:].sub_(scaled[..., :-1])
         centred[..., :1].sub_(scaled[..., :1])
@@ -568,7 +579,7 @@ class KaldiFbank(torch.nn.Module):
         # of bands over just the bins the group covers.
         for bands, bins, weights in self._band_groups:
             torch.mm(power[:, bins], weights, out=mel[:, bands])
-        mel.clamp_min_(LOG_FLOOR).log_()
+        mel.clamp_min_(_LOG_FLOOR).log_()
         if mel.data_ptr() != out.data_ptr():
             out.copy_(mel.view(out.shape))
 

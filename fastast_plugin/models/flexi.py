@@ -21,10 +21,10 @@ from speechbrain.utils.checkpoints import (
 
 from fastast_plugin.weights.resize import Size, parse_patch_size
 
-__all__ = ["EVAL_PATCH_SIZES", "FLEXI_PATCH_SIZES", "PatchSizeSampler"]
+__all__ = ["EVAL_PATCH_SIZES", "PatchSizeSampler"]
 
 # FlexiAST's training set (its VGGSound script; FlexiViT's list plus 32).
-FLEXI_PATCH_SIZES = (48, 40, 32, 30, 24, 20, 16, 15, 12, 10, 8)
+_FLEXI_PATCH_SIZES = (48, 40, 32, 30, 24, 20, 16, 15, 12, 10, 8)
 # The sizes FlexiAST's measure_flexibility.py evaluates.
 EVAL_PATCH_SIZES = (8, 10, 12, 16, 20, 24, 30, 32, 40, 48)
 
@@ -66,7 +66,7 @@ class PatchSizeSampler:
 
     def __init__(
         self,
-        sizes: Sequence[Size] = FLEXI_PATCH_SIZES,
+        sizes: Sequence[Size] = _FLEXI_PATCH_SIZES,
         weights: Sequence[float] | None = None,
         seed: int = 1337,
     ):

@@ -18,8 +18,6 @@ import torch
 
 __all__ = [
     "bipartite_soft_matching",
-    "do_nothing",
-    "effective_r",
     "keep_ratio_schedule",
     "merge_source",
     "merge_wavg",
@@ -27,10 +25,10 @@ __all__ = [
     "token_counts",
 ]
 
-MergeFn = Callable[..., torch.Tensor]
+_MergeFn = Callable[..., torch.Tensor]
 
 
-def do_nothing(x: torch.Tensor, mode: str | None = None) -> torch.Tensor:
+def _do_nothing(x: torch.Tensor, mode: str | None = None) -> torch.Tensor:
     """Identity used as ``merge`` and ``unmerge`` when no token is merged.
 
     Arguments
@@ -48,7 +46,7 @@ def do_nothing(x: torch.Tensor, mode: str | None = None) -> torch.Tensor:
     Example
     -------
     >>> x = torch.ones(1, 3, 2)
-    >>> do_nothing(x, mode="sum") is x
+    >>> _do_nothing(x, mode="sum") is x
     True
     """
     return x
@@ -64,7 +62,7 @@ def bipartite_soft_matching(
     r: int,
     class_token: bool = False,
     distill_token: bool = False,
-) -> tuple[MergeFn, MergeFn]:
+) -> tuple[_MergeFn, _MergeFn]:
     """Decides which ``r`` tokens to merge away, as ToMe's bipartite soft matching.
 
     Tokens at even positions (set A) are matched to tokens at odd positions
@@ -137,7 +135,7 @@ def bipartite_soft_matching(
     num_tokens = metric.shape[1]
     r = _capped_r(int(r), num_tokens, int(class_token) + int(distill_token))
     if r <= 0:
-        return do_nothing, do_nothing
+        return _do_nothing, _do_nothing
 
     with torch.no_grad():
         metric = torch.nn.functional.normalize(metric, dim=-1)
@@ -268,7 +266,7 @@ def _check_tokens(name: str, x: torch.Tensor, batch: int, tokens: int) -> None:
 
 
 def merge_wavg(
-    merge: MergeFn, x: torch.Tensor, size: torch.Tensor | None = None
+    merge: _MergeFn, x: torch.Tensor, size: torch.Tensor | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Merges tokens as averages weighted by how many patches each one holds.
 
@@ -291,7 +289,7 @@ def merge_wavg(
     size : torch.Tensor
         Merged sizes, ``[batch, tokens - r, 1]``.
 
-    When ``merge`` is :func:`do_nothing` (``r`` capped to 0), ``x`` and
+    When ``merge`` is :func:`_do_nothing` (``r`` capped to 0), ``x`` and
     ``size`` are returned as they came, ``None`` included, at no cost.
 
     Example
@@ -306,7 +304,7 @@ def merge_wavg(
     >>> x.flatten().tolist(), size.flatten().tolist()
     ([2.0, 1.0, 0.75], [1.0, 1.0, 4.0])
     """
-    if merge is do_nothing:
+    if merge is _do_nothing:
         return x, size
     if size is None:
         # Unit sizes: x * size == x, so the product pass is skipped.
@@ -320,7 +318,7 @@ def merge_wavg(
 
 
 def merge_source(
-    merge: MergeFn, x: torch.Tensor, source: torch.Tensor | None = None
+    merge: _MergeFn, x: torch.Tensor, source: torch.Tensor | None = None
 ) -> torch.Tensor:
     """Tracks which original tokens each current token holds.
 
@@ -423,8 +421,8 @@ def parse_r(num_layers: int, r: int | Sequence) -> list[int]:
     Returns
     -------
     list of int
-        ``num_layers`` non-negative values (before the per-block cap of
-        :func:`effective_r`).
+        ``num_layers`` non-negative values (before each block caps its ``r`` at
+        half its unprotected tokens).
 
     Example
     -------
@@ -503,21 +501,6 @@ def _check_num_tokens(num_tokens, num_protected: int) -> int:
     return num_tokens
 
 
-def _walk_schedule(
-    num_tokens: int, r_list: Sequence[int], num_protected: int
-) -> tuple[list[int], list[int]]:
-    """Applies the per-block cap; returns (capped r, tokens after) per block."""
-    num_protected = _check_r("num_protected", num_protected)
-    num_tokens = _check_num_tokens(num_tokens, num_protected)
-    applied, counts = [], []
-    for i, r in enumerate(r_list):
-        r = _capped_r(_check_r(f"r_list[{i}]", r), num_tokens, num_protected)
-        num_tokens -= r
-        applied.append(r)
-        counts.append(num_tokens)
-    return applied, counts
-
-
 def token_counts(num_tokens: int, r_list: Sequence[int], num_protected: int = 2) -> list[int]:
     """Number of tokens left after each block for a per-block ``r`` list.
 
@@ -541,30 +524,10 @@ def token_counts(num_tokens: int, r_list: Sequence[int], num_protected: int = 2)
     >>> token_counts(146, parse_r(12, 16))
     [130, 114, 98, 82, 66, 50, 34, 18, 10, 6, 4, 3]
     """
-    return _walk_schedule(num_tokens, r_list, num_protected)[1]
-
-
-def effective_r(num_tokens: int, r_list: Sequence[int], num_protected: int = 2) -> list[int]:
-    """The ``r`` each block actually applies once capped at half its tokens.
-
-    Arguments
-    ---------
-    num_tokens : int
-        Tokens entering the first block, protected ones included.
-    r_list : list of int
-        Requested ``r`` per block (e.g. from :func:`parse_r`).
-    num_protected : int
-        Tokens never merged (class and distillation tokens).
-
-    Returns
-    -------
-    list of int
-        ``min(r_i, (n_i - num_protected) // 2)`` per block, where ``n_i`` is
-        the token count entering block ``i``.
-
-    Example
-    -------
-    >>> effective_r(146, parse_r(12, 32))
-    [32, 32, 32, 24, 12, 6, 3, 1, 1, 0, 0, 0]
-    """
-    return _walk_schedule(num_tokens, r_list, num_protected)[0]
+    num_protected = _check_r("num_protected", num_protected)
+    num_tokens = _check_num_tokens(num_tokens, num_protected)
+    counts = []
+    for i, r in enumerate(r_list):
+        num_tokens -= _capped_r(_check_r(f"r_list[{i}]", r), num_tokens, num_protected)
+        counts.append(num_tokens)
+    return counts

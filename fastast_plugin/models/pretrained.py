@@ -24,17 +24,18 @@ from fastast_plugin.weights.fit import (
 )
 from fastast_plugin.weights.state_dict import CheckpointError, load_strict
 
-__all__ = ["from_pretrained", "one_setting_overrides", "read_export_config"]
+# read_export_config: also served here, the flat package's checkpoints.read_export_config
+__all__ = ["MERGE_SETTING", "from_pretrained", "one_setting_overrides", "read_export_config"]
 
 logger = get_logger(__name__)
 
-DEFAULT_N_CLASSES = 527  # AudioSet's, AST's default head
+_DEFAULT_N_CLASSES = 527  # AudioSet's, AST's default head
 
 # Settings that are one choice each: overriding any member replaces the
 # whole group (the others take these defaults), so that a stored value of
 # another member (keep_ratio, which wins over r) cannot silently remain.
 MERGE_SETTING = {"r": 0, "keep_ratio": None}
-PATCH_SETTING = {"patch_size": None, "patch_stride": None}
+_PATCH_SETTING = {"patch_size": None, "patch_stride": None}
 
 
 def from_pretrained(source, **overrides):
@@ -137,7 +138,7 @@ def _from_checkpoint(source, overrides):
     return model.eval()
 
 
-def one_setting_overrides(overrides, settings=(MERGE_SETTING, PATCH_SETTING)):
+def one_setting_overrides(overrides, settings=(MERGE_SETTING, _PATCH_SETTING)):
     """Overrides completed so that each overridden setting replaces the stored one.
 
     ``r`` and ``keep_ratio`` are one setting (``keep_ratio`` wins over
@@ -202,9 +203,9 @@ def _make_head(ckpt, embed_dim, n_classes, state):
     linear = state.get("head.linear.weight")
     trained = linear.shape[0] if linear is not None else None
     if any(k.startswith("head.") for k in state) and n_classes in (None, trained):
-        n_classes = trained or n_classes or DEFAULT_N_CLASSES  # strict load checks
+        n_classes = trained or n_classes or _DEFAULT_N_CLASSES  # strict load checks
         return ASTHead(embed_dim, n_classes, ckpt.head_eps), ckpt.labels
-    n_classes = n_classes or len(ckpt.labels or ()) or DEFAULT_N_CLASSES
+    n_classes = n_classes or len(ckpt.labels or ()) or _DEFAULT_N_CLASSES
     logger.info("%s: new random head with %d classes", ckpt.path, n_classes)
     head = ASTHead(embed_dim, n_classes, ckpt.head_eps)
     for key in [k for k in state if k.startswith("head.")]:

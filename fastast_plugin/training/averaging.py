@@ -28,13 +28,15 @@ from speechbrain.utils.logger import get_logger
 
 from fastast_plugin.training.brain import unwrap
 
+__all__ = ["AVERAGED_KEY", "save_averaged_checkpoint"]
+
 logger = get_logger(__name__)
 
 AVERAGED_KEY = "averaged"
-DEFAULT_MODULES = ("embedding_model", "classifier")
+_DEFAULT_MODULES = ("embedding_model", "classifier")
 
 
-def epoch_checkpoints(checkpointer):
+def _epoch_checkpoints(checkpointer):
     """End-of-epoch training checkpoints (meta ``epoch``, not averaged), by epoch.
 
     Arguments
@@ -58,7 +60,7 @@ def epoch_checkpoints(checkpointer):
     return [by_epoch[e] for e in sorted(by_epoch)]
 
 
-def save_averaged_checkpoint(checkpointer, modules, last, names=DEFAULT_MODULES, meta=None):
+def save_averaged_checkpoint(checkpointer, modules, last, names=_DEFAULT_MODULES, meta=None):
     """Average the last ``last`` epochs' weights of ``names``, load them, save them as a checkpoint.
 
     Arguments
@@ -96,7 +98,7 @@ def save_averaged_checkpoint(checkpointer, modules, last, names=DEFAULT_MODULES,
     """
     if int(last) != last or last < 1:
         raise ValueError(f"average_last_epochs must be an integer >= 1, got {last}")
-    chosen = epoch_checkpoints(checkpointer)[-int(last) :]
+    chosen = _epoch_checkpoints(checkpointer)[-int(last) :]
     if not chosen:
         raise ValueError(
             f"no end-of-epoch checkpoints in {checkpointer.checkpoints_dir} to average; "

@@ -45,9 +45,11 @@ from fastast_plugin.models.merge import token_counts
 from fastast_plugin.training.losses import LOSSES, classification_loss
 from fastast_plugin.weights.resize import parse_patch_size
 
+__all__ = ["AudioClassifierBrain", "BrainSettings", "ForwardOutput", "unwrap"]
+
 logger = get_logger(__name__)
 
-SETTINGS_KEY = "brain_settings"
+_SETTINGS_KEY = "brain_settings"
 
 
 @dataclasses.dataclass
@@ -71,10 +73,10 @@ class BrainSettings:
         Mixup in training, at its ``level`` (waveform or fbank).
     feature_augment : module or list of modules, optional
         Called as ``aug(feats, frame_lens)`` (relative frame lengths,
-        ``features.frame_lengths``) in training, in order (e.g.
+        as ``features.batch_features`` gives them) in training, in order (e.g.
         ``SpecAugment``, ``NoiseRoll``, or SpeechBrain's ``Augmenter``,
         whose ``(feats, lengths)`` result is unpacked; see
-        ``augment_features``); None entries are dropped.
+        ``_augment_features``); None entries are dropped.
     lr_schedule : callable, optional
         ``(epoch, optimizer_step) -> lr``, e.g.
         ``fastast_plugin.training.schedulers.WarmupStepDecay``, set before every
@@ -193,7 +195,7 @@ class BrainSettings:
             )
 
     @classmethod
-    def from_mapping(cls, mapping, name=SETTINGS_KEY):
+    def from_mapping(cls, mapping, name=_SETTINGS_KEY):
         """Settings from a dict (a YAML block), refusing unknown keys.
 
         Arguments
@@ -265,12 +267,12 @@ class ForwardOutput(NamedTuple):
 
 
 @dataclasses.dataclass
-class KDTally:
+class _KDTally:
     """Per-epoch sums of the distillation loss's parts (this rank).
 
     Example
     -------
-    >>> tally = KDTally()
+    >>> tally = _KDTally()
     >>> tally.batches, tally.kd_missing
     (0, 0)
     """
@@ -316,7 +318,7 @@ def unwrap(module):
             return module
 
 
-def augment_features(augment, feats, feat_lens):
+def _augment_features(augment, feats, feat_lens):
     """Run one feature augmentation; ours return features, SpeechBrain's ``Augmenter`` a pair.
 
     Arguments
@@ -339,7 +341,7 @@ def augment_features(augment, feats, feat_lens):
     >>> from speechbrain.augment.augmenter import Augmenter
     >>> from speechbrain.augment.freq_domain import SpectrogramDrop
     >>> drop = Augmenter(augmentations=[SpectrogramDrop(drop_length_low=1, drop_length_high=2)])
-    >>> feats, lens = augment_features(drop, torch.randn(2, 20, 8), torch.ones(2))
+    >>> feats, lens = _augment_features(drop, torch.randn(2, 20, 8), torch.ones(2))
     >>> feats.shape, lens.shape
     (torch.Size([2, 20, 8]), torch.Size([2]))
     """
@@ -407,14 +409,14 @@ class AudioClassifierBrain(sb.Brain):
     def __init__(
         self, modules=None, opt_class=None, hparams=None, run_opts=None, checkpointer=None
     ):
-        if not hparams or SETTINGS_KEY not in hparams:
+        if not hparams or _SETTINGS_KEY not in hparams:
             raise ValueError(
-                f"AudioClassifierBrain needs hparams[{SETTINGS_KEY!r}], a mapping of "
+                f"AudioClassifierBrain needs hparams[{_SETTINGS_KEY!r}], a mapping of "
                 "the settings fastast_plugin.training.brain.BrainSettings documents "
                 "(at least n_classes)"
             )
-        self.settings = BrainSettings.from_mapping(hparams[SETTINGS_KEY])
-        self.kd_tally = KDTally()
+        self.settings = BrainSettings.from_mapping(hparams[_SETTINGS_KEY])
+        self.kd_tally = _KDTally()
         self.epoch = None
         super().__init__(modules, opt_class, hparams, run_opts, checkpointer)
 
@@ -453,7 +455,7 @@ class AudioClassifierBrain(sb.Brain):
             feats, info = mixup(feats)
         if training:
             for augment in self.settings.feature_augment:
-                feats, feat_lens = augment_features(augment, feats, feat_lens)
+                feats, feat_lens = _augment_features(augment, feats, feat_lens)
         emb = self.modules.embedding_model(feats, feat_lens)
         logits = self.modules.classifier(emb)
         if logits.dim() == 3:
@@ -691,7 +693,7 @@ class AudioClassifierBrain(sb.Brain):
         if stage == sb.Stage.TRAIN:
             self.epoch = epoch
             logger.info("Epoch %s: training", epoch)
-            self.kd_tally = KDTally()
+            self.kd_tally = _KDTally()
             if isinstance(self.settings.teacher, torch.nn.Module):
                 self.settings.teacher.eval()
         elif (

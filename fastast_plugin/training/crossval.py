@@ -10,7 +10,7 @@ override ``fold: k``. This module holds what is shared around that loop:
   ``fastast_plugin.data.dataio.fold_path``) exist, before the first fold trains
   (a registry name, ``fastast_plugin.weights.registry``, is no per-fold file: it is
   resolved, from the cache or downloaded, where the weights are loaded);
-* ``summarize_folds`` and ``summarize_cross_validation``: the mean and
+* ``_summarize_folds`` and ``summarize_cross_validation``: the mean and
   standard deviation of the test metric over the finished folds, and the
   mean of their patch-size sweeps (``fastast_plugin.evaluation.sweep``).
 
@@ -34,10 +34,12 @@ from fastast_plugin.data.dataio import fold_path
 from fastast_plugin.evaluation.sweep import summarize_patch_sweeps
 from fastast_plugin.weights import registry
 
+__all__ = ["check_fold_paths", "requested_folds", "summarize_cross_validation"]
+
 logger = get_logger(__name__)
 
-FOLD_DIR = "fold_{fold}"
-TEST_METRICS = "test_metrics.json"
+_FOLD_DIR = "fold_{fold}"
+_TEST_METRICS = "test_metrics.json"
 
 
 def requested_folds(hparams_file, overrides, folds):
@@ -129,7 +131,7 @@ def check_fold_paths(settings, folds, per_fold=(), optional=()):
         raise FileNotFoundError("; ".join(missing))
 
 
-def summarize_folds(metric_files, output_folder, metric="acc"):
+def _summarize_folds(metric_files, output_folder, metric="acc"):
     """Mean and standard deviation of a metric over cross-validation folds.
 
     Writes ``cv_results.json`` and a Markdown table ``cv_results.md`` into
@@ -158,7 +160,7 @@ def summarize_folds(metric_files, output_folder, metric="acc"):
     ...     files[fold] = str(tmp / f"{fold}.json")
     ...     with open(files[fold], "w") as f:
     ...         json.dump({"acc": acc}, f)
-    >>> summary = summarize_folds(files, str(tmp))
+    >>> summary = _summarize_folds(files, str(tmp))
     >>> round(summary["mean"], 3), round(summary["std"], 4)
     (0.85, 0.0707)
     """
@@ -190,7 +192,7 @@ def summarize_folds(metric_files, output_folder, metric="acc"):
     return summary
 
 
-def finished_fold_files(output_folder, file_name):
+def _finished_fold_files(output_folder, file_name):
     """``{fold folder name: path}`` of a file every finished fold wrote.
 
     Arguments
@@ -210,10 +212,10 @@ def finished_fold_files(output_folder, file_name):
     >>> tmp = getfixture("tmp_path")
     >>> (tmp / "fold_2").mkdir()
     >>> _ = (tmp / "fold_2" / "test_metrics.json").write_text("{}")
-    >>> list(finished_fold_files(str(tmp), "test_metrics.json"))
+    >>> list(_finished_fold_files(str(tmp), "test_metrics.json"))
     ['fold_2']
     """
-    pattern = os.path.join(output_folder, FOLD_DIR.format(fold="*"), file_name)
+    pattern = os.path.join(output_folder, _FOLD_DIR.format(fold="*"), file_name)
     return {os.path.basename(os.path.dirname(p)): p for p in sorted(glob.glob(pattern))}
 
 
@@ -224,7 +226,7 @@ def summarize_cross_validation(output_folder, patch_sweep_file=None, cv_patch_sw
     ---------
     output_folder : str
         The folder holding ``fold_<k>/test_metrics.json``; ``cv_results.json``
-        and ``cv_results.md`` are written there (``summarize_folds``).
+        and ``cv_results.md`` are written there (``_summarize_folds``).
     patch_sweep_file : str, optional
         The stem each fold's sweep was written to (only its file name
         matters); with ``cv_patch_sweep_file``, their mean goes to
@@ -235,7 +237,7 @@ def summarize_cross_validation(output_folder, patch_sweep_file=None, cv_patch_sw
     Returns
     -------
     dict
-        The ``summarize_folds`` summary.
+        The ``_summarize_folds`` summary.
 
     Example
     -------
@@ -246,8 +248,8 @@ def summarize_cross_validation(output_folder, patch_sweep_file=None, cv_patch_sw
     >>> summarize_cross_validation(str(tmp))["mean"]
     0.75
     """
-    summary = summarize_folds(finished_fold_files(output_folder, TEST_METRICS), output_folder)
+    summary = _summarize_folds(_finished_fold_files(output_folder, _TEST_METRICS), output_folder)
     if patch_sweep_file and cv_patch_sweep_file:
         name = os.path.basename(patch_sweep_file) + ".csv"
-        summarize_patch_sweeps(finished_fold_files(output_folder, name), cv_patch_sweep_file)
+        summarize_patch_sweeps(_finished_fold_files(output_folder, name), cv_patch_sweep_file)
     return summary

@@ -5,14 +5,14 @@ Transformer-to-CNN Knowledge Distillation", ICASSP 2023;
 https://github.com/fschmid56/EfficientAT) distils its MobileNets on
 AudioSet from the precomputed logits of a PaSST ensemble, released as one
 ``[clips, 527]`` ``.npy`` array and a ``fname_to_index.pkl`` pickle mapping
-each clip's file name to its row. ``import_ensemble_logits`` turns the two
+each clip's file name to its row. ``_import_ensemble_logits`` turns the two
 into a store that ``fastast_plugin.training.teachers.LogitsStore`` reads (and the
 AudioSet ``tome_ast_kd.yaml`` takes as ``teacher_logits_dir``), keyed by our
 clip ids (the YouTube ids, found in the file names with
 ``fastast_plugin.data.audioset.parse_clip_name``).
 
 A pickle can run code when loaded. A plain dict of ``str -> int`` needs no
-global at all, so ``read_fname_to_index`` reads the file with an
+global at all, so ``_read_fname_to_index`` reads the file with an
 ``Unpickler`` whose ``find_class`` refuses every global: a file with any
 class, function or ``__reduce__`` payload is refused, naming the file,
 before anything in it runs. ``pickle.load`` is never used. The ``.npy`` is
@@ -39,16 +39,18 @@ from fastast_plugin.data.audioset import parse_clip_name
 from fastast_plugin.data.dataio import read_manifest
 from fastast_plugin.training.teachers import INDEX_FILE, LOGITS_FILE
 
+__all__ = ["main"]
+
 logger = get_logger(__name__)
 
-META_FILE = "meta.json"
+_META_FILE = "meta.json"
 
 
-class RefusedGlobal(pickle.UnpicklingError):
+class _RefusedGlobal(pickle.UnpicklingError):
     """A pickle asked for a global (a class, function or ``__reduce__`` callable)."""
 
 
-class RefusingUnpickler(pickle.Unpickler):
+class _RefusingUnpickler(pickle.Unpickler):
     """An unpickler that refuses every global (class, function, ``__reduce__`` callable).
 
     Plain containers and numbers, strings and bytes load; anything that
@@ -57,20 +59,20 @@ class RefusingUnpickler(pickle.Unpickler):
     Example
     -------
     >>> import io
-    >>> RefusingUnpickler(io.BytesIO(pickle.dumps({"a.wav": 3}))).load()
+    >>> _RefusingUnpickler(io.BytesIO(pickle.dumps({"a.wav": 3}))).load()
     {'a.wav': 3}
-    >>> RefusingUnpickler(io.BytesIO(pickle.dumps(print))).load()
+    >>> _RefusingUnpickler(io.BytesIO(pickle.dumps(print))).load()
     Traceback (most recent call last):
     ...
-    fastast_plugin.training.efficientat.RefusedGlobal: refused global builtins.print: only plain data may be unpickled
+    fastast_plugin.training.efficientat._RefusedGlobal: refused global builtins.print: only plain data may be unpickled
     """
 
     def find_class(self, module, name):
         """Refuse every global: EfficientAT's files hold only plain data."""
-        raise RefusedGlobal(f"refused global {module}.{name}: only plain data may be unpickled")
+        raise _RefusedGlobal(f"refused global {module}.{name}: only plain data may be unpickled")
 
 
-def read_fname_to_index(path):
+def _read_fname_to_index(path):
     """EfficientAT's ``fname_to_index.pkl``, read without running any code: ``{file name: row}``.
 
     Arguments
@@ -93,14 +95,14 @@ def read_fname_to_index(path):
     -------
     >>> path = getfixture("tmp_path") / "fname_to_index.pkl"
     >>> _ = path.write_bytes(pickle.dumps({"Y--PJHxphWEs_30.000_40.000.wav": 0}))
-    >>> read_fname_to_index(path)
+    >>> _read_fname_to_index(path)
     {'Y--PJHxphWEs_30.000_40.000.wav': 0}
     """
     path = os.fspath(path)
     try:
         with open(path, "rb") as f:
-            mapping = RefusingUnpickler(f).load()
-    except RefusedGlobal as err:
+            mapping = _RefusingUnpickler(f).load()
+    except _RefusedGlobal as err:
         raise ValueError(
             f"{path}: refused to unpickle ({err}); a fname_to_index file must be a "
             "plain dict of str -> int"
@@ -119,7 +121,7 @@ def read_fname_to_index(path):
     return mapping
 
 
-def import_ensemble_logits(
+def _import_ensemble_logits(
     logits_file, fname_to_index_file, out_dir, clip_ids=None, dtype="float16"
 ):
     """Write a ``LogitsStore`` folder from EfficientAT's ensemble logits and file-name index.
@@ -130,7 +132,7 @@ def import_ensemble_logits(
         The ``.npy`` array ``[clips, classes]`` (read with
         ``allow_pickle=False``, memory-mapped).
     fname_to_index_file : str
-        The ``fname_to_index.pkl`` (``read_fname_to_index``).
+        The ``fname_to_index.pkl`` (``_read_fname_to_index``).
     out_dir : str
         The store folder to write (``logits.npy``, ``index.json``,
         ``meta.json``).
@@ -153,7 +155,7 @@ def import_ensemble_logits(
     >>> np.save(tmp / "l.npy", np.arange(6, dtype=np.float32).reshape(3, 2))
     >>> names = {"Y--PJHxphWEs_30.000_40.000.mp3": 2, "YabcdefghijK.mp3": 0, "bad": 1}
     >>> _ = (tmp / "f.pkl").write_bytes(pickle.dumps(names))
-    >>> meta = import_ensemble_logits(tmp / "l.npy", tmp / "f.pkl", tmp / "store")
+    >>> meta = _import_ensemble_logits(tmp / "l.npy", tmp / "f.pkl", tmp / "store")
     >>> meta["rows"], meta["unparsed_names"]
     (2, ['bad'])
     >>> from fastast_plugin.training.teachers import LogitsStore
@@ -170,7 +172,7 @@ def import_ensemble_logits(
             f"{logits_file} must hold a float array [clips, classes], got {logits.dtype} "
             f"{logits.shape}"
         )
-    mapping = read_fname_to_index(fname_to_index_file)
+    mapping = _read_fname_to_index(fname_to_index_file)
     wanted = None if clip_ids is None else set(map(str, clip_ids))
     rows, ids, unparsed, unwanted = [], [], [], 0
     seen = set()
@@ -215,7 +217,7 @@ def import_ensemble_logits(
         "names_not_in_clip_ids": unwanted,
         "clip_ids_without_logits": None if wanted is None else len(wanted - seen),
     }
-    with open(os.path.join(out_dir, META_FILE), "w") as f:
+    with open(os.path.join(out_dir, _META_FILE), "w") as f:
         json.dump(meta, f, indent=1)
     logger.info("Imported %d teacher logit rows from %s into %s", len(rows), logits_file, out_dir)
     return meta
@@ -230,7 +232,7 @@ def main(argv=None):
     parser.add_argument("--manifest", help="keep only the clips of this prepared manifest")
     args = parser.parse_args(argv)
     ids = read_manifest(args.manifest).keys() if args.manifest else None
-    meta = import_ensemble_logits(args.logits, args.fname_to_index, args.out_dir, ids)
+    meta = _import_ensemble_logits(args.logits, args.fname_to_index, args.out_dir, ids)
     print(json.dumps({k: v for k, v in meta.items() if k != "unparsed_names"}, indent=1))
 
 

@@ -8,7 +8,7 @@ without a teacher. ``kd_lambda`` weights the task term and ``1 - kd_lambda``
 the distillation term, as EfficientAT's ``--kd_lambda``
 (https://github.com/fschmid56/EfficientAT, ``ex_audioset.py``):
 
-* ``MultiLabelKDLoss`` / ``multilabel_kd_loss``: EfficientAT's AudioSet loss
+* ``MultiLabelKDLoss`` / ``_multilabel_kd_loss``: EfficientAT's AudioSet loss
   (Schmid et al., "Efficient Large-Scale Audio Tagging via Transformer-to-CNN
   Knowledge Distillation", ICASSP 2023; the same loss as FastAST)::
 
@@ -16,7 +16,7 @@ the distillation term, as EfficientAT's ``--kd_lambda``
 
   ``T`` divides the teacher logits only; the student logits are not scaled
   and there is no ``T^2`` factor. Both BCE terms are means over classes.
-* ``SingleLabelKDLoss`` / ``singlelabel_kd_loss``: for SpeechCommands,
+* ``SingleLabelKDLoss`` / ``_singlelabel_kd_loss``: for SpeechCommands,
   ESC-50 and VoxCeleb. EfficientAT has no single-label KD, so this is our
   choice, the form of Hinton et al. (2015)::
 
@@ -39,7 +39,7 @@ store always does; run an online teacher on the unmixed input to get the
 same). They are turned into probabilities first (``sigmoid(z_t / T)`` or
 ``softmax(z_t / T)``) and the *probabilities* are mixed with the student's
 mixup weights and partners by ``fastast_plugin.data.augment.MixupInfo.mix``
-(``mix_teacher_targets``). For BCE this is exactly EfficientAT's mixing of
+(``_mix_teacher_targets``). For BCE this is exactly EfficientAT's mixing of
 the two loss terms (BCE is linear in its target). A mixed target needs both
 clips' teacher outputs: clip ``b`` keeps its distillation term only if it
 and, when ``lam[b] < 1``, its partner ``perm[b]`` have one. If the teacher
@@ -65,19 +65,10 @@ from torch import nn
 
 from fastast_plugin.data.augment import MixupInfo
 
-__all__ = [
-    "KDResult",
-    "LOSSES",
-    "MultiLabelKDLoss",
-    "SingleLabelKDLoss",
-    "classification_loss",
-    "mix_teacher_targets",
-    "multilabel_kd_loss",
-    "singlelabel_kd_loss",
-]
+__all__ = ["LOSSES", "KDResult", "MultiLabelKDLoss", "SingleLabelKDLoss", "classification_loss"]
 
 LOSSES = ("ce", "bce")
-KD_AVERAGES = ("batch", "teacher")
+_KD_AVERAGES = ("batch", "teacher")
 
 
 def classification_loss(logits, targets, kind="ce", label_smoothing=0.0):
@@ -165,8 +156,8 @@ def _check_weights(kd_lambda, temperature, kd_average, label_smoothing):
         raise ValueError(f"kd_lambda must be in [0, 1], got {kd_lambda}")
     if not temperature > 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
-    if kd_average not in KD_AVERAGES:
-        raise ValueError(f"kd_average must be one of {KD_AVERAGES}, got {kd_average!r}")
+    if kd_average not in _KD_AVERAGES:
+        raise ValueError(f"kd_average must be one of {_KD_AVERAGES}, got {kd_average!r}")
     if not 0.0 <= label_smoothing < 1.0:
         raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
 
@@ -192,7 +183,7 @@ def _check_teacher(student_logits, teacher_logits, mask):
     return teacher_logits, mask.to(device=device, dtype=torch.bool)
 
 
-def mix_teacher_targets(targets, lam, perm, mask=None):
+def _mix_teacher_targets(targets, lam, perm, mask=None):
     """Mixes teacher probabilities like the student's input, and the mask with them.
 
     The mixing itself is ``fastast_plugin.data.augment.MixupInfo(perm, lam).mix``:
@@ -224,11 +215,11 @@ def mix_teacher_targets(targets, lam, perm, mask=None):
     Example
     -------
     >>> p = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
-    >>> mixed, ok = mix_teacher_targets(p, torch.tensor([0.75, 1.0]), torch.tensor([1, 0]))
+    >>> mixed, ok = _mix_teacher_targets(p, torch.tensor([0.75, 1.0]), torch.tensor([1, 0]))
     >>> mixed
     tensor([[0.7500, 0.2500],
             [0.0000, 1.0000]])
-    >>> mix_teacher_targets(p, 0.5, torch.tensor([1, 0]), torch.tensor([True, False]))[1]
+    >>> _mix_teacher_targets(p, 0.5, torch.tensor([1, 0]), torch.tensor([True, False]))[1]
     tensor([False, False])
     """
     batch, device = targets.shape[0], targets.device
@@ -257,7 +248,7 @@ def _teacher_probs(teacher_logits, mask, temperature, kind, lam, perm):
     probs = torch.sigmoid(logits) if kind == "sigmoid" else torch.softmax(logits, -1)
     if lam is None:
         return probs, mask
-    return mix_teacher_targets(probs, lam, perm, mask)
+    return _mix_teacher_targets(probs, lam, perm, mask)
 
 
 def _task_term(logits, targets, kind, label_smoothing):
@@ -281,7 +272,7 @@ def _combine(task, kd, mask, kd_lambda):
     return KDResult(loss, task, kd, n_kd, mask.shape[0] - n_kd)
 
 
-def multilabel_kd_loss(
+def _multilabel_kd_loss(
     student_logits,
     targets,
     teacher_logits,
@@ -336,7 +327,7 @@ def multilabel_kd_loss(
     Example
     -------
     >>> z = torch.zeros(2, 3)
-    >>> out = multilabel_kd_loss(z, torch.ones(2, 3), z, torch.tensor([True, False]))
+    >>> out = _multilabel_kd_loss(z, torch.ones(2, 3), z, torch.tensor([True, False]))
     >>> round(out.loss.item(), 4), round(out.kd.item(), 4), out.n_missing
     (0.3812, 0.3466, 1)
     """
@@ -349,7 +340,7 @@ def multilabel_kd_loss(
     return _combine(task, _average(per_clip, mask, kd_average), mask, kd_lambda)
 
 
-def singlelabel_kd_loss(
+def _singlelabel_kd_loss(
     student_logits,
     targets,
     teacher_logits,
@@ -404,7 +395,7 @@ def singlelabel_kd_loss(
     Example
     -------
     >>> z = torch.zeros(2, 4)
-    >>> out = singlelabel_kd_loss(z, torch.tensor([0, 1]), z, kd_lambda=1.0)
+    >>> out = _singlelabel_kd_loss(z, torch.tensor([0, 1]), z, kd_lambda=1.0)
     >>> round(out.loss.item(), 4), out.kd.item()
     (1.3863, 0.0)
     """
@@ -434,7 +425,7 @@ class _KDLoss(nn.Module):
 
     @staticmethod
     def loss_function(*args, **kwargs):
-        """The functional form (``multilabel_kd_loss`` or ``singlelabel_kd_loss``)."""
+        """The functional form (``_multilabel_kd_loss`` or ``_singlelabel_kd_loss``)."""
         raise NotImplementedError
 
     def forward(self, student_logits, targets, teacher_logits, mask=None, lam=None, perm=None):
@@ -493,7 +484,7 @@ class _KDLoss(nn.Module):
 
 
 class MultiLabelKDLoss(_KDLoss):
-    """EfficientAT's multi-label KD loss as a module (see ``multilabel_kd_loss``).
+    """EfficientAT's multi-label KD loss as a module (see ``_multilabel_kd_loss``).
 
     ``kd_lambda * BCE(z_s, y) + (1 - kd_lambda) * BCE(z_s, sigmoid(z_t / T))``;
     the defaults are EfficientAT's (``--kd_lambda 0.1``, temperature 1 in its
@@ -506,7 +497,7 @@ class MultiLabelKDLoss(_KDLoss):
     temperature : float
         Divides the teacher logits.
     kd_average : str
-        ``"batch"`` (EfficientAT) or ``"teacher"``, see ``multilabel_kd_loss``.
+        ``"batch"`` (EfficientAT) or ``"teacher"``, see ``_multilabel_kd_loss``.
     label_smoothing : float
         Label smoothing of the task term.
 
@@ -522,7 +513,7 @@ class MultiLabelKDLoss(_KDLoss):
     """
 
     kind = "bce"
-    loss_function = staticmethod(multilabel_kd_loss)
+    loss_function = staticmethod(_multilabel_kd_loss)
 
     def __init__(
         self,
@@ -535,7 +526,7 @@ class MultiLabelKDLoss(_KDLoss):
 
 
 class SingleLabelKDLoss(_KDLoss):
-    """Single-label KD loss as a module (see ``singlelabel_kd_loss``).
+    """Single-label KD loss as a module (see ``_singlelabel_kd_loss``).
 
     ``kd_lambda * CE(z_s, y) + (1 - kd_lambda) * T^2 * KL(softmax(z_t / T) ||
     softmax(z_s / T))``. EfficientAT has no single-label KD; the defaults are
@@ -563,7 +554,7 @@ class SingleLabelKDLoss(_KDLoss):
     """
 
     kind = "ce"
-    loss_function = staticmethod(singlelabel_kd_loss)
+    loss_function = staticmethod(_singlelabel_kd_loss)
 
     def __init__(
         self,

@@ -35,15 +35,15 @@ from fastast_plugin.training.teachers import (
     build_dymn_teacher,
 )
 
-__all__ = ["main", "precompute_teacher_logits"]
+__all__ = ["main"]
 
 logger = get_logger(__name__)
 
-META_FILE = "meta.json"
-STORE_DTYPES = ("float16", "float32")
+_META_FILE = "meta.json"
+_STORE_DTYPES = ("float16", "float32")
 
 
-def precompute_teacher_logits(
+def _precompute_teacher_logits(
     teacher,
     manifest: str | dict[str, dict],
     out_dir: str,
@@ -98,7 +98,7 @@ def precompute_teacher_logits(
     >>> sf.write(tmp / "a.wav", np.zeros(1600), 16000)
     >>> manifest = {"a": {"wav": str(tmp / "a.wav")}}
     >>> teacher = OnlineTeacher(nn.Linear(1600, 5))
-    >>> store = precompute_teacher_logits(teacher, manifest, tmp / "store", sample_rate=16000)
+    >>> store = _precompute_teacher_logits(teacher, manifest, tmp / "store", sample_rate=16000)
     >>> store.logits.shape, store.index
     ((1, 5), {'a': 0})
     """
@@ -135,8 +135,8 @@ def precompute_teacher_logits(
 def _check_options(batch_size, dtype, clip_seconds, sample_rate):
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    if dtype not in STORE_DTYPES:
-        raise ValueError(f"dtype must be one of {STORE_DTYPES}, got {dtype!r}")
+    if dtype not in _STORE_DTYPES:
+        raise ValueError(f"dtype must be one of {_STORE_DTYPES}, got {dtype!r}")
     if clip_seconds is not None and (sample_rate is None or clip_seconds <= 0):
         raise ValueError(
             f"clip_seconds must be > 0 and needs sample_rate, got clip_seconds="
@@ -221,7 +221,7 @@ def _write_store(out_dir, logits, ids, meta):
     paths = {
         LOGITS_FILE: lambda p: np.save(p, logits, allow_pickle=False),
         INDEX_FILE: lambda p: _dump_json({str(k): row for row, k in enumerate(ids)}, p),
-        META_FILE: lambda p: _dump_json(meta, p),
+        _META_FILE: lambda p: _dump_json(meta, p),
     }
     for name, write in paths.items():
         final = os.path.join(out_dir, name)
@@ -256,7 +256,7 @@ def _parser(prog):
     add_option(parser, "batch_size", default=32, note="clips of one length")
     store_dtype = parser.add_argument(
         "--store-dtype",
-        choices=STORE_DTYPES,
+        choices=_STORE_DTYPES,
         default="float16",
         help="dtype the logits are stored in (the teacher runs in fp32; default: float16)",
     )
@@ -278,7 +278,7 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None):
     Returns
     -------
     LogitsStore
-        What ``precompute_teacher_logits`` wrote.
+        What ``_precompute_teacher_logits`` wrote.
 
     Example
     -------
@@ -306,7 +306,7 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None):
         download=args.download,
         num_classes=args.num_classes,
     )
-    return precompute_teacher_logits(
+    return _precompute_teacher_logits(
         teacher,
         args.manifest,
         args.out,

@@ -51,6 +51,8 @@ from fastast_plugin.training.brain import AudioClassifierBrain, unwrap
 from fastast_plugin.weights.fit import STORED_CONFIG_KEY
 from fastast_plugin.weights.resize import parse_patch_size
 
+__all__ = ["ExperimentResult", "ddp_group", "parse_arguments", "prepare_and_load", "run_experiment"]
+
 logger = get_logger(__name__)
 
 
@@ -97,7 +99,7 @@ def prepare_and_load(hparams_file, overrides, prepare):
     >>> hparams["head"].out_features, overrides.splitlines()[-1]
     (2, 'n_classes: 2')
     """
-    settings = plain_settings(hparams_file, overrides)
+    settings = _plain_settings(hparams_file, overrides)
     manifests = sb.utils.distributed.run_on_main(prepare, args=[settings])
     found = len(training_labels(manifests["train"]))
     given = settings.get("n_classes")
@@ -116,7 +118,7 @@ def prepare_and_load(hparams_file, overrides, prepare):
     return hparams, overrides, manifests
 
 
-def plain_settings(hparams_file, overrides):
+def _plain_settings(hparams_file, overrides):
     """The plain top-level values of a YAML, overrides applied, ``!ref`` resolved, nothing built.
 
     Arguments
@@ -141,7 +143,7 @@ def plain_settings(hparams_file, overrides):
     -------
     >>> path = getfixture("tmp_path") / "x.yaml"
     >>> _ = path.write_text("out: !PLACEHOLDER\\nsave: !ref <out>/save\\nm: !new:torch.nn.ReLU\\n")
-    >>> plain_settings(str(path), "out: results")
+    >>> _plain_settings(str(path), "out: results")
     {'out': 'results', 'save': 'results/save'}
     """
     with open(hparams_file, encoding="utf-8") as fin:
@@ -329,13 +331,13 @@ def run_experiment(hparams, run_opts, train_set, valid_set, test_set, test_key="
     if hparams.get("model_file"):
         folder = os.path.dirname(os.path.abspath(hparams["model_file"]))
         labels = _labels(hparams)
-        write_test_predictions(brain, os.path.join(folder, "test_predictions.csv"), labels)
+        _write_test_predictions(brain, os.path.join(folder, "test_predictions.csv"), labels)
         multi_label = hparams.get("multi_label", False)
-        write_model_file(brain, hparams["model_file"], labels, multi_label)
-        export_tested_model(brain, os.path.join(folder, "export"), labels, multi_label)
+        _write_model_file(brain, hparams["model_file"], labels, multi_label)
+        _export_tested_model(brain, os.path.join(folder, "export"), labels, multi_label)
     rows = None
     if hparams.get("test_patch_sizes"):
-        rows = sweep_patch_sizes(
+        rows = _sweep_patch_sizes(
             brain,
             test_set,
             hparams["test_patch_sizes"],
@@ -345,7 +347,7 @@ def run_experiment(hparams, run_opts, train_set, valid_set, test_set, test_key="
     return ExperimentResult(brain, brain.test_stats, rows)
 
 
-def write_model_file(brain, path, labels=None, multi_label=False):
+def _write_model_file(brain, path, labels=None, multi_label=False):
     """The Brain's current model as one self-describing file (main process only).
 
     ``{"model": state dict, "fastast_config": config}``: an ``ASTClassifier``
@@ -376,7 +378,7 @@ def write_model_file(brain, path, labels=None, multi_label=False):
     >>> brain = AudioClassifierBrain(modules, hparams={"brain_settings": {"n_classes": 2}},
     ...                              run_opts={"device": "cpu"})
     >>> path = str(getfixture("tmp_path") / "model.pt")
-    >>> write_model_file(brain, path)
+    >>> _write_model_file(brain, path)
     >>> saved = torch.load(path, weights_only=True)
     >>> sorted(saved["model"])[0], saved["fastast_config"]["encoder"]["input_tdim"]
     ('encoder.blocks.0.attn.proj.bias', 64)
@@ -402,7 +404,7 @@ def _labels(hparams):
     return read_labels(path) if path and os.path.isfile(path) else None
 
 
-def write_test_predictions(brain, path, labels=None):
+def _write_test_predictions(brain, path, labels=None):
     """The test stage's top-1 prediction of every clip, as ``id,prediction,score`` CSV.
 
     Collective under DDP (every rank's clips are gathered); the main process
@@ -428,7 +430,7 @@ def write_test_predictions(brain, path, labels=None):
             writer.writerow([clip, labels[i] if labels else i, f"{value:.6g}"])
 
 
-def export_tested_model(brain, folder, labels=None, multi_label=False):
+def _export_tested_model(brain, folder, labels=None, multi_label=False):
     """Write the tested model as an inference folder (main process only).
 
     ``fastast classify`` and ``AudioClassifier.from_hparams`` load that
@@ -453,7 +455,7 @@ def export_tested_model(brain, folder, labels=None, multi_label=False):
     export_model(model, folder, features, labels, bool(multi_label))
 
 
-def sweep_patch_sizes(brain, test_set, patch_sizes, output_stem=None, test_loader_kwargs=None):
+def _sweep_patch_sizes(brain, test_set, patch_sizes, output_stem=None, test_loader_kwargs=None):
     """Test metrics and throughput of the Brain's current weights at every patch size.
 
     Features of every test batch are computed once and the encoder and head
@@ -502,7 +504,7 @@ def sweep_patch_sizes(brain, test_set, patch_sizes, output_stem=None, test_loade
     ...      for i in range(4)},
     ...     output_keys=["id", "sig", "label_encoded"],
     ... )
-    >>> rows = sweep_patch_sizes(brain, data, [16, 32], test_loader_kwargs={"batch_size": 2})
+    >>> rows = _sweep_patch_sizes(brain, data, [16, 32], test_loader_kwargs={"batch_size": 2})
     >>> [(row["patch_size"], row["tokens"], row["clips"]) for row in rows]
     [('16', 34, 4), ('32', 10, 4)]
     """

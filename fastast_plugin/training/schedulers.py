@@ -12,6 +12,8 @@ Authors
  * fastast developers 2026
 """
 
+__all__ = ["WarmupStepDecay"]
+
 
 class WarmupStepDecay:
     """``lr * warmup(step) * decay_factor ** decays(epoch)``, as AST's ``run.py`` sets it.

@@ -18,11 +18,11 @@ TeacherOutput(logits [B, C], mask [B])``, and names where it comes from in its
 
 Recipes build their teacher from YAML with ``build_teacher``: exactly one of
 a checkpoint run online (a DyMN, ``build_dymn_teacher``, or a fixed-patch AST
-for knowledge flexification, ``build_ast_teacher``) or a logits store; with a
+for knowledge flexification, ``_build_ast_teacher``) or a logits store; with a
 cross-validation fold the path must hold a ``{fold}`` placeholder, so that
 each fold gets a teacher that never saw its test clips. Every builder checks
 the teacher's class count against the student's with
-``check_teacher_classes``.
+``_check_teacher_classes``.
 
 Authors
  * fastast developers 2026
@@ -45,23 +45,21 @@ from fastast_plugin.models.pretrained import from_pretrained
 from fastast_plugin.weights.registry import find, resolve
 
 __all__ = [
-    "BatchLogits",
     "INDEX_FILE",
     "LOGITS_FILE",
+    "BatchLogits",
     "LogitsStore",
     "OnlineTeacher",
     "TeacherOutput",
-    "build_ast_teacher",
     "build_dymn_teacher",
     "build_teacher",
-    "check_teacher_classes",
 ]
 
 logger = get_logger(__name__)
 
 LOGITS_FILE = "logits.npy"
 INDEX_FILE = "index.json"
-TEACHER_KINDS = ("dymn", "ast")
+_TEACHER_KINDS = ("dymn", "ast")
 
 
 class TeacherOutput(NamedTuple):
@@ -86,7 +84,7 @@ class TeacherOutput(NamedTuple):
     mask: torch.Tensor
 
 
-def check_teacher_classes(classes, num_classes, source):
+def _check_teacher_classes(classes, num_classes, source):
     """The one check that a teacher predicts as many classes as the student.
 
     Arguments
@@ -105,8 +103,8 @@ def check_teacher_classes(classes, num_classes, source):
 
     Example
     -------
-    >>> check_teacher_classes(3, 3, "t.pt")
-    >>> check_teacher_classes(3, 4, "t.pt")
+    >>> _check_teacher_classes(3, 3, "t.pt")
+    >>> _check_teacher_classes(3, 4, "t.pt")
     Traceback (most recent call last):
     ...
     ValueError: teacher 't.pt' has 3 classes, but the student predicts num_classes=4
@@ -253,7 +251,7 @@ class LogitsStore:
         self.logits = _open_logits(os.path.join(self.folder, LOGITS_FILE))
         self.index = _read_index(os.path.join(self.folder, INDEX_FILE), self.logits.shape[0])
         self.num_classes = int(self.logits.shape[1])
-        check_teacher_classes(self.num_classes, num_classes, self.folder)
+        _check_teacher_classes(self.num_classes, num_classes, self.folder)
         self.reset_counts()
 
     def __len__(self):
@@ -377,7 +375,7 @@ class BatchLogits:
             )
         logits = getattr(batch.teacher_logits, "data", batch.teacher_logits).float()
         mask = getattr(batch.teacher_mask, "data", batch.teacher_mask).reshape(-1) > 0.5
-        check_teacher_classes(logits.shape[-1], self.num_classes, self.source)
+        _check_teacher_classes(logits.shape[-1], self.num_classes, self.source)
         return TeacherOutput(logits, mask)
 
 
@@ -497,11 +495,11 @@ def build_dymn_teacher(
         model, source = load_dymn(name, checkpoint_dir, download=download), name
     else:
         model, source = load_dymn_file(weights, width_mult=width_mult), os.fspath(weights)
-    check_teacher_classes(model.num_classes, num_classes, source)
+    _check_teacher_classes(model.num_classes, num_classes, source)
     return OnlineTeacher(model, DyMNFrontEnd(orig_sample_rate=sample_rate), source)
 
 
-def build_ast_teacher(
+def _build_ast_teacher(
     checkpoint: str,
     target_length: int,
     mean: float | None = None,
@@ -551,13 +549,13 @@ def build_ast_teacher(
     >>> path = getfixture("tmp_path") / "fixed.pt"
     >>> encoder = ASTEncoder("tiny224", depth=1, input_tdim=64, fstride=16, tstride=16)
     >>> torch.save(ASTClassifier(encoder, ASTHead(192, 4)).state_dict(), path)
-    >>> teacher = build_ast_teacher(path, target_length=64, num_classes=4)
+    >>> teacher = _build_ast_teacher(path, target_length=64, num_classes=4)
     >>> logits, mask = teacher(torch.randn(2, 8000))
     >>> logits.shape, teacher.training
     (torch.Size([2, 4]), False)
     """
     model = from_pretrained(checkpoint, input_tdim=target_length, input_fdim=n_mels, **overrides)
-    check_teacher_classes(model.head.linear.out_features, num_classes, checkpoint)
+    _check_teacher_classes(model.head.linear.out_features, num_classes, checkpoint)
     front_end = KaldiFbank(sample_rate, n_mels, target_length, mean, std)
     return OnlineTeacher(model, front_end, checkpoint)
 
@@ -576,7 +574,7 @@ def build_teacher(
 
     Exactly one of ``teacher_checkpoint`` (run online: a DyMN state dict for
     ``kind="dymn"``, built by ``build_dymn_teacher``; an AST classifier for
-    ``kind="ast"``, built by ``build_ast_teacher``) and ``teacher_logits_dir``
+    ``kind="ast"``, built by ``_build_ast_teacher``) and ``teacher_logits_dir``
     (a ``LogitsStore``) may be set; with neither, the result is None
     (no distillation) unless ``required``. With a cross-validation ``fold``
     the path must contain ``{fold}`` and is formatted with it
@@ -642,8 +640,8 @@ def build_teacher(
         logger.info("No teacher set: training without distillation")
         return None
     kind = kind or "dymn"
-    if kind not in TEACHER_KINDS:
-        raise ValueError(f"kind must be one of {TEACHER_KINDS}, got {kind!r}")
+    if kind not in _TEACHER_KINDS:
+        raise ValueError(f"kind must be one of {_TEACHER_KINDS}, got {kind!r}")
     path = resolve(fold_path(pattern, fold, required=True, name=name))
     entry = find(pattern)
     if entry is not None and entry.model == "dymn" and kind == "dymn":
@@ -654,7 +652,7 @@ def build_teacher(
     if name == "teacher_logits_dir":
         teacher = LogitsStore(path, num_classes=num_classes)
     elif kind == "ast":
-        teacher = build_ast_teacher(path, num_classes=num_classes, **kwargs)
+        teacher = _build_ast_teacher(path, num_classes=num_classes, **kwargs)
     else:
         teacher = build_dymn_teacher(weights=path, num_classes=num_classes, **kwargs)
     logger.info("Teacher: %s from %s", type(teacher).__name__, path)

@@ -50,7 +50,7 @@ __all__ = [
     "detect_format",
 ]
 
-FLEXIAST_POS_KEYS = ("module.pos_embed.pos_embed", "pos_embed.pos_embed")
+_FLEXIAST_POS_KEYS = ("module.pos_embed.pos_embed", "pos_embed.pos_embed")
 
 
 def detect_format(state_dict, source="state dict"):
@@ -86,7 +86,7 @@ def detect_format(state_dict, source="state dict"):
     """
     if any(_is_hf_key(key) for key in state_dict):
         return "hf"
-    if any(key in state_dict for key in FLEXIAST_POS_KEYS):
+    if any(key in state_dict for key in _FLEXIAST_POS_KEYS):
         return "flexiast"
     kernel = _patch_kernel(state_dict)
     if kernel is not None and kernel.dim() == 4 and kernel.shape[1] in (1, 3):

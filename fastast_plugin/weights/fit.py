@@ -49,6 +49,10 @@ from fastast_plugin.weights.state_dict import (
 )
 
 __all__ = [
+    "EXPORT_CONFIG",
+    "EXPORT_FORMAT",
+    "EXPORT_WEIGHTS",
+    "STORED_CONFIG_KEY",
     "Checkpoint",
     "adapt_pos_embed",
     "fit_to_encoder",
@@ -61,18 +65,18 @@ __all__ = [
 
 logger = get_logger(__name__)
 
-StateDict = dict[str, torch.Tensor]
+_StateDict = dict[str, torch.Tensor]
 
 # Settings AST checkpoints do not record; AST's defaults.
-DEFAULT_FDIM = 128
-DEFAULT_TDIM = 1024
-DEFAULT_STRIDES = (10, 10)
-AST_HEAD_EPS = 1e-5  # torch's LayerNorm default, AST's mlp_head
-TIMM_EPS = 1e-6  # timm ViT/DeiT blocks
-HF_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
-HF_CONFIG_FILE = "config.json"
+_DEFAULT_FDIM = 128
+_DEFAULT_TDIM = 1024
+_DEFAULT_STRIDES = (10, 10)
+_AST_HEAD_EPS = 1e-5  # torch's LayerNorm default, AST's mlp_head
+_TIMM_EPS = 1e-6  # timm ViT/DeiT blocks
+_HF_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+_HF_CONFIG_FILE = "config.json"
 # audioset_10_10_0.4593.pth, speechcommands_10_10_0.9812.pth, ...
-AST_FILE_NAME = re.compile(r"_(\d+)_(\d+)_\d+\.\d+\.pth$")
+_AST_FILE_NAME = re.compile(r"_(\d+)_(\d+)_\d+\.\d+\.pth$")
 # An exported inference folder (fastast_plugin.inference.export): weights + plain JSON;
 # a recipe's model.pt stores the same config beside its state dict.
 EXPORT_FORMAT = "fastast-export-1"
@@ -105,7 +109,7 @@ class Checkpoint(NamedTuple):
 
     path: str
     family: str
-    state_dict: StateDict
+    state_dict: _StateDict
     arch: dict
     grid: tuple[int, int]
     strides: tuple[int, int] | None
@@ -118,14 +122,14 @@ def _read_source(source):
     path = existing_path(source)
     folder = path if path.is_dir() else path.parent
     if path.is_dir():
-        found = [path / name for name in HF_WEIGHT_FILES if (path / name).is_file()]
+        found = [path / name for name in _HF_WEIGHT_FILES if (path / name).is_file()]
         if not found:
             raise FileNotFoundError(
                 f"{path} is a folder without weights: expected one of "
-                f"{', '.join(HF_WEIGHT_FILES)} (with {HF_CONFIG_FILE})"
+                f"{', '.join(_HF_WEIGHT_FILES)} (with {_HF_CONFIG_FILE})"
             )
         path = found[0]
-    config_path = folder / HF_CONFIG_FILE
+    config_path = folder / _HF_CONFIG_FILE
     config = _read_json(config_path) if config_path.is_file() else None
     return read_state_dict(path), config, path
 
@@ -337,18 +341,18 @@ def read_checkpoint(source, fstride=None, tstride=None, input_fdim=None, stride_
     """
     strides = None
     if fstride or tstride:
-        strides = fstride or DEFAULT_STRIDES[0], tstride or DEFAULT_STRIDES[1]
+        strides = fstride or _DEFAULT_STRIDES[0], tstride or _DEFAULT_STRIDES[1]
     raw, config, path = _read_source(source)
     family = detect_format(raw, path)
     if family == "hf":
         return _describe_hf(convert_hf_ast(raw), config, path)
     if family == "timm":
         return _describe_timm(convert_timm_vit(raw), path)
-    input_fdim = input_fdim or DEFAULT_FDIM
+    input_fdim = input_fdim or _DEFAULT_FDIM
     if family == "flexiast":
         return _describe_flexiast(convert_flexiast(raw), path, input_fdim)
     state = convert_ast_original(raw)
-    match = AST_FILE_NAME.search(Path(path).name)
+    match = _AST_FILE_NAME.search(Path(path).name)
     recorded = _recorded_geometry(path)
     if recorded is not None:
         strides, input_fdim = recorded
@@ -403,10 +407,10 @@ def _guess_strides(state_dict, path, input_fdim, guesses):
     arch = _shape_arch(state_dict, path)
     patch = arch["patch_size"]
     patches = state_dict["encoder.pos_embed"].shape[1] - arch["num_prefix_tokens"]
-    for strides in (DEFAULT_STRIDES, (patch, patch), *guesses):
+    for strides in (_DEFAULT_STRIDES, (patch, patch), *guesses):
         f_dim = (input_fdim - patch) // strides[0] + 1
         if f_dim >= 1 and patches % f_dim == 0:
-            if strides != DEFAULT_STRIDES:
+            if strides != _DEFAULT_STRIDES:
                 logger.info(
                     "%s: strides not in the file name; %d patches fit "
                     "fstride/tstride %d/%d (pass fstride/tstride if not)",
@@ -415,7 +419,7 @@ def _guess_strides(state_dict, path, input_fdim, guesses):
                     *strides,
                 )
             return tuple(strides)
-    return DEFAULT_STRIDES  # _audio_grid names the problem
+    return _DEFAULT_STRIDES  # _audio_grid names the problem
 
 
 def _tensor(state_dict, key, path):
@@ -474,9 +478,9 @@ def _describe_ast(state_dict, path, strides, input_fdim):
         input_tdim=frames_for_grid(grid[1], strides[1], arch["patch_size"]),
         fstride=strides[0],
         tstride=strides[1],
-        layer_norm_eps=TIMM_EPS,
+        layer_norm_eps=_TIMM_EPS,
     )
-    return Checkpoint(str(path), "ast", state_dict, arch, grid, strides, AST_HEAD_EPS, None)
+    return Checkpoint(str(path), "ast", state_dict, arch, grid, strides, _AST_HEAD_EPS, None)
 
 
 def _describe_flexiast(state_dict, path, input_fdim):
@@ -497,20 +501,20 @@ def _describe_timm(state_dict, path):
             f"{arch['num_prefix_tokens']} prefix tokens, expected a square grid"
         )
     arch.update(
-        input_fdim=DEFAULT_FDIM,
-        input_tdim=DEFAULT_TDIM,
-        fstride=DEFAULT_STRIDES[0],
-        tstride=DEFAULT_STRIDES[1],
-        layer_norm_eps=TIMM_EPS,
+        input_fdim=_DEFAULT_FDIM,
+        input_tdim=_DEFAULT_TDIM,
+        fstride=_DEFAULT_STRIDES[0],
+        tstride=_DEFAULT_STRIDES[1],
+        layer_norm_eps=_TIMM_EPS,
     )
-    return Checkpoint(str(path), "timm", state_dict, arch, (side, side), None, AST_HEAD_EPS, None)
+    return Checkpoint(str(path), "timm", state_dict, arch, (side, side), None, _AST_HEAD_EPS, None)
 
 
 def _describe_hf(state_dict, config, path):
     if config is None:
         raise FileNotFoundError(
             f"{path} holds Hugging Face AST weights but {Path(path).parent} has "
-            f"no {HF_CONFIG_FILE}; expected a folder as written by save_pretrained"
+            f"no {_HF_CONFIG_FILE}; expected a folder as written by save_pretrained"
         )
     arch = _hf_arch(config, path)
     strides = arch["fstride"], arch["tstride"]
@@ -521,7 +525,7 @@ def _describe_hf(state_dict, config, path):
         logger.warning(
             "%s: max_length in %s gives %d time patches but pos_embed has %d; using input_tdim=%d",
             path,
-            HF_CONFIG_FILE,
+            _HF_CONFIG_FILE,
             expected_t,
             grid[1],
             arch["input_tdim"],
@@ -535,7 +539,7 @@ def _hf_arch(config, path):
     """ASTEncoder arguments from an ASTConfig dict (ASTConfig defaults)."""
     if config.get("hidden_act", "gelu") != "gelu":
         raise CheckpointError(
-            f"{path}: hidden_act={config['hidden_act']!r} in {HF_CONFIG_FILE}, "
+            f"{path}: hidden_act={config['hidden_act']!r} in {_HF_CONFIG_FILE}, "
             "but ASTEncoder implements 'gelu' only"
         )
     hidden = config.get("hidden_size", 768)
@@ -547,8 +551,8 @@ def _hf_arch(config, path):
         "qkv_bias": config.get("qkv_bias", True),
         "patch_size": config.get("patch_size", 16),
         "num_prefix_tokens": 2,
-        "input_fdim": config.get("num_mel_bins", DEFAULT_FDIM),
-        "input_tdim": config.get("max_length", DEFAULT_TDIM),
+        "input_fdim": config.get("num_mel_bins", _DEFAULT_FDIM),
+        "input_tdim": config.get("max_length", _DEFAULT_TDIM),
         "fstride": config.get("frequency_stride", 10),
         "tstride": config.get("time_stride", 10),
         "layer_norm_eps": config.get("layer_norm_eps", 1e-12),
@@ -562,7 +566,7 @@ def _hf_labels(config):
     return [id2label[key] for key in sorted(id2label, key=int)]
 
 
-KERNEL_KEY = "encoder.patch_embed.proj.weight"
+_KERNEL_KEY = "encoder.patch_embed.proj.weight"
 
 
 def fit_to_encoder(ckpt, encoder):
@@ -607,12 +611,12 @@ def fit_to_encoder(ckpt, encoder):
     embed = encoder.patch_embed
     strides, kernel = tuple(embed.base_stride), tuple(embed.base_patch_size)
     state = dict(ckpt.state_dict)
-    ckpt_kernel = tuple(state[KERNEL_KEY].shape[-2:]) if KERNEL_KEY in state else kernel
+    ckpt_kernel = tuple(state[_KERNEL_KEY].shape[-2:]) if _KERNEL_KEY in state else kernel
     if encoder.flexible == "none":
         _check_same_geometry(ckpt, strides, kernel, ckpt_kernel)
     if ckpt_kernel != kernel:
         logger.info("%s: PI-resizing the patch kernel %s to %s", ckpt.path, ckpt_kernel, kernel)
-        state[KERNEL_KEY] = pi_resize(state[KERNEL_KEY], kernel)
+        state[_KERNEL_KEY] = pi_resize(state[_KERNEL_KEY], kernel)
     if "encoder.pos_embed" in state:
         same = ckpt.strides is None or (tuple(ckpt.strides), ckpt_kernel) == (
             strides,

@@ -50,7 +50,7 @@ from speechbrain.utils.logger import get_logger
 from tqdm import tqdm
 
 __all__ = [
-    "ALIASES",
+    "DYMN_RELEASE",
     "REGISTRY",
     "ChecksumError",
     "DownloadError",
@@ -58,7 +58,6 @@ __all__ = [
     "cache_dir",
     "download",
     "find",
-    "is_cached",
     "labels_file",
     "main",
     "resolve",
@@ -66,19 +65,19 @@ __all__ = [
 
 logger = get_logger(__name__)
 
-CACHE_ENV = "FASTAST_CACHE"
-HF_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")  # preferred first
-CHUNK = 1 << 20
-ATTEMPTS = 3  # tries per download (a broken transfer resumes or restarts)
-TIMEOUT_S = 60
-RANGE_NOT_SATISFIABLE = 416
+_CACHE_ENV = "FASTAST_CACHE"
+_HF_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")  # preferred first
+_CHUNK = 1 << 20
+_ATTEMPTS = 3  # tries per download (a broken transfer resumes or restarts)
+_TIMEOUT_S = 60
+_RANGE_NOT_SATISFIABLE = 416
 # Packaged label files (package data), by the ``labels`` key of an entry.
-LABEL_FILES = {"audioset": "labels/class_labels_indices.csv"}
+_LABEL_FILES = {"audioset": "labels/class_labels_indices.csv"}
 
 # AST's feature statistics (YuanGongND/ast, egs/*/run.sh dataset_mean/std).
-AUDIOSET_STATS = {"mean": -4.2677393, "std": 4.5689974}
-SPEECHCOMMANDS_STATS = {"mean": -6.845978, "std": 5.5654526}
-VOXCELEB_STATS = {"mean": -3.7614744, "std": 4.2011642}  # FlexiAST egs/voxceleb
+_AUDIOSET_STATS = {"mean": -4.2677393, "std": 4.5689974}
+_SPEECHCOMMANDS_STATS = {"mean": -6.845978, "std": 5.5654526}
+_VOXCELEB_STATS = {"mean": -3.7614744, "std": 4.2011642}  # FlexiAST egs/voxceleb
 
 
 class DownloadError(OSError):
@@ -153,8 +152,8 @@ class PretrainedWeights:
 # ----------------------------------------------------------------------
 # The registry
 # ----------------------------------------------------------------------
-AST_LICENSE = "BSD-3-Clause"  # YuanGongND/ast
-AST_DROPBOX = "https://www.dropbox.com/s/{key}/{file}?dl=1"  # AST README links
+_AST_LICENSE = "BSD-3-Clause"  # YuanGongND/ast
+_AST_DROPBOX = "https://www.dropbox.com/s/{key}/{file}?dl=1"  # AST README links
 
 
 def _ast(name, key, file, strides, score, description, data="audioset"):
@@ -166,18 +165,18 @@ def _ast(name, key, file, strides, score, description, data="audioset"):
         "tstride": strides,
         "input_tdim": 1024 if audioset else 128,
         "n_classes": 527 if audioset else 35,
-        **(AUDIOSET_STATS if audioset else SPEECHCOMMANDS_STATS),
+        **(_AUDIOSET_STATS if audioset else _SPEECHCOMMANDS_STATS),
     }
     return PretrainedWeights(
         name,
         "url",
-        AST_DROPBOX.format(key=key, file=file),
+        _AST_DROPBOX.format(key=key, file=file),
         file,
         None,
         "ast",
         arch,
         "audioset" if audioset else None,
-        AST_LICENSE,
+        _AST_LICENSE,
         f"{description} ({score})",
     )
 
@@ -191,11 +190,11 @@ def _hf(repo, strides, description, data="audioset"):
         "tstride": strides,
         "input_tdim": 1024 if audioset else 128,
         "n_classes": 527 if audioset else 35,
-        **(AUDIOSET_STATS if audioset else SPEECHCOMMANDS_STATS),
+        **(_AUDIOSET_STATS if audioset else _SPEECHCOMMANDS_STATS),
     }
     # Labels come with the repository (config.json id2label).
     return PretrainedWeights(
-        repo, "hf", repo, None, None, "ast", arch, None, AST_LICENSE, description
+        repo, "hf", repo, None, None, "ast", arch, None, _AST_LICENSE, description
     )
 
 
@@ -206,7 +205,7 @@ def _timm(tag, model_size, description, license="Apache-2.0"):
 
 
 DYMN_RELEASE = "https://github.com/fschmid56/EfficientAT/releases/download/v0.0.1/"
-DYMN_LICENSE = "MIT"  # fschmid56/EfficientAT
+_DYMN_LICENSE = "MIT"  # fschmid56/EfficientAT
 
 
 def _dymn(name, file, description):
@@ -227,12 +226,12 @@ def _dymn(name, file, description):
         "dymn",
         arch,
         None if imagenet else "audioset",
-        DYMN_LICENSE,
+        _DYMN_LICENSE,
         description,
     )
 
 
-FLEXIAST_PAGE = "https://github.com/JiuFengSC/FlexiAST_INTERSPEECH23"
+_FLEXIAST_PAGE = "https://github.com/JiuFengSC/FlexiAST_INTERSPEECH23"
 
 
 def _flexiast(name, file, data, description):
@@ -245,12 +244,12 @@ def _flexiast(name, file, data, description):
         "input_tdim": 1024,
         "n_classes": 527 if audioset else 1251,
         "flexible": "both",
-        **(AUDIOSET_STATS if audioset else VOXCELEB_STATS),
+        **(_AUDIOSET_STATS if audioset else _VOXCELEB_STATS),
     }
     return PretrainedWeights(
         name,
         "manual",
-        FLEXIAST_PAGE,
+        _FLEXIAST_PAGE,
         file,
         None,
         "ast",
@@ -380,7 +379,7 @@ _ENTRIES = [
 REGISTRY = {entry.name: entry for entry in _ENTRIES}
 
 #: Short names -> registry names.
-ALIASES = {
+_ALIASES = {
     "ast-audioset": "ast-audioset-10-10-0.4593",
     "ast-speechcommands": "ast-speechcommands-10-10-0.9812",
 }
@@ -406,7 +405,7 @@ def find(name):
     True
     """
     name = os.fspath(name)
-    return REGISTRY.get(ALIASES.get(name, name))
+    return REGISTRY.get(_ALIASES.get(name, name))
 
 
 def labels_file(entry):
@@ -427,7 +426,7 @@ def labels_file(entry):
     """
     if entry is None or entry.labels is None:
         return None
-    return Path(str(resources.files(__package__).joinpath(LABEL_FILES[entry.labels])))
+    return Path(str(resources.files(__package__).joinpath(_LABEL_FILES[entry.labels])))
 
 
 # ----------------------------------------------------------------------
@@ -447,7 +446,7 @@ def cache_dir():
     True
     >>> del os.environ["FASTAST_CACHE"]
     """
-    override = os.environ.get(CACHE_ENV)
+    override = os.environ.get(_CACHE_ENV)
     if override:
         return Path(override)
     return Path(torch.hub.get_dir()) / "checkpoints"
@@ -455,11 +454,11 @@ def cache_dir():
 
 def _hub_cache():
     """huggingface_hub's ``cache_dir``: its own default unless FASTAST_CACHE is set."""
-    override = os.environ.get(CACHE_ENV)
+    override = os.environ.get(_CACHE_ENV)
     return str(Path(override) / "huggingface") if override else None
 
 
-def is_cached(entry):
+def _is_cached(entry):
     """Whether an entry's files are in the cache (nothing is downloaded).
 
     Arguments
@@ -473,7 +472,7 @@ def is_cached(entry):
     Example
     -------
     >>> os.environ["FASTAST_CACHE"] = str(getfixture("tmp_path"))
-    >>> is_cached(find("dymn04_as"))
+    >>> _is_cached(find("dymn04_as"))
     False
     >>> del os.environ["FASTAST_CACHE"]
     """
@@ -483,7 +482,7 @@ def is_cached(entry):
 
     repo = _hub_repo(entry)
     cached = [
-        try_to_load_from_cache(repo, name, cache_dir=_hub_cache()) for name in HF_WEIGHT_FILES
+        try_to_load_from_cache(repo, name, cache_dir=_hub_cache()) for name in _HF_WEIGHT_FILES
     ]
     return any(isinstance(path, str) for path in cached)
 
@@ -571,7 +570,7 @@ def _hub_weights(entry):
 
     repo = _hub_repo(entry)
     errors = []
-    for filename in HF_WEIGHT_FILES:
+    for filename in _HF_WEIGHT_FILES:
         try:
             return Path(_hub_file(repo, filename))
         except (EntryNotFoundError, LocalEntryNotFoundError, OSError) as err:
@@ -595,7 +594,7 @@ def _hub_folder(entry):
 # ----------------------------------------------------------------------
 # Downloads
 # ----------------------------------------------------------------------
-def download(url, path, sha256=None, progress=None, attempts=ATTEMPTS, timeout=TIMEOUT_S):
+def download(url, path, sha256=None, progress=None, attempts=_ATTEMPTS, timeout=_TIMEOUT_S):
     """Download ``url`` to ``path`` through ``<path>.part``: resumed, checked, renamed.
 
     An interrupted transfer is continued with an HTTP ``Range`` request (a
@@ -641,7 +640,7 @@ def download(url, path, sha256=None, progress=None, attempts=ATTEMPTS, timeout=T
             if _fetch_part(url, part, progress, timeout):
                 break
         except urllib.error.HTTPError as err:
-            if err.code != RANGE_NOT_SATISFIABLE or attempt == attempts:
+            if err.code != _RANGE_NOT_SATISFIABLE or attempt == attempts:
                 raise DownloadError(
                     f"could not download {url} (HTTP {err.code} {err.reason}); "
                     f"download it elsewhere and put it at {path}"
@@ -691,7 +690,7 @@ def _fetch_part(url, part, progress, timeout):
                 file=sys.stderr,
             ) as bar,
         ):
-            while chunk := response.read(CHUNK):
+            while chunk := response.read(_CHUNK):
                 out.write(chunk)
                 bar.update(len(chunk))
     return total is None or part.stat().st_size == total
@@ -702,7 +701,7 @@ def _check_sha256(part, sha256, url):
         return
     digest = hashlib.sha256()
     with open(part, "rb") as f:
-        while chunk := f.read(CHUNK):
+        while chunk := f.read(_CHUNK):
             digest.update(chunk)
     if digest.hexdigest() != sha256.lower():
         part.unlink()
@@ -736,14 +735,14 @@ def _table():
                 str(entry.architecture.get("n_classes", "")),
                 labels,
                 entry.license,
-                "yes" if is_cached(entry) else "no",
+                "yes" if _is_cached(entry) else "no",
             )
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = [
         "  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows
     ]
-    aliases = ", ".join(f"{alias} = {name}" for alias, name in ALIASES.items())
+    aliases = ", ".join(f"{alias} = {name}" for alias, name in _ALIASES.items())
     return "\n".join(lines + [f"aliases: {aliases}"])
 
 
@@ -775,7 +774,7 @@ def main(argv=None, prog=None):
         prog=prog or "fastast weights",
         description="List the named published weights (any of these names works "
         "wherever a checkpoint path does), or download one into the cache "
-        f"(${CACHE_ENV}, else $TORCH_HOME/hub/checkpoints; Hugging Face and timm "
+        f"(${_CACHE_ENV}, else $TORCH_HOME/hub/checkpoints; Hugging Face and timm "
         "weights go to the huggingface_hub cache).",
     )
     parser.add_argument("--download", metavar="NAME", help="fetch NAME into the cache")

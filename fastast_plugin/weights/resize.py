@@ -7,7 +7,7 @@ is resized by the same operator: ``<x, w> == <B x, pi_resize(w)>``. The
 positional embedding is resampled bilinearly (with antialiasing) to the
 current patch grid, prefix tokens kept, as FlexiAST does.
 
-* :func:`resize_matrices`: the cached PI-resize matrices (one per axis).
+* :func:`_resize_matrices`: the cached PI-resize matrices (one per axis).
 * :func:`pi_resize`: a kernel ``[out, in, h, w]`` at another patch size.
 * :func:`resample_pos_embed`: a positional embedding on another grid.
 
@@ -39,6 +39,7 @@ import torch.nn.functional as F
 from speechbrain.utils.logger import get_logger
 
 __all__ = [
+    "Size",
     "grid_to_pos_embed",
     "kernel_matrices",
     "parse_patch_size",
@@ -46,12 +47,11 @@ __all__ = [
     "pi_resize",
     "pos_embed_to_grid",
     "resample_pos_embed",
-    "resize_matrices",
 ]
 
 logger = get_logger(__name__)
 
-INTERPOLATIONS = ("nearest", "bilinear", "bicubic", "area")
+_INTERPOLATIONS = ("nearest", "bilinear", "bicubic", "area")
 # Resize matrices are computed once in float64 on the CPU, then cast.
 _MATRIX_CACHE_SIZE = 128
 
@@ -165,7 +165,7 @@ def _show(size):
 # ----------------------------------------------------------------------
 # Patch kernel: pseudo-inverse resize
 # ----------------------------------------------------------------------
-def resize_matrices(
+def _resize_matrices(
     old_size,
     new_size,
     interpolation="bilinear",
@@ -216,14 +216,14 @@ def resize_matrices(
 
     Example
     -------
-    >>> p_f, p_t = resize_matrices(16, (16, 24))
+    >>> p_f, p_t = _resize_matrices(16, (16, 24))
     >>> p_f.shape, p_t.shape, torch.equal(p_f, torch.eye(16))
     (torch.Size([16, 16]), torch.Size([16, 24]), True)
     """
     old_size = parse_patch_size(old_size, "old_size")
     new_size = parse_patch_size(new_size, "new_size")
-    if interpolation not in INTERPOLATIONS:
-        raise ValueError(f"interpolation must be one of {INTERPOLATIONS}, got {interpolation!r}")
+    if interpolation not in _INTERPOLATIONS:
+        raise ValueError(f"interpolation must be one of {_INTERPOLATIONS}, got {interpolation!r}")
     if antialias and interpolation not in ("bilinear", "bicubic"):
         raise ValueError(
             f"antialias=True needs interpolation 'bilinear' or 'bicubic', got {interpolation!r}"
@@ -268,7 +268,7 @@ def pi_resize(
     """Pseudo-inverse resize of a patch-embedding kernel (FlexiViT).
 
     Differentiable in ``weight``: the resize is two matrix products with
-    cached constant matrices (see :func:`resize_matrices`). It runs in
+    cached constant matrices (see :func:`_resize_matrices`). It runs in
     float32 (float64 for a float64 kernel) with autocast off, and returns
     the kernel's dtype.
 
@@ -279,7 +279,7 @@ def pi_resize(
     new_size : int or tuple of int
         ``(new_h, new_w)``.
     interpolation : str
-        Resize operator (see :func:`resize_matrices`); FlexiAST and FlexiViT
+        Resize operator (see :func:`_resize_matrices`); FlexiAST and FlexiViT
         use bilinear.
     antialias : bool
         Antialiasing in the resize operator (FlexiAST: off).
@@ -327,7 +327,7 @@ def kernel_matrices(weight, new_size, interpolation="bilinear", antialias=False)
     new_size : int or tuple of int
         ``(new_h, new_w)``.
     interpolation : str
-        Resize operator (see :func:`resize_matrices`).
+        Resize operator (see :func:`_resize_matrices`).
     antialias : bool
         Antialiasing in the resize operator.
 
@@ -344,7 +344,7 @@ def kernel_matrices(weight, new_size, interpolation="bilinear", antialias=False)
     """
     dtype = _compute_dtype(weight)
     old_size = tuple(weight.shape[-2:])
-    return resize_matrices(old_size, new_size, interpolation, antialias, weight.device, dtype)
+    return _resize_matrices(old_size, new_size, interpolation, antialias, weight.device, dtype)
 
 
 def _compute_dtype(weight):

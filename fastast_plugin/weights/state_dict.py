@@ -7,7 +7,7 @@ pickled code ever runs. The format is told from the file's first bytes, not
 its name: SpeechBrain's Pretrainer stores every loadable as ``<name>.ckpt``.
 Keys of modules saved while compiled (``torch.compile``'s ``_orig_mod.``)
 are read as the plain module's. Every strict load goes through
-``check_state_dict`` / ``load_strict``, which name the file, the module
+``_check_state_dict`` / ``load_strict``, which name the file, the module
 and each missing, unexpected or mis-shaped tensor. All failures raise
 ``CheckpointError`` (a ``ValueError``); strict-load mismatches raise its
 subclass ``CheckpointMismatchError``.
@@ -30,18 +30,16 @@ from fastast_plugin.weights.registry import resolve
 __all__ = [
     "CheckpointError",
     "CheckpointMismatchError",
-    "check_state_dict",
     "existing_path",
     "load_strict",
     "read_state_dict",
     "read_stored_entry",
 ]
 
-StateDict = dict[str, torch.Tensor]
 
-NESTING_KEYS = ("state_dict", "model")  # {"state_dict": sd} / {"model": sd}
-MAX_LISTED = 10  # keys listed per problem in a mismatch message
-COMPILED_PREFIX = "_orig_mod."  # torch.compile's OptimizedModule holds the module here
+_NESTING_KEYS = ("state_dict", "model")  # {"state_dict": sd} / {"model": sd}
+_MAX_LISTED = 10  # keys listed per problem in a mismatch message
+_COMPILED_PREFIX = "_orig_mod."  # torch.compile's OptimizedModule holds the module here
 
 
 class CheckpointError(ValueError):
@@ -134,7 +132,7 @@ def read_state_dict(path):
             raise CheckpointError(f"{path} is not a readable safetensors file: {err}") from err
     else:
         state = _as_tensor_dict(_torch_load(path), path)
-    return {key.replace(COMPILED_PREFIX, ""): value for key, value in state.items()}
+    return {key.replace(_COMPILED_PREFIX, ""): value for key, value in state.items()}
 
 
 def read_stored_entry(path, key):
@@ -234,7 +232,7 @@ def _first_line(err, containing=None):
 
 def _as_tensor_dict(obj, path):
     while isinstance(obj, Mapping):
-        nested = [k for k in NESTING_KEYS if isinstance(obj.get(k), Mapping)]
+        nested = [k for k in _NESTING_KEYS if isinstance(obj.get(k), Mapping)]
         if not nested:
             break
         obj = obj[nested[0]]
@@ -257,7 +255,7 @@ def _short(value):
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def check_state_dict(state_dict, module, source="state dict"):
+def _check_state_dict(state_dict, module, source="state dict"):
     """Compare a state dict with a module's; raise on any difference.
 
     Arguments
@@ -277,7 +275,7 @@ def check_state_dict(state_dict, module, source="state dict"):
 
     Example
     -------
-    >>> check_state_dict({"weight": torch.zeros(2, 3)}, torch.nn.Linear(3, 2), "x.pth")
+    >>> _check_state_dict({"weight": torch.zeros(2, 3)}, torch.nn.Linear(3, 2), "x.pth")
     Traceback (most recent call last):
     ...
     fastast_plugin.weights.state_dict.CheckpointMismatchError: Cannot load x.pth into Linear:
@@ -306,8 +304,8 @@ def check_state_dict(state_dict, module, source="state dict"):
 
 
 def _listing(items):
-    shown = ", ".join(items[:MAX_LISTED])
-    more = len(items) - MAX_LISTED
+    shown = ", ".join(items[:_MAX_LISTED])
+    more = len(items) - _MAX_LISTED
     return shown + (f" ... and {more} more" if more > 0 else "")
 
 
@@ -335,6 +333,6 @@ def load_strict(module, state_dict, source="state dict"):
     >>> load_strict(linear, sd, "x.pth").weight.sum().item()
     6.0
     """
-    check_state_dict(state_dict, module, source)
+    _check_state_dict(state_dict, module, source)
     module.load_state_dict(state_dict, strict=True)
     return module

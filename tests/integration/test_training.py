@@ -24,7 +24,7 @@ from fastast_plugin.models.features import KaldiFbank
 from fastast_plugin.models.flexi import PatchSizeSampler
 from fastast_plugin.models.pretrained import from_pretrained
 from fastast_plugin.training.losses import SingleLabelKDLoss
-from fastast_plugin.training.recipe import run_experiment, write_model_file
+from fastast_plugin.training.recipe import _write_model_file, run_experiment
 from fastast_plugin.training.schedulers import WarmupStepDecay
 from fastast_plugin.training.teachers import LogitsStore, TeacherOutput
 from fastast_plugin.weights.resize import parse_patch_size
@@ -130,7 +130,7 @@ def test_every_training_batch_runs_at_the_sampled_size_and_evaluation_at_eval_si
     assert {size for _, size in seen} == {(16, 32)}
     assert json.loads(metrics.read_text())["patch_size"] == [16, 32]
     # the written weights are the model: same logits through from_pretrained
-    write_model_file(brain, str(tmp_path / "model.pt"))
+    _write_model_file(brain, str(tmp_path / "model.pt"))
     model = from_pretrained(
         tmp_path / "model.pt", input_tdim=64, fstride=16, tstride=16, patch_size=(16, 32)
     )

@@ -24,7 +24,7 @@ from recipe_helpers import TINY_AST_MODEL, TINY_MODEL, epoch_stats, run_failing_
 from fastast_plugin.data.synthetic import write_esc50, write_speech_commands
 from fastast_plugin.models.ast import ASTEncoder
 from fastast_plugin.models.dymn.model import DyMN
-from fastast_plugin.models.flexi import EVAL_PATCH_SIZES, FLEXI_PATCH_SIZES
+from fastast_plugin.models.flexi import _FLEXI_PATCH_SIZES, EVAL_PATCH_SIZES
 from fastast_plugin.training import precompute
 
 WORDS = ("yes", "no", "up")
@@ -157,7 +157,7 @@ def test_sc_flexiast_debug_supervised_flexification(sc, tmp_path):
     assert "kd_" not in (out / "train_log.txt").read_text()  # no teacher: no distillation
     record = json.loads((out / "test_metrics.json").read_text())
     assert record["patch_size"] == [16, 16] and "teacher" not in record
-    assert record["train_patch_sizes"] == list(FLEXI_PATCH_SIZES)
+    assert record["train_patch_sizes"] == list(_FLEXI_PATCH_SIZES)
     rows = _read_csv(out / "patch_sweep.csv")
     assert [row["patch_size"] for row in rows] == SWEEP_SIZES
     assert all(row["clips"] == "8" for row in rows)  # debug: 2 test batches of 4

@@ -288,3 +288,126 @@ def test_old_yaml_paths_resolve_to_the_same_objects(path):
     assert getattr(module, path.rsplit(".", 1)[1]) is found
     old = path.split(".")[1]
     assert old in MOVED or old in ("weights", "inference")
+
+
+# ----------------------------------------------------------------------
+# Public names: ``__all__`` in every module lists exactly its public API
+# ----------------------------------------------------------------------
+def top_level_names(tree):
+    """Names a module binds at its top level: (defined here, imported here).
+
+    Statements inside top-level ``if`` / ``try`` / ``with`` blocks count; a
+    module ``__getattr__`` (PEP 562) serves the string keys of its top-level
+    dicts (``fastast_plugin._LAZY``).
+    """
+    defined, imported, statements = set(), set(), list(tree.body)
+    while statements:
+        node = statements.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            defined.add(node.name)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            for target in node.targets if isinstance(node, ast.Assign) else [node.target]:
+                defined |= {n.id for n in ast.walk(target) if isinstance(n, ast.Name)}
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            imported |= {(a.asname or a.name).split(".")[0] for a in node.names}
+        for block in ("body", "orelse", "finalbody", "handlers"):
+            if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                statements += getattr(node, block, [])
+    if "__getattr__" in defined:
+        for node in tree.body:
+            if isinstance(node, ast.Assign) and isinstance(node.value, ast.Dict):
+                defined |= {k.value for k in node.value.keys if isinstance(k, ast.Constant)}
+    return defined, imported
+
+
+def declared_all(tree):
+    """The names in a module's ``__all__`` (None when it has none)."""
+    for node in tree.body:
+        targets = node.targets if isinstance(node, ast.Assign) else []
+        if any(isinstance(t, ast.Name) and t.id == "__all__" for t in targets):
+            return [ast.literal_eval(element) for element in node.value.elts]
+    return None
+
+
+def public_problems(path):
+    """What is wrong with one module's ``__all__``, as readable lines."""
+    tree = ast.parse(path.read_text(), str(path))
+    names = declared_all(tree)
+    where = path.relative_to(PACKAGE_DIR) if path.is_relative_to(PACKAGE_DIR) else path.name
+    if names is None:
+        return [f"{where}: no __all__"]
+    defined, imported = top_level_names(tree)
+    problems = [f"{where}: {name} is in __all__ but not bound" for name in names]
+    problems = [p for p, name in zip(problems, names) if name not in defined | imported]
+    unlisted = sorted(
+        name
+        for name in defined - set(names)
+        if not name.startswith("_") and name not in ("logger", "__all__")
+    )
+    problems += [f"{where}: {name} is public (no _) but not in __all__" for name in unlisted]
+    return problems
+
+
+def names_used_from(path, known):
+    """(module, name) pairs ``path`` takes from package modules by import or attribute."""
+    tree = ast.parse(path.read_text(), str(path))
+    used, aliases = set(), {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module in known:
+            for alias in node.names:
+                if f"{node.module}.{alias.name}" in known:  # a submodule
+                    aliases[alias.asname or alias.name] = f"{node.module}.{alias.name}"
+                elif alias.name != "*":
+                    used.add((node.module, alias.name))
+        elif isinstance(node, ast.Import):
+            aliases.update({a.asname: a.name for a in node.names if a.asname and a.name in known})
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+            if node.value.id in aliases:
+                used.add((aliases[node.value.id], node.attr))
+    return used
+
+
+def test_every_module_lists_exactly_its_public_names():
+    problems = [line for path in modules().values() for line in public_problems(path)]
+    assert not problems, "\n".join(problems)
+
+
+def test_names_used_elsewhere_are_in_all():
+    """What other modules, the recipes and the tools take from a module is its public API."""
+    known = modules()
+    users = list(known.values()) + sorted((REPO / "recipes").rglob("*.py"))
+    users += sorted((REPO / "tools").rglob("*.py"))
+    listed = {name: declared_all(ast.parse(path.read_text())) or [] for name, path in known.items()}
+    missing = sorted(
+        f"{user.relative_to(REPO)} uses {module}.{name}, not in its __all__"
+        for user in users
+        for module, name in names_used_from(user, known)
+        if name not in listed[module] and known[module] != user
+    )
+    assert not missing, "\n".join(missing)
+
+
+def test_the_public_name_checks_see_problems(tmp_path):
+    source = tmp_path / "m.py"
+    source.write_text(
+        "import os\n__all__ = ['f', 'gone', 'os']\n"
+        "def f(): pass\ndef helper(): pass\ndef _private(): pass\nCONSTANT = 1\nlogger = None\n"
+    )
+    assert public_problems(source) == [
+        "m.py: gone is in __all__ but not bound",
+        "m.py: CONSTANT is public (no _) but not in __all__",
+        "m.py: helper is public (no _) but not in __all__",
+    ]
+    source.write_text("def f(): pass\n")
+    assert public_problems(source) == ["m.py: no __all__"]
+    user = tmp_path / "u.py"
+    user.write_text(
+        "from fastast_plugin.models import merge\nfrom fastast_plugin.models.ast import ASTHead\n"
+        "merge.parse_r(2, 3)\n"
+    )
+    known = {"fastast_plugin.models", "fastast_plugin.models.merge", "fastast_plugin.models.ast"}
+    assert names_used_from(user, known) == {
+        ("fastast_plugin.models.merge", "parse_r"),
+        ("fastast_plugin.models.ast", "ASTHead"),
+    }

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["DyMN", "make_divisible", "temperature_schedule"]
+__all__ = ["DyMN"]
 
 # MobileNetV3-Large without SE, as used by DyMN:
 # (in, kernel, expanded, out, activation, index into ``strides`` or None).
@@ -49,7 +49,7 @@ _BN_EPS = 0.001
 _BN_MOMENTUM = 0.01
 
 
-def make_divisible(value: float, divisor: int = 8) -> int:
+def _make_divisible(value: float, divisor: int = 8) -> int:
     """Rounds a channel count to a multiple of ``divisor`` (MobileNet rule).
 
     The result is at least ``divisor`` and never more than 10 % below
@@ -69,7 +69,7 @@ def make_divisible(value: float, divisor: int = 8) -> int:
 
     Example
     -------
-    >>> make_divisible(16 * 0.4), make_divisible(1280 * 0.4), make_divisible(50)
+    >>> _make_divisible(16 * 0.4), _make_divisible(1280 * 0.4), _make_divisible(50)
     (8, 512, 48)
     """
     rounded = max(divisor, int(value + divisor / 2) // divisor * divisor)
@@ -78,7 +78,7 @@ def make_divisible(value: float, divisor: int = 8) -> int:
     return rounded
 
 
-def temperature_schedule(
+def _temperature_schedule(
     epoch: int, max_temperature: float = 30.0, min_temperature: float = 1.0
 ) -> float:
     """Kernel-attention temperature for training DyMN from scratch.
@@ -105,7 +105,7 @@ def temperature_schedule(
 
     Example
     -------
-    >>> [temperature_schedule(e) for e in (0, 1, 28, 29, 100)]
+    >>> [_temperature_schedule(e) for e in (0, 1, 28, 29, 100)]
     [30.0, 29.0, 2.0, 1.0, 1.0]
     """
     if epoch < 0:
@@ -427,7 +427,7 @@ class DyMN(nn.Module):
         self.strides = strides
 
         def scale(channels: int) -> int:
-            return make_divisible(channels * width_mult)
+            return _make_divisible(channels * width_mult)
 
         min_h = scale(min_context)
         max_h = scale(max_context)
@@ -440,7 +440,7 @@ class DyMN(nn.Module):
         self.layers = nn.ModuleList()
         for c_in, kernel, c_exp, c_out, act, stride_index in _BLOCK_TABLE:
             c_exp = scale(c_exp)
-            context_dim = min(max(make_divisible(c_exp // context_ratio), min_h), max_h)
+            context_dim = min(max(_make_divisible(c_exp // context_ratio), min_h), max_h)
             self.layers.append(
                 _DyBlock(
                     in_channels=scale(c_in),
@@ -461,7 +461,7 @@ class DyMN(nn.Module):
             _batch_norm(self.embedding_dim),
             nn.Hardswish(),
         )
-        hidden = make_divisible(1280 * width_mult)
+        hidden = _make_divisible(1280 * width_mult)
         self.classifier = nn.Sequential(
             nn.AdaptiveAvgPool2d(1),
             nn.Flatten(),
@@ -503,7 +503,7 @@ class DyMN(nn.Module):
     def update_temperature(
         self, epoch: int, max_temperature: float = 30.0, min_temperature: float = 1.0
     ) -> float:
-        """Sets the temperature for ``epoch`` with :func:`temperature_schedule`.
+        """Sets the temperature for ``epoch`` with :func:`_temperature_schedule`.
 
         Call this at the start of each epoch when training from scratch (or
         from ImageNet weights). Pretrained AudioSet weights use a constant
@@ -531,7 +531,7 @@ class DyMN(nn.Module):
         >>> model.update_temperature(0), model.update_temperature(40)
         (30.0, 1.0)
         """
-        self.temperature = temperature_schedule(epoch, max_temperature, min_temperature)
+        self.temperature = _temperature_schedule(epoch, max_temperature, min_temperature)
         return self._temperature
 
     def _check_input(self, x: torch.Tensor):

@@ -24,40 +24,30 @@ from fastast_plugin.weights.registry import DYMN_RELEASE, REGISTRY, resolve
 from fastast_plugin.weights.registry import download as download_file
 from fastast_plugin.weights.state_dict import CheckpointMismatchError, load_strict, read_state_dict
 
-__all__ = [
-    "DYMN_BASE_URL",
-    "DYMN_CHECKPOINTS",
-    "DYMN_WIDTHS",
-    "check_num_classes",
-    "checkpoint_num_classes",
-    "dymn_checkpoint_path",
-    "load_dymn",
-    "load_dymn_file",
-    "load_dymn_state_dict",
-]
+__all__ = ["load_dymn", "load_dymn_file"]
 
 logger = get_logger(__name__)
 
 # Release that hosts EfficientAT's pretrained weights.
-DYMN_BASE_URL = DYMN_RELEASE
+_DYMN_BASE_URL = DYMN_RELEASE
 
 # Checkpoint name -> file in the release, from the registry
 # (``fastast_plugin.weights.registry``). "_im" files are ImageNet weights (trained to a
 # final kernel-attention temperature of 30), "_as" files are AudioSet weights
 # (temperature 1). "dymn20_as" points to the current upstream default;
 # "(1)".."(3)" are the alternative dymn20 AudioSet files.
-DYMN_CHECKPOINTS = {
+_DYMN_CHECKPOINTS = {
     entry.name: entry.filename for entry in REGISTRY.values() if entry.model == "dymn"
 }
 
 # File-name prefix -> DyMN width_mult (EfficientAT's NAME_TO_WIDTH).
-DYMN_WIDTHS = {"dymn04": 0.4, "dymn10": 1.0, "dymn20": 2.0}
+_DYMN_WIDTHS = {"dymn04": 0.4, "dymn10": 1.0, "dymn20": 2.0}
 
 # The output Linear of DyMN's classifier MLP.
-HEAD_KEYS = ("classifier.5.weight", "classifier.5.bias")
+_HEAD_KEYS = ("classifier.5.weight", "classifier.5.bias")
 
 
-def checkpoint_num_classes(state_dict: dict[str, torch.Tensor], source: str = "state dict") -> int:
+def _checkpoint_num_classes(state_dict: dict[str, torch.Tensor], source: str = "state dict") -> int:
     """Number of classes of a DyMN state dict (rows of its output layer).
 
     Arguments
@@ -79,19 +69,19 @@ def checkpoint_num_classes(state_dict: dict[str, torch.Tensor], source: str = "s
 
     Example
     -------
-    >>> checkpoint_num_classes(DyMN(num_classes=7, width_mult=0.4).state_dict())
+    >>> _checkpoint_num_classes(DyMN(num_classes=7, width_mult=0.4).state_dict())
     7
     """
-    head = state_dict.get(HEAD_KEYS[0])
+    head = state_dict.get(_HEAD_KEYS[0])
     if head is None or head.dim() != 2:
         raise CheckpointMismatchError(
             f"{source} is not a DyMN state dict: it has no 2-D "
-            f"{HEAD_KEYS[0]!r}, so its number of classes is unknown"
+            f"{_HEAD_KEYS[0]!r}, so its number of classes is unknown"
         )
     return int(head.shape[0])
 
 
-def check_num_classes(
+def _check_num_classes(
     state_dict: dict[str, torch.Tensor], num_classes: int, source: str = "state dict"
 ):
     """Raises one clear error when a DyMN state dict has another class count.
@@ -113,22 +103,22 @@ def check_num_classes(
     Example
     -------
     >>> sd = DyMN(num_classes=7, width_mult=0.4).state_dict()
-    >>> check_num_classes(sd, 7)
-    >>> check_num_classes(sd, 5, "t.pt")
+    >>> _check_num_classes(sd, 7)
+    >>> _check_num_classes(sd, 5, "t.pt")
     Traceback (most recent call last):
     ...
     fastast_plugin.weights.state_dict.CheckpointMismatchError: t.pt has 7 classes ...
     """
-    classes = checkpoint_num_classes(state_dict, source)
+    classes = _checkpoint_num_classes(state_dict, source)
     if classes != num_classes:
         raise CheckpointMismatchError(
-            f"{source} has {classes} classes ({HEAD_KEYS[0]} "
-            f"{tuple(state_dict[HEAD_KEYS[0]].shape)}), but num_classes="
+            f"{source} has {classes} classes ({_HEAD_KEYS[0]} "
+            f"{tuple(state_dict[_HEAD_KEYS[0]].shape)}), but num_classes="
             f"{num_classes} was asked for"
         )
 
 
-def load_dymn_state_dict(
+def _load_dymn_state_dict(
     model: DyMN,
     state_dict: dict[str, torch.Tensor],
     source: str = "state dict",
@@ -164,11 +154,11 @@ def load_dymn_state_dict(
     -------
     >>> source = DyMN(num_classes=527, width_mult=0.4)
     >>> target = DyMN(num_classes=50, width_mult=0.4)
-    >>> model = load_dymn_state_dict(target, source.state_dict(), allow_new_head=True)
+    >>> model = _load_dymn_state_dict(target, source.state_dict(), allow_new_head=True)
     >>> model.classifier[5].out_features
     50
     """
-    head = state_dict.get(HEAD_KEYS[0])
+    head = state_dict.get(_HEAD_KEYS[0])
     if allow_new_head and head is not None and head.shape[0] != model.num_classes:
         logger.info(
             "Not loading the output layer of %s (classifier.5, %d classes); "
@@ -178,7 +168,7 @@ def load_dymn_state_dict(
             model.num_classes,
         )
         own = model.state_dict()
-        state_dict = {**state_dict, **{key: own[key] for key in HEAD_KEYS}}
+        state_dict = {**state_dict, **{key: own[key] for key in _HEAD_KEYS}}
     return load_strict(model, state_dict, source)
 
 
@@ -203,10 +193,10 @@ def load_dymn_file(
         Width of the DyMN in the file: 0.4, 1.0 or 2.0.
     num_classes : int, optional
         Output classes; None takes the checkpoint's. Any other count is an
-        error (:func:`check_num_classes`) unless ``allow_new_head``.
+        error (:func:`_check_num_classes`) unless ``allow_new_head``.
     allow_new_head : bool
         Whether a different ``num_classes`` keeps a new output layer (see
-        :func:`load_dymn_state_dict`).
+        :func:`_load_dymn_state_dict`).
     **model_kwargs
         Other ``DyMN`` arguments that leave the weight shapes alone:
         ``temperature``, ``strides``, ``dropout``.
@@ -226,16 +216,16 @@ def load_dymn_file(
     source = os.fspath(path)
     state_dict = read_state_dict(path)
     if num_classes is None:
-        num_classes = checkpoint_num_classes(state_dict, source)
+        num_classes = _checkpoint_num_classes(state_dict, source)
     elif not allow_new_head:
-        check_num_classes(state_dict, num_classes, source)
+        _check_num_classes(state_dict, num_classes, source)
     model = DyMN(num_classes=num_classes, width_mult=width_mult, **model_kwargs)
-    load_dymn_state_dict(model, state_dict, source, allow_new_head)
+    _load_dymn_state_dict(model, state_dict, source, allow_new_head)
     logger.info("Loaded DyMN weights %s (temperature %s)", source, model.temperature)
     return model
 
 
-def dymn_checkpoint_path(
+def _dymn_checkpoint_path(
     name: str, checkpoint_dir: str | None = None, download: bool = False
 ) -> str:
     """Path of a released DyMN file, downloaded first if asked and missing.
@@ -243,14 +233,14 @@ def dymn_checkpoint_path(
     Arguments
     ---------
     name : str
-        A key of ``DYMN_CHECKPOINTS`` (e.g. ``"dymn10_as"``) or the stem of
+        A key of ``_DYMN_CHECKPOINTS`` (e.g. ``"dymn10_as"``) or the stem of
         one of its files (e.g. ``"dymn20_as_mAP_489"``).
     checkpoint_dir : str, optional
         Folder holding (or receiving) the ``.pt`` files; None uses the
         registry's cache (``fastast_plugin.weights.registry.cache_dir``), where a
         missing file is always downloaded.
     download : bool
-        Whether to fetch a missing file from ``DYMN_BASE_URL`` into
+        Whether to fetch a missing file from ``_DYMN_BASE_URL`` into
         ``checkpoint_dir``.
 
     Returns
@@ -263,22 +253,22 @@ def dymn_checkpoint_path(
     -------
     >>> folder = getfixture("tmp_path")
     >>> torch.save({}, folder / "dymn20_as_mAP_493.pt")
-    >>> os.path.basename(dymn_checkpoint_path("dymn20_as", folder))
+    >>> os.path.basename(_dymn_checkpoint_path("dymn20_as", folder))
     'dymn20_as_mAP_493.pt'
     """
     # Registry names take precedence over file stems ("dymn20_as" is the
     # mAP-493 file, not "dymn20_as.pt").
-    lookup = {os.path.splitext(f)[0]: f for f in DYMN_CHECKPOINTS.values()}
-    lookup.update(DYMN_CHECKPOINTS)
+    lookup = {os.path.splitext(f)[0]: f for f in _DYMN_CHECKPOINTS.values()}
+    lookup.update(_DYMN_CHECKPOINTS)
     if name not in lookup:
         raise ValueError(f"name must be one of {sorted(lookup)}, got {name!r}")
     filename = lookup[name]
     if checkpoint_dir is None:
-        return resolve(next(k for k, f in DYMN_CHECKPOINTS.items() if f == filename))
+        return resolve(next(k for k, f in _DYMN_CHECKPOINTS.items() if f == filename))
     path = os.path.join(os.fspath(checkpoint_dir), filename)
     if os.path.isfile(path):
         return path
-    url = DYMN_BASE_URL + filename
+    url = _DYMN_BASE_URL + filename
     if not download:
         raise FileNotFoundError(
             f"DyMN checkpoint {path!r} not found; place {url} there or "
@@ -301,8 +291,8 @@ def load_dymn(
     Arguments
     ---------
     name : str
-        A key of ``DYMN_CHECKPOINTS`` or a file stem (see
-        :func:`dymn_checkpoint_path`).
+        A key of ``_DYMN_CHECKPOINTS`` or a file stem (see
+        :func:`_dymn_checkpoint_path`).
     checkpoint_dir : str, optional
         Folder holding (or receiving) the ``.pt`` files; None: the
         registry's cache.
@@ -333,13 +323,13 @@ def load_dymn(
     >>> model.classifier[5].out_features, model.temperature
     (10, 1.0)
     """
-    path = dymn_checkpoint_path(name, checkpoint_dir, download)
+    path = _dymn_checkpoint_path(name, checkpoint_dir, download)
     filename = os.path.basename(path)
     if temperature is None:
         temperature = 30.0 if "_im" in filename else 1.0
     return load_dymn_file(
         path,
-        width_mult=DYMN_WIDTHS[filename[:6]],
+        width_mult=_DYMN_WIDTHS[filename[:6]],
         num_classes=num_classes,
         allow_new_head=True,
         temperature=temperature,

@@ -11,7 +11,7 @@ import speechbrain as sb
 import torch
 
 from fastast_plugin.data.audio import load_audio
-from fastast_plugin.data.crops import crop_length, crop_window, cropped_audio_pipeline
+from fastast_plugin.data.crops import _crop_window, crop_length, cropped_audio_pipeline
 
 
 # ----------------------------------------------------------------------
@@ -43,20 +43,20 @@ def test_crop_length_gives_exactly_that_many_kaldi_frames(frames):
 
 
 def test_crop_window_rules():
-    assert crop_window(1000, 400, "start") == (0, 400)
-    assert crop_window(1000, 400, "centre") == (300, 700)
-    assert crop_window(1001, 400, "centre") == (300, 700)  # rounds down
+    assert _crop_window(1000, 400, "start") == (0, 400)
+    assert _crop_window(1000, 400, "centre") == (300, 700)
+    assert _crop_window(1001, 400, "centre") == (300, 700)  # rounds down
     for mode in ("random", "start", "centre"):  # a short clip is kept whole
-        assert crop_window(300, 400, mode) == (0, 300)
-        assert crop_window(400, 400, mode) == (0, 400)
+        assert _crop_window(300, 400, mode) == (0, 300)
+        assert _crop_window(400, 400, mode) == (0, 400)
     generator = torch.Generator().manual_seed(0)
-    starts = [crop_window(1000, 400, "random", generator)[0] for _ in range(4000)]
+    starts = [_crop_window(1000, 400, "random", generator)[0] for _ in range(4000)]
     # every start that keeps the crop inside, none outside, about uniformly
     assert min(starts) == 0 and max(starts) == 600
     counts = np.bincount(starts, minlength=601)
     assert counts.max() < 25  # 601 starts, 6.7 per start on average
     with pytest.raises(ValueError, match="crop mode must be one of"):
-        crop_window(1000, 400, "middle")
+        _crop_window(1000, 400, "middle")
 
 
 def _crop_dataset(path, mode, length):

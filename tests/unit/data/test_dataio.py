@@ -12,7 +12,7 @@ import torch
 from fastast_plugin.data.audio import load_audio
 from fastast_plugin.data.crops import crop_length
 from fastast_plugin.data.dataio import (
-    audio_pipeline,
+    _audio_pipeline,
     audio_problem,
     classification_datasets,
     fold_path,
@@ -76,7 +76,7 @@ def test_bad_files_are_reported_then_skipped_or_raised(tmp_path, caplog):
 
 def test_audio_pipeline_reads_any_rate_and_channels_as_load_audio(tmp_path):
     paths = _write_bad_files(tmp_path)
-    read = audio_pipeline(16000)
+    read = _audio_pipeline(16000)
     for name in ("good", "rate", "stereo"):
         torch.testing.assert_close(
             read(paths[name]), load_audio(paths[name], 16000), atol=0, rtol=0

@@ -11,9 +11,9 @@ from speechbrain.dataio.sampler import DistributedSamplerWrapper
 
 from fastast_plugin.data.sampling import (
     EvalShardSampler,
-    ast_sample_weights,
+    _ast_sample_weights,
+    _dataset_targets,
     balanced_sampler,
-    dataset_targets,
 )
 
 # clips' labels: class 0 is common (5 clips), class 1 rare (1 clip), class 2 in 2 clips
@@ -23,11 +23,11 @@ LABELS = [["a"], ["a"], ["a"], ["a", "c"], ["a", "b"], ["c"], ["c"]]
 def test_weights_are_ast_gen_weight_file_by_hand():
     counts = {"a": 5, "b": 1, "c": 3}
     expected = [sum(1000 / (counts[label] + 0.01) for label in labels) for labels in LABELS]
-    assert ast_sample_weights(LABELS) == pytest.approx(expected, rel=1e-12)
+    assert _ast_sample_weights(LABELS) == pytest.approx(expected, rel=1e-12)
     multi_hot = np.array([[label in labels for label in "abc"] for labels in LABELS], float)
-    assert ast_sample_weights(multi_hot) == pytest.approx(expected, rel=1e-12)
+    assert _ast_sample_weights(multi_hot) == pytest.approx(expected, rel=1e-12)
     with pytest.raises(ValueError, match="no label"):
-        ast_sample_weights(np.array([[1, 0], [0, 0]]))
+        _ast_sample_weights(np.array([[1, 0], [0, 0]]))
 
 
 def chi_square(counts, probabilities):
@@ -40,7 +40,7 @@ CRITICAL_6DOF = 22.458
 
 
 def test_ddp_ranks_together_draw_by_ast_weights():
-    weights = ast_sample_weights(LABELS)
+    weights = _ast_sample_weights(LABELS)
     probabilities = weights / weights.sum()
     draws_per_epoch = 14000
     sampler = balanced_sampler(LABELS, seed=7, num_samples=draws_per_epoch)
@@ -89,9 +89,9 @@ def test_targets_are_read_from_a_dataset_without_audio():
         ],
         output_keys=["id"],
     )
-    targets = dataset_targets(data)
+    targets = _dataset_targets(data)
     assert targets.shape == (7, 3)
-    assert balanced_sampler(data).weights.tolist() == pytest.approx(ast_sample_weights(LABELS))
+    assert balanced_sampler(data).weights.tolist() == pytest.approx(_ast_sample_weights(LABELS))
 
 
 @pytest.mark.parametrize("num_items,world_size", [(9, 2), (10, 3), (2, 4), (0, 2)])

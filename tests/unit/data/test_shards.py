@@ -12,7 +12,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from fastast_plugin.data.shards import ShardStream, read_shard_index, shard_loader, write_shards
+from fastast_plugin.data.shards import _read_shard_index, _ShardStream, shard_loader, write_shards
 from fastast_plugin.training.teachers import LogitsStore
 
 pytest.importorskip("webdataset")
@@ -64,8 +64,8 @@ def test_shards_hold_audio_bytes_labels_and_teacher_logits(shards):
 
 def test_teacher_logits_round_trip_exactly(tmp_path, shards):
     tmp, _, _ = shards
-    stream = ShardStream(
-        read_shard_index(str(tmp / "shards"))["paths"],
+    stream = _ShardStream(
+        _read_shard_index(str(tmp / "shards"))["paths"],
         str(tmp / "classes.csv"),
         3,
         batch_size=4,
@@ -143,4 +143,4 @@ def test_too_few_shards_for_the_workers_is_an_error_naming_the_counts(shards, mo
         batches(loader)
     (tmp_path / "shards" / "shard-000001.tar").unlink()
     with pytest.raises(FileNotFoundError, match="1 shards listed"):
-        read_shard_index(str(tmp_path / "shards"))
+        _read_shard_index(str(tmp_path / "shards"))

@@ -152,7 +152,7 @@ def test_onnx_and_int8_back_ends_are_cpu_only(tmp_path):
     enc = bench.ASTEncoder("tiny224", depth=1, input_tdim=64)
     model = bench.ASTClassifier(enc, bench.ASTHead(192, 3)).eval()
     with pytest.raises(ValueError, match="CPU only"):
-        bench.Backends(model, [{"r": 0}], ["eager", "int8"], "cuda", str(tmp_path))
+        bench._Backends(model, [{"r": 0}], ["eager", "int8"], "cuda", str(tmp_path))
 
 
 def test_every_back_end_computes_the_model_at_its_setting(tmp_path):
@@ -168,7 +168,7 @@ def test_every_back_end_computes_the_model_at_its_setting(tmp_path):
     enc = bench.ASTEncoder("tiny224", depth=2, input_tdim=64)
     model = bench.ASTClassifier(enc, bench.ASTHead(192, 3)).eval()
     settings = [{"r": 0}, {"keep_ratio": 0.7}]
-    backends = bench.Backends(model, settings, names, "cpu", str(tmp_path))
+    backends = bench._Backends(model, settings, names, "cpu", str(tmp_path))
     calls = backends.candidates(None)
     assert list(calls) == [(n, s) for n in names for s in ("r=0", "keep=0.7")]
     feats = torch.randn(2, 64, 128)
@@ -195,9 +195,9 @@ def test_every_back_end_computes_the_model_at_its_setting(tmp_path):
 def test_peak_memory_is_measured_on_cuda_only(device):
     import pytest
 
-    assert bench.peak_memory_mib(lambda x: x * 2, torch.ones(4), None, "cpu") is None
+    assert bench._peak_memory_mib(lambda x: x * 2, torch.ones(4), None, "cpu") is None
     if not device.startswith("cuda"):
         pytest.skip("peak memory is a CUDA measurement (run with --device cuda)")
     x = torch.ones(1024, 1024, device=device)  # 4 MiB
-    peak = bench.peak_memory_mib(lambda t: t * 2, x, None, device)
+    peak = bench._peak_memory_mib(lambda t: t * 2, x, None, device)
     assert peak >= 8  # input + output

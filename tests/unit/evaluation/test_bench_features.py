@@ -7,16 +7,16 @@ import torch
 import torchaudio
 
 from fastast_plugin.evaluation.bench_features import (
-    ast_fbank_loop,
+    _ast_fbank_loop,
+    _feature_rows,
     efficientat_loop,
-    feature_rows,
     main,
 )
 from fastast_plugin.models.dymn.frontend import DyMNFrontEnd
 
 
 def test_rows_compare_the_same_clips():
-    rows = feature_rows(batches=[1, 3], seconds=1.5, runs=2, threads=0)
+    rows = _feature_rows(batches=[1, 3], seconds=1.5, runs=2, threads=0)
     assert [(row["front_end"], row["batch"]) for row in rows] == [
         ("KaldiFbank", 1),
         ("DyMNFrontEnd", 1),
@@ -44,7 +44,7 @@ def test_loop_is_ast_loader():
         dither=0.0,
         frame_shift=10,
     )
-    assert torch.equal(ast_fbank_loop(wav)[0], reference)
+    assert torch.equal(_ast_fbank_loop(wav)[0], reference)
 
 
 @pytest.mark.parametrize("orig_sample_rate", [16000, 32000])

@@ -10,9 +10,9 @@ import torch
 from fastast_plugin.data.sampling import distributed_world
 from fastast_plugin.evaluation.metrics import (
     ClipScores,
+    _d_prime,
+    _mean_auc,
     accuracy,
-    d_prime,
-    mean_auc,
     mean_average_precision,
     multilabel_metrics,
 )
@@ -73,12 +73,12 @@ def test_mean_auc_and_d_prime_by_hand():
     # class 0: positives 0.9, 0.1 vs negatives 0.8, 0.4: pairs won 2 of 4 -> 0.5
     # class 1: positive 0.7 vs 0.1, 0.2, 0.6: all won -> 1.0
     # class 2: all positive, no AUC (left out)
-    assert mean_auc(scores, targets) == pytest.approx(0.75)
+    assert _mean_auc(scores, targets) == pytest.approx(0.75)
     # Phi^-1(0.75) = 0.6744897501960817 (normal quantile table), times sqrt(2)
-    assert d_prime(0.75) == pytest.approx(0.6744897501960817 * 2**0.5, abs=1e-12)
-    assert d_prime(0.5) == 0.0 and d_prime(1.0) == float("inf")
+    assert _d_prime(0.75) == pytest.approx(0.6744897501960817 * 2**0.5, abs=1e-12)
+    assert _d_prime(0.5) == 0.0 and _d_prime(1.0) == float("inf")
     with pytest.raises(ValueError, match="in \\[0, 1\\]"):
-        d_prime(1.2)
+        _d_prime(1.2)
 
 
 def test_multilabel_metrics_match_sklearn_macro_on_random_data():

@@ -12,7 +12,7 @@ def test_groups_match_remaining_tokens(tmp_path, device):
     torch.manual_seed(0)
     enc = ASTEncoder("tiny224", depth=3, input_tdim=128, r=30).to(device)
     feats = torch.randn(128, 128).to(device)
-    groups = visualize.plot_token_groups(feats, enc, str(tmp_path / "g.png"))
+    groups = visualize._plot_token_groups(feats, enc, str(tmp_path / "g.png"))
     with torch.no_grad():
         tokens = enc.eval().forward_features(feats[None])
     assert groups.shape == enc.grid_size
@@ -24,17 +24,8 @@ def test_groups_match_remaining_tokens(tmp_path, device):
 def test_unmerged_model_has_one_group_per_patch(tmp_path, device):
     enc = ASTEncoder("tiny224", depth=1, input_tdim=128).to(device)
     feats = torch.randn(128, 128).to(device)
-    groups = visualize.plot_token_groups(feats, enc, str(tmp_path / "g.png"))
+    groups = visualize._plot_token_groups(feats, enc, str(tmp_path / "g.png"))
     assert np.array_equal(np.sort(groups.ravel()), np.arange(144))
-
-
-def test_tokens_per_block_plot(tmp_path):
-    enc = ASTEncoder("tiny224", depth=4, input_tdim=128, r=3)
-    curves = visualize.plot_tokens_per_block(
-        enc, [{"r": 16}, {"keep_ratio": 0.5}], str(tmp_path / "t.png")
-    )
-    assert curves["r=16"] == [146, 130, 114, 98, 82]
-    assert enc.r == 3
 
 
 def test_cli_draws_a_stereo_clip_at_another_rate(tmp_path):

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from fastast_plugin import cli
-from fastast_plugin.inference.classify import audio_files
+from fastast_plugin.inference.classify import _audio_files
 from fastast_plugin.models.ast import ASTClassifier, ASTEncoder, ASTHead
 
 
@@ -124,8 +124,8 @@ def test_fastast_help_lists_every_command():
 def test_audio_files_takes_explicit_files_as_given(tmp_path):
     (tmp_path / "x.WAV").write_bytes(b"")
     (tmp_path / "y.dat").write_bytes(b"")
-    assert audio_files([tmp_path]) == [tmp_path / "x.WAV"]
-    assert audio_files([tmp_path / "y.dat"]) == [tmp_path / "y.dat"]
+    assert _audio_files([tmp_path]) == [tmp_path / "x.WAV"]
+    assert _audio_files([tmp_path / "y.dat"]) == [tmp_path / "y.dat"]
 
 
 def test_export_onnx_runs_in_the_interface(tmp_path, capsys):

@@ -149,7 +149,7 @@ def test_an_r_override_replaces_an_exported_keep_ratio(tmp_path):
 def test_a_flexible_encoder_keeps_its_stride(tmp_path, stride):
     """Patch 16 at stride 10 (the base) or a hand-set stride come back as saved."""
     from fastast_plugin.training.brain import AudioClassifierBrain
-    from fastast_plugin.training.recipe import write_model_file
+    from fastast_plugin.training.recipe import _write_model_file
 
     model = tiny_model(fstride=10, tstride=10, flexible="both")
     if stride is not None:
@@ -160,7 +160,7 @@ def test_a_flexible_encoder_keeps_its_stride(tmp_path, stride):
     brain = AudioClassifierBrain(
         modules, hparams={"brain_settings": {"n_classes": 3}}, run_opts={"device": "cpu"}
     )
-    write_model_file(brain, str(tmp_path / "model.pt"))
+    _write_model_file(brain, str(tmp_path / "model.pt"))
     x = torch.randn(2, 128, 128)
     for source in (tmp_path / "export", tmp_path / "model.pt"):
         loaded = from_pretrained(source)

@@ -5,7 +5,7 @@ import importlib.util
 import pytest
 import torch
 
-from fastast_plugin.inference.quantize import count_quantized, quantize_linear_int8
+from fastast_plugin.inference.quantize import _count_quantized, quantize_linear_int8
 from fastast_plugin.models.ast import ASTClassifier, ASTEncoder, ASTHead
 
 
@@ -32,8 +32,8 @@ def test_every_linear_layer_is_int8_and_the_original_is_untouched():
     model = ASTClassifier(ASTEncoder("tiny224", input_tdim=64, depth=2), ASTHead(192, 3)).eval()
     int8 = quantize_linear_int8(model)
     # qkv, proj, fc1, fc2 per block, and the head.
-    assert count_quantized(int8) == 4 * 2 + 1
-    assert count_quantized(model) == 0
+    assert _count_quantized(int8) == 4 * 2 + 1
+    assert _count_quantized(model) == 0
     assert isinstance(int8.encoder.patch_embed.proj, torch.nn.Conv2d)  # stays fp32
 
 

@@ -291,17 +291,17 @@ def test_residual_connections(device):
 
 
 def test_temperature_schedule_values():
-    from fastast_plugin.models.dymn.model import DyMN, temperature_schedule
+    from fastast_plugin.models.dymn.model import DyMN, _temperature_schedule
 
-    assert [temperature_schedule(e) for e in range(32)] == [
+    assert [_temperature_schedule(e) for e in range(32)] == [
         float(max(30 - e, 1)) for e in range(32)
     ]
-    assert temperature_schedule(0) == 30.0
-    assert temperature_schedule(28) == 2.0
-    assert temperature_schedule(29) == 1.0
-    assert temperature_schedule(500) == 1.0
+    assert _temperature_schedule(0) == 30.0
+    assert _temperature_schedule(28) == 2.0
+    assert _temperature_schedule(29) == 1.0
+    assert _temperature_schedule(500) == 1.0
     with pytest.raises(ValueError, match="epoch"):
-        temperature_schedule(-1)
+        _temperature_schedule(-1)
 
     model = DyMN(width_mult=0.4)
     assert model.temperature == 1.0

@@ -24,14 +24,14 @@ class Payload:
 
 
 def test_checkpoint_registry():
-    from fastast_plugin.models.dymn.weights import DYMN_BASE_URL, DYMN_CHECKPOINTS
+    from fastast_plugin.models.dymn.weights import _DYMN_BASE_URL, _DYMN_CHECKPOINTS
 
-    assert DYMN_BASE_URL == "https://github.com/fschmid56/EfficientAT/releases/download/v0.0.1/"
-    assert DYMN_CHECKPOINTS["dymn04_as"] == "dymn04_as.pt"
-    assert DYMN_CHECKPOINTS["dymn10_as"] == "dymn10_as.pt"
-    assert DYMN_CHECKPOINTS["dymn20_as"] == "dymn20_as_mAP_493.pt"
-    assert DYMN_CHECKPOINTS["dymn10_im"] == "dymn10_im.pt"
-    assert all(not f.startswith(" ") for f in DYMN_CHECKPOINTS.values())
+    assert _DYMN_BASE_URL == "https://github.com/fschmid56/EfficientAT/releases/download/v0.0.1/"
+    assert _DYMN_CHECKPOINTS["dymn04_as"] == "dymn04_as.pt"
+    assert _DYMN_CHECKPOINTS["dymn10_as"] == "dymn10_as.pt"
+    assert _DYMN_CHECKPOINTS["dymn20_as"] == "dymn20_as_mAP_493.pt"
+    assert _DYMN_CHECKPOINTS["dymn10_im"] == "dymn10_im.pt"
+    assert all(not f.startswith(" ") for f in _DYMN_CHECKPOINTS.values())
 
 
 def test_load_by_name(tmp_path):
@@ -70,7 +70,7 @@ def test_num_classes_mismatch_drops_head(tmp_path, caplog):
 
 
 def test_load_file_checks_the_class_count(tmp_path):
-    from fastast_plugin.models.dymn.weights import check_num_classes, load_dymn_file
+    from fastast_plugin.models.dymn.weights import _check_num_classes, load_dymn_file
 
     path = tmp_path / "teacher.pt"
     state = fake_state_dict(0.4, num_classes=7)
@@ -84,7 +84,7 @@ def test_load_file_checks_the_class_count(tmp_path):
     with pytest.raises(CheckpointMismatchError, match=re.escape(message)):
         load_dymn_file(path, width_mult=0.4, num_classes=5)
     with pytest.raises(CheckpointMismatchError, match="t.pt has 7 classes"):
-        check_num_classes(state, 5, "t.pt")
+        _check_num_classes(state, 5, "t.pt")
     assert load_dymn_file(path, 0.4, num_classes=5, allow_new_head=True).num_classes == 5
 
     del state["classifier.5.weight"]
@@ -110,7 +110,7 @@ def test_missing_file_and_download(tmp_path, monkeypatch):
 
     monkeypatch.setattr(dymn_weights, "download_file", fake_download)
     model = dymn_weights.load_dymn("dymn04_as", tmp_path / "new", download=True)
-    assert calls == [dymn_weights.DYMN_BASE_URL + "dymn04_as.pt"]
+    assert calls == [dymn_weights._DYMN_BASE_URL + "dymn04_as.pt"]
     assert model.num_classes == 527
     # Present files are never downloaded again.
     dymn_weights.load_dymn("dymn04_as", tmp_path / "new", download=True)
@@ -119,7 +119,7 @@ def test_missing_file_and_download(tmp_path, monkeypatch):
 
 def test_bad_checkpoints_give_clear_errors(tmp_path):
     from fastast_plugin.models.dymn.model import DyMN
-    from fastast_plugin.models.dymn.weights import load_dymn, load_dymn_state_dict
+    from fastast_plugin.models.dymn.weights import _load_dymn_state_dict, load_dymn
 
     state = fake_state_dict(0.4)
     path = tmp_path / "dymn04_as.pt"
@@ -157,10 +157,10 @@ def test_bad_checkpoints_give_clear_errors(tmp_path):
 
     # A dymn10 file under a dymn04 model: every mismatch is reported.
     with pytest.raises(CheckpointMismatchError, match="shape mismatches"):
-        load_dymn_state_dict(DyMN(width_mult=0.4), fake_state_dict(1.0))
+        _load_dymn_state_dict(DyMN(width_mult=0.4), fake_state_dict(1.0))
     # Without allow_new_head a different class count is an error too.
     with pytest.raises(CheckpointMismatchError, match="classifier.5.weight"):
-        load_dymn_state_dict(DyMN(width_mult=0.4, num_classes=10), state)
+        _load_dymn_state_dict(DyMN(width_mult=0.4, num_classes=10), state)
 
 
 def test_safetensors_file(tmp_path):

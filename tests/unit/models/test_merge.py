@@ -10,9 +10,8 @@ import pytest
 import torch
 
 from fastast_plugin.models.merge import (
+    _do_nothing,
     bipartite_soft_matching,
-    do_nothing,
-    effective_r,
     keep_ratio_schedule,
     merge_source,
     merge_wavg,
@@ -340,7 +339,7 @@ def test_huge_r_is_capped(num_tokens, class_token, distill_token, expected):
 def test_r_zero_is_identity(r):
     x = torch.randn(2, 9, 4)
     merge, unmerge = bipartite_soft_matching(x, r, class_token=True)
-    assert merge is do_nothing and unmerge is do_nothing
+    assert merge is _do_nothing and unmerge is _do_nothing
     assert merge(x) is x and merge(x, mode="sum") is x and unmerge(x) is x
     out, size = merge_wavg(merge, x)
     assert out is x and size is None
@@ -406,8 +405,6 @@ def test_token_counts_speechcommands():
     r32 = [114, 82, 50, 26, 14, 8, 5, 4, 3, 3, 3, 3]
     assert token_counts(146, parse_r(12, 16)) == r16
     assert token_counts(146, parse_r(12, 32)) == r32
-    applied = [32, 32, 32, 24, 12, 6, 3, 1, 1, 0, 0, 0]
-    assert effective_r(146, parse_r(12, 32)) == applied
     assert token_counts(1214, parse_r(12, 16))[-1] == 1022
     assert token_counts(1214, parse_r(12, 32))[-1] == 830
     assert token_counts(5, [9, 9], num_protected=0) == [3, 2]
@@ -437,7 +434,8 @@ def test_keep_ratio_schedule():
     counts = token_counts(1214, r_list)
     assert r_list[:3] == [133, 119, 106]
     assert counts[-1] == 301  # of 1214 (AudioSet's 1024 frames: 12 x 101 + 2)
-    assert effective_r(1214, r_list) == r_list  # already within the cap
+    merged = [a - b for a, b in zip([1214] + counts, counts)]
+    assert merged == r_list  # already within the cap: every block merges its r
     assert keep_ratio_schedule(3, 146, 1.0) == [0, 0, 0]
     # Tiny inputs saturate at half the unprotected tokens.
     assert keep_ratio_schedule(3, 10, 0.01) == [4, 2, 1]

@@ -8,7 +8,7 @@ import pytest
 import torch
 from speechbrain.utils.checkpoints import Checkpointer
 
-from fastast_plugin.training.averaging import epoch_checkpoints, save_averaged_checkpoint
+from fastast_plugin.training.averaging import _epoch_checkpoints, save_averaged_checkpoint
 
 
 def checkpointed(tmp_path, epochs):
@@ -37,7 +37,7 @@ def test_the_last_n_epochs_are_averaged_loaded_and_saved(tmp_path):
     averaged = checkpointer.find_checkpoint(max_key="averaged")
     assert averaged.meta["averaged_epochs"] == [2, 3, 4] and averaged.meta["epoch"] == 4
     # the average is not one of the epochs averaged next time
-    assert [c.meta["epoch"] for c in epoch_checkpoints(checkpointer)] == [1, 2, 3, 4]
+    assert [c.meta["epoch"] for c in _epoch_checkpoints(checkpointer)] == [1, 2, 3, 4]
 
 
 def test_a_rerun_reuses_the_average_and_more_epochs_than_exist_takes_all(tmp_path):

@@ -10,10 +10,10 @@ import pytest
 
 from fastast_plugin.evaluation.sweep import EVAL_COLUMNS, write_table
 from fastast_plugin.training.crossval import (
+    _summarize_folds,
     check_fold_paths,
     requested_folds,
     summarize_cross_validation,
-    summarize_folds,
 )
 
 
@@ -22,14 +22,14 @@ def test_summarize_folds_mean_std_and_missing_fold(tmp_path):
     for fold, acc in enumerate((0.8, 0.9, 1.0), start=1):
         files[f"fold_{fold}"] = tmp_path / f"{fold}.json"
         files[f"fold_{fold}"].write_text(json.dumps({"acc": acc}))
-    summary = summarize_folds({k: str(v) for k, v in files.items()}, str(tmp_path))
+    summary = _summarize_folds({k: str(v) for k, v in files.items()}, str(tmp_path))
     assert summary["mean"] == pytest.approx(0.9) and summary["std"] == pytest.approx(0.1)
     assert "0.9000 ± 0.1000" in (tmp_path / "cv_results.md").read_text()
     assert json.loads((tmp_path / "cv_results.json").read_text())["folds"]["fold_3"] == 1.0
     with pytest.raises(FileNotFoundError, match="fold_9"):
-        summarize_folds({"fold_9": str(tmp_path / "nope.json")}, str(tmp_path))
+        _summarize_folds({"fold_9": str(tmp_path / "nope.json")}, str(tmp_path))
     with pytest.raises(KeyError, match="has no 'mAP'"):
-        summarize_folds({"fold_1": str(files["fold_1"])}, str(tmp_path), metric="mAP")
+        _summarize_folds({"fold_1": str(files["fold_1"])}, str(tmp_path), metric="mAP")
 
 
 def test_requested_folds_reads_the_yaml_and_overrides_without_building(tmp_path):

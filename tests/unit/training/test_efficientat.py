@@ -12,7 +12,7 @@ import pickle
 import numpy as np
 import pytest
 
-from fastast_plugin.training.efficientat import import_ensemble_logits, read_fname_to_index
+from fastast_plugin.training.efficientat import _import_ensemble_logits, _read_fname_to_index
 from fastast_plugin.training.teachers import LogitsStore
 
 
@@ -33,7 +33,7 @@ def test_a_pickle_with_a_reduce_payload_is_refused_before_it_runs(tmp_path):
     with pytest.raises(
         ValueError, match=r"fname_to_index\.pkl: refused to unpickle \(refused global"
     ):
-        read_fname_to_index(path)
+        _read_fname_to_index(path)
     assert not marker.exists()
     # the same file would have run the payload under pickle.load: the test's payload is real
     pickle.loads(path.read_bytes())
@@ -49,10 +49,10 @@ def test_anything_but_a_plain_str_to_int_dict_is_refused_naming_the_file(tmp_pat
     path = tmp_path / "f.pkl"
     path.write_bytes(pickle.dumps(obj))
     with pytest.raises(ValueError, match=str(path)):
-        read_fname_to_index(path)
+        _read_fname_to_index(path)
     (tmp_path / "g.pkl").write_bytes(b"not a pickle")
     with pytest.raises(ValueError, match="g.pkl is not a readable pickle"):
-        read_fname_to_index(tmp_path / "g.pkl")
+        _read_fname_to_index(tmp_path / "g.pkl")
 
 
 def test_import_keys_rows_by_youtube_id_and_keeps_only_the_manifest_clips(tmp_path):
@@ -67,7 +67,7 @@ def test_import_keys_rows_by_youtube_id_and_keeps_only_the_manifest_clips(tmp_pa
     }
     (tmp_path / "f.pkl").write_bytes(pickle.dumps(names))
     wanted = ["--PJHxphWEs", "abcdefghijK", "zzzzzzzzzzz", "nologits000"]
-    meta = import_ensemble_logits(
+    meta = _import_ensemble_logits(
         tmp_path / "ensemble.npy",
         tmp_path / "f.pkl",
         tmp_path / "store",
@@ -89,7 +89,7 @@ def test_import_errors_name_the_files(tmp_path):
     np.save(tmp_path / "l.npy", np.zeros((2, 3), np.float32))
     (tmp_path / "f.pkl").write_bytes(pickle.dumps({"YabcdefghijK.mp3": 5}))
     with pytest.raises(ValueError, match="maps to row 5, but .*l.npy has 2 rows"):
-        import_ensemble_logits(tmp_path / "l.npy", tmp_path / "f.pkl", tmp_path / "s")
+        _import_ensemble_logits(tmp_path / "l.npy", tmp_path / "f.pkl", tmp_path / "s")
     np.save(tmp_path / "o.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
     with pytest.raises(ValueError, match="o.npy is not a readable .npy array"):
-        import_ensemble_logits(tmp_path / "o.npy", tmp_path / "f.pkl", tmp_path / "s")
+        _import_ensemble_logits(tmp_path / "o.npy", tmp_path / "f.pkl", tmp_path / "s")

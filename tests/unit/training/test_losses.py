@@ -20,10 +20,10 @@ from fastast_plugin.models.ast import ASTClassifier, ASTEncoder, ASTHead
 from fastast_plugin.training.losses import (
     MultiLabelKDLoss,
     SingleLabelKDLoss,
+    _mix_teacher_targets,
+    _multilabel_kd_loss,
+    _singlelabel_kd_loss,
     classification_loss,
-    mix_teacher_targets,
-    multilabel_kd_loss,
-    singlelabel_kd_loss,
 )
 from fastast_plugin.training.teachers import OnlineTeacher
 
@@ -97,7 +97,7 @@ def test_multilabel_loss_matches_the_formula():
     lam, temp = 0.3, 2.0
     task = np_bce(Z_S, Y_MULTI).mean()
     kd = np_bce(Z_S, np_sigmoid(np.asarray(Z_T) / temp)).mean(-1).mean()
-    out = multilabel_kd_loss(t(Z_S), t(Y_MULTI), t(Z_T), kd_lambda=lam, temperature=temp)
+    out = _multilabel_kd_loss(t(Z_S), t(Y_MULTI), t(Z_T), kd_lambda=lam, temperature=temp)
     assert out.task.item() == pytest.approx(task, abs=1e-6)
     assert out.kd.item() == pytest.approx(kd, abs=1e-6)
     assert out.loss.item() == pytest.approx(lam * task + (1 - lam) * kd, abs=1e-6)
@@ -110,7 +110,7 @@ def test_multilabel_loss_matches_the_formula():
 
 def test_multilabel_student_is_not_tempered():
     # With T != 1 only the teacher is divided: dividing the student too changes the value.
-    out = multilabel_kd_loss(t(Z_S), t(Y_MULTI), t(Z_T), kd_lambda=0.0, temperature=3.0)
+    out = _multilabel_kd_loss(t(Z_S), t(Y_MULTI), t(Z_T), kd_lambda=0.0, temperature=3.0)
     tempered_student = np_bce(np.asarray(Z_S) / 3, np_sigmoid(np.asarray(Z_T) / 3)).mean()
     assert out.loss.item() != pytest.approx(tempered_student, abs=1e-3)
 
@@ -121,7 +121,7 @@ def test_singlelabel_loss_matches_the_formula():
     task = -(np.asarray(Y_SOFT) * log_p).sum(-1).mean()
     kl = np_kl(np_softmax(np.asarray(Z_T) / temp), np_softmax(np.asarray(Z_S) / temp))
     kd = temp**2 * kl.sum() / 3  # batchmean
-    out = singlelabel_kd_loss(t(Z_S), t(Y_SOFT), t(Z_T), kd_lambda=lam, temperature=temp)
+    out = _singlelabel_kd_loss(t(Z_S), t(Y_SOFT), t(Z_T), kd_lambda=lam, temperature=temp)
     assert out.task.item() == pytest.approx(task, abs=1e-6)
     assert out.kd.item() == pytest.approx(kd, abs=1e-6)
     assert out.loss.item() == pytest.approx(lam * task + (1 - lam) * kd, abs=1e-6)
@@ -129,8 +129,8 @@ def test_singlelabel_loss_matches_the_formula():
 
 def test_singlelabel_class_indices_equal_one_hot_targets():
     labels = torch.tensor([2, 0, 1])
-    a = singlelabel_kd_loss(t(Z_S), labels, t(Z_T)).loss
-    b = singlelabel_kd_loss(t(Z_S), F.one_hot(labels, 3).float(), t(Z_T)).loss
+    a = _singlelabel_kd_loss(t(Z_S), labels, t(Z_T)).loss
+    b = _singlelabel_kd_loss(t(Z_S), F.one_hot(labels, 3).float(), t(Z_T)).loss
     assert a.item() == pytest.approx(b.item(), abs=1e-6)
 
 
@@ -166,10 +166,10 @@ def test_task_term_is_the_classification_loss(loss_cls, kind, smoothing):
 # ---------------------------------------------------------------------------
 # Clips without teacher outputs
 # ---------------------------------------------------------------------------
-@pytest.mark.parametrize("fn", [multilabel_kd_loss, singlelabel_kd_loss])
+@pytest.mark.parametrize("fn", [_multilabel_kd_loss, _singlelabel_kd_loss])
 def test_missing_clips_contribute_nothing(fn):
     mask = torch.tensor([True, False, True])
-    targets = t(Y_MULTI) if fn is multilabel_kd_loss else t(Y_SOFT)
+    targets = t(Y_MULTI) if fn is _multilabel_kd_loss else t(Y_SOFT)
     results = []
     for row in ([9.0, -9.0, 9.0], [float("nan")] * 3, [float("inf")] * 3):
         student = t(Z_S, requires_grad=True)
@@ -189,9 +189,9 @@ def test_missing_clip_averaging_batch_and_teacher():
     mask = [True, False, True]
     per_clip = np_bce(Z_S, np_sigmoid(Z_T)).mean(-1)
     kept = per_clip[0] + per_clip[2]
-    batch = multilabel_kd_loss(t(Z_S), t(Y_MULTI), t(Z_T), torch.tensor(mask))
+    batch = _multilabel_kd_loss(t(Z_S), t(Y_MULTI), t(Z_T), torch.tensor(mask))
     assert batch.kd.item() == pytest.approx(kept / 3, abs=1e-6)  # EfficientAT: over B
-    teacher = multilabel_kd_loss(
+    teacher = _multilabel_kd_loss(
         t(Z_S), t(Y_MULTI), t(Z_T), torch.tensor(mask), kd_average="teacher"
     )
     assert teacher.kd.item() == pytest.approx(kept / 2, abs=1e-6)
@@ -221,7 +221,7 @@ def test_mix_teacher_targets_algebra():
     lam = torch.tensor([0.6, 1.0, 0.7, 0.5, 0.9])
     perm = torch.tensor([2, 4, 0, 1, 3])
     mask = torch.tensor([True, True, False, True, False])
-    mixed, mixed_mask = mix_teacher_targets(probs, lam, perm, mask)
+    mixed, mixed_mask = _mix_teacher_targets(probs, lam, perm, mask)
     for b in range(5):
         expected = lam[b] * probs[b] + (1 - lam[b]) * probs[perm[b]]
         assert torch.allclose(mixed[b], expected)
@@ -229,12 +229,12 @@ def test_mix_teacher_targets_algebra():
     # Clip 0's partner has no teacher: dropped. Clip 1 is unmixed (lam 1): its
     # partner's missing teacher does not matter. Clips 2 and 4 have none.
     assert mixed_mask.tolist() == [False, True, False, True, False]
-    same, _ = mix_teacher_targets(probs, 1.0, perm)
+    same, _ = _mix_teacher_targets(probs, 1.0, perm)
     assert torch.equal(same, probs)
-    scalar, _ = mix_teacher_targets(probs, 0.6, perm)
+    scalar, _ = _mix_teacher_targets(probs, 0.6, perm)
     assert torch.allclose(scalar, 0.6 * probs + 0.4 * probs[perm])
     with pytest.raises(ValueError, match="perm must have shape"):
-        mix_teacher_targets(probs, 0.5, torch.tensor([0, 1]))
+        _mix_teacher_targets(probs, 0.5, torch.tensor([0, 1]))
 
 
 def test_multilabel_loss_mixes_teacher_probabilities():
@@ -249,7 +249,7 @@ def test_multilabel_loss_mixes_teacher_probabilities():
             for b in range(3)
         ]
     )
-    out = multilabel_kd_loss(
+    out = _multilabel_kd_loss(
         t(Z_S),
         t(Y_MULTI),
         t(Z_T),
@@ -292,7 +292,7 @@ def test_singlelabel_loss_mixes_teacher_probabilities():
 
 def test_lam_and_perm_go_together():
     with pytest.raises(ValueError, match="lam and perm"):
-        multilabel_kd_loss(t(Z_S), t(Y_MULTI), t(Z_T), lam=0.5)
+        _multilabel_kd_loss(t(Z_S), t(Y_MULTI), t(Z_T), lam=0.5)
 
 
 # ---------------------------------------------------------------------------
@@ -306,9 +306,9 @@ def test_loss_errors_name_the_values():
     with pytest.raises(ValueError, match="kd_average"):
         MultiLabelKDLoss(kd_average="mean")
     with pytest.raises(ValueError, match=r"\(3, 4\) does not match .* \(3, 3\)"):
-        multilabel_kd_loss(t(Z_S), t(Y_MULTI), torch.zeros(3, 4))
+        _multilabel_kd_loss(t(Z_S), t(Y_MULTI), torch.zeros(3, 4))
     with pytest.raises(ValueError, match=r"mask must have shape \[3\]"):
-        multilabel_kd_loss(t(Z_S), t(Y_MULTI), t(Z_T), torch.ones(2, dtype=torch.bool))
+        _multilabel_kd_loss(t(Z_S), t(Y_MULTI), t(Z_T), torch.ones(2, dtype=torch.bool))
 
 
 # ---------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from torch import nn
 
 from fastast_plugin.models.dymn.model import DyMN
 from fastast_plugin.training.losses import MultiLabelKDLoss
-from fastast_plugin.training.precompute import main, precompute_teacher_logits
+from fastast_plugin.training.precompute import _precompute_teacher_logits, main
 from fastast_plugin.training.teachers import LogitsStore, OnlineTeacher, build_dymn_teacher
 
 
@@ -63,7 +63,7 @@ def test_precompute_round_trip(tmp_path, clips, caplog):
     manifest, sigs = clips
     torch.manual_seed(0)
     teacher = OnlineTeacher(ClipStats())
-    store = precompute_teacher_logits(
+    store = _precompute_teacher_logits(
         teacher, str(manifest), tmp_path / "store", batch_size=2, sample_rate=16000, dtype="float32"
     )
     assert isinstance(store.logits, np.memmap) and store.logits.dtype == np.float32
@@ -93,7 +93,7 @@ def test_precompute_float16_and_fixed_clip_length(tmp_path, clips):
     manifest, sigs = clips
     torch.manual_seed(0)
     teacher = OnlineTeacher(ClipStats())
-    store = precompute_teacher_logits(
+    store = _precompute_teacher_logits(
         teacher,
         str(manifest),
         tmp_path / "s16",
@@ -112,14 +112,14 @@ def test_precompute_errors(tmp_path, clips):
     manifest, _ = clips
     teacher = OnlineTeacher(ClipStats())
     with pytest.raises(ValueError, match="'a'.*16000 Hz, expected 8000 Hz"):
-        precompute_teacher_logits(teacher, str(manifest), tmp_path / "x", sample_rate=8000)
+        _precompute_teacher_logits(teacher, str(manifest), tmp_path / "x", sample_rate=8000)
     bad = {"gone": {"wav": str(tmp_path / "gone.wav")}}
     with pytest.raises(ValueError, match="'gone'.*missing"):
-        precompute_teacher_logits(teacher, bad, tmp_path / "x")
+        _precompute_teacher_logits(teacher, bad, tmp_path / "x")
     with pytest.raises(FileNotFoundError, match="nope.json"):
-        precompute_teacher_logits(teacher, str(tmp_path / "nope.json"), tmp_path / "x")
+        _precompute_teacher_logits(teacher, str(tmp_path / "nope.json"), tmp_path / "x")
     with pytest.raises(ValueError, match="clip_seconds"):
-        precompute_teacher_logits(teacher, str(manifest), tmp_path / "x", clip_seconds=1.0)
+        _precompute_teacher_logits(teacher, str(manifest), tmp_path / "x", clip_seconds=1.0)
 
 
 # ---------------------------------------------------------------------------

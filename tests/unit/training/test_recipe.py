@@ -15,10 +15,10 @@ import torch
 
 from fastast_plugin.models.pretrained import from_pretrained
 from fastast_plugin.training.recipe import (
+    _sweep_patch_sizes,
+    _write_model_file,
     ddp_group,
     parse_arguments,
-    sweep_patch_sizes,
-    write_model_file,
 )
 
 
@@ -35,7 +35,7 @@ def test_parse_arguments_keeps_short_yaml_keys():
 def test_model_file_gives_the_same_logits_through_from_pretrained(device, tmp_path, tiny_brain):
     brain = tiny_brain(device)
     path = tmp_path / "sub" / "model.pt"
-    write_model_file(brain, str(path))
+    _write_model_file(brain, str(path))
     assert not (tmp_path / "sub" / "model.pt.partial").exists()
     model = from_pretrained(path, input_tdim=32, fstride=16, tstride=16).to(device)
     feats = torch.randn(2, 32, 128, device=device)
@@ -50,7 +50,7 @@ def test_sweep_rows_per_size_in_order_and_patch_size_restored(
 ):
     brain = tiny_brain(device, flexible="both")
     brain.modules.embedding_model.set_patch_size(32)
-    rows = sweep_patch_sizes(
+    rows = _sweep_patch_sizes(
         brain,
         clip_dataset(6),
         ["16x32", 16, [32, 16]],
@@ -65,13 +65,13 @@ def test_sweep_rows_per_size_in_order_and_patch_size_restored(
 
 def test_sweep_refuses_other_sizes_on_a_fixed_patch_encoder(tiny_brain, clip_dataset):
     brain = tiny_brain("cpu")
-    assert len(sweep_patch_sizes(brain, clip_dataset(4), ["16"])) == 1  # the base size
+    assert len(_sweep_patch_sizes(brain, clip_dataset(4), ["16"])) == 1  # the base size
     with pytest.raises(ValueError, match=r"test_patch_sizes \[24\] differ from the base"):
-        sweep_patch_sizes(brain, clip_dataset(4), [16, 24])
+        _sweep_patch_sizes(brain, clip_dataset(4), [16, 24])
     with pytest.raises(ValueError, match="at least one patch size"):
-        sweep_patch_sizes(brain, clip_dataset(4), [])
+        _sweep_patch_sizes(brain, clip_dataset(4), [])
     with pytest.raises(ValueError, match="test_patch_sizes must be"):
-        sweep_patch_sizes(brain, clip_dataset(4), ["16-48"])
+        _sweep_patch_sizes(brain, clip_dataset(4), ["16-48"])
 
 
 RANKS_SCRIPT = """

@@ -18,10 +18,10 @@ from fastast_plugin.training.losses import MultiLabelKDLoss, SingleLabelKDLoss
 from fastast_plugin.training.teachers import (
     LogitsStore,
     OnlineTeacher,
-    build_ast_teacher,
+    _build_ast_teacher,
+    _check_teacher_classes,
     build_dymn_teacher,
     build_teacher,
-    check_teacher_classes,
 )
 
 
@@ -163,7 +163,7 @@ def test_ast_teacher_is_the_checkpoint_on_its_own_fbank(tmp_path, device):
     model = ASTClassifier(encoder, ASTHead(192, 4)).eval()
     path = tmp_path / "fixed.pt"
     torch.save(model.state_dict(), path)
-    teacher = build_ast_teacher(path, target_length=64, mean=-6.8, std=5.6, num_classes=4)
+    teacher = _build_ast_teacher(path, target_length=64, mean=-6.8, std=5.6, num_classes=4)
     assert teacher.source == str(path)
     wavs, lens = torch.randn(2, 8000).to(device), torch.tensor([1.0, 0.5]).to(device)
     logits, mask = teacher.to(device)(wavs, lens)
@@ -172,7 +172,7 @@ def test_ast_teacher_is_the_checkpoint_on_its_own_fbank(tmp_path, device):
     assert mask.all() and not teacher.training
     assert not any(p.requires_grad for p in teacher.parameters())
     with pytest.raises(ValueError, match="has 4 classes, but the student predicts num_classes=5"):
-        build_ast_teacher(path, target_length=64, num_classes=5)
+        _build_ast_teacher(path, target_length=64, num_classes=5)
 
 
 def test_build_teacher_sources_folds_and_errors(tmp_path):
@@ -217,9 +217,9 @@ def test_dymn_teacher_sources_and_errors(tmp_path):
 
 
 def test_one_class_count_check_names_the_source():
-    check_teacher_classes(3, None, "t.pt")  # nothing to check against
+    _check_teacher_classes(3, None, "t.pt")  # nothing to check against
     with pytest.raises(ValueError, match="teacher 't.pt' has 3 classes, but the student"):
-        check_teacher_classes(3, 4, "t.pt")
+        _check_teacher_classes(3, 4, "t.pt")
 
 
 # ---------------------------------------------------------------------------

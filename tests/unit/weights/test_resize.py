@@ -14,10 +14,10 @@ from fastast_plugin.models.ast import ASTClassifier, ASTEncoder, ASTHead
 from fastast_plugin.models.flexi import PatchSizeSampler
 from fastast_plugin.models.merge import token_counts
 from fastast_plugin.weights.resize import (
+    _resize_matrices,
     parse_patch_size,
     pi_resize,
     resample_pos_embed,
-    resize_matrices,
 )
 
 # Patches of a 128 x 1024 input at non-overlapping p x p patches, FlexiAST's
@@ -124,10 +124,10 @@ def test_pi_resize_is_least_squares_when_downsampling(new, mode, antialias):
 
 
 def test_resize_matrices_cache_and_dtypes():
-    p_f, p_t = resize_matrices(16, 24)
+    p_f, p_t = _resize_matrices(16, 24)
     assert p_f.shape == (16, 24) and p_t is p_f  # one 1-D matrix per axis
-    assert resize_matrices((16, 16), [24, 24])[0] is p_f  # cached, any spelling
-    assert resize_matrices(16, 24, dtype=torch.float64)[0].dtype == torch.float64
+    assert _resize_matrices((16, 16), [24, 24])[0] is p_f  # cached, any spelling
+    assert _resize_matrices(16, 24, dtype=torch.float64)[0].dtype == torch.float64
     w = torch.randn(2, 1, 16, 16)
     assert pi_resize(w, 16) is w
     assert pi_resize(w.double(), 24).dtype == torch.float64
@@ -137,7 +137,7 @@ def test_resize_matrices_cache_and_dtypes():
     with pytest.raises(ValueError, match=r"kernel \[out, in, h, w\], got shape \(16, 16\)"):
         pi_resize(torch.zeros(16, 16), 8)
     with pytest.raises(ValueError, match="interpolation must be one of"):
-        resize_matrices(16, 8, interpolation="cubic")
+        _resize_matrices(16, 8, interpolation="cubic")
 
 
 def test_resample_pos_embed_keeps_prefix_and_interpolates_with_antialias():
@@ -339,7 +339,7 @@ def test_merged_token_map_at_another_patch_size(tmp_path):
 
     enc = flexi(depth=2, tdim=128, r=6)
     enc.set_patch_size(32)
-    groups = visualize.plot_token_groups(torch.randn(128, 128), enc, str(tmp_path / "g.png"))
+    groups = visualize._plot_token_groups(torch.randn(128, 128), enc, str(tmp_path / "g.png"))
     assert groups.shape == enc.grid_size == (4, 4)
     remaining = token_counts(enc.num_tokens, enc.merge_schedule(), 2)[-1]
     assert len(np.unique(groups)) == remaining - 2 == 5  # 18 -> 12 -> 7 tokens

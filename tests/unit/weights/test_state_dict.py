@@ -9,7 +9,7 @@ import torch
 from fastast_plugin.weights.state_dict import (
     CheckpointError,
     CheckpointMismatchError,
-    check_state_dict,
+    _check_state_dict,
     load_strict,
     read_state_dict,
 )
@@ -112,7 +112,7 @@ def test_mismatch_message_lists_every_problem():
         "extra": torch.zeros(1),
     }
     with pytest.raises(CheckpointMismatchError) as err:
-        check_state_dict(sd, module, "ckpt.pth")
+        _check_state_dict(sd, module, "ckpt.pth")
     assert str(err.value) == (
         "Cannot load ckpt.pth into Sequential:\n"
         "  missing keys: 1.bias\n"
@@ -125,7 +125,7 @@ def test_mismatch_message_lists_every_problem():
 def test_long_key_lists_are_shortened():
     module = torch.nn.Sequential(*[torch.nn.Linear(1, 1) for _ in range(8)])
     with pytest.raises(CheckpointMismatchError, match=r"\.\.\. and 6 more$"):
-        check_state_dict({}, module)
+        _check_state_dict({}, module)
 
 
 def test_load_strict_checks_then_loads():
