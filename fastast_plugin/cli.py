@@ -38,6 +38,7 @@ import torch
 from speechbrain.utils.autocast import AMPConfig
 
 from fastast_plugin.data import stats
+from fastast_plugin.data.labels import label_index, read_labels
 from fastast_plugin.evaluation import bench, visualize
 from fastast_plugin.evaluation.sweep import (
     BENCH_COLUMNS,
@@ -45,7 +46,6 @@ from fastast_plugin.evaluation.sweep import (
     benchmark_patch_sizes,
     evaluate_patch_sizes,
     feature_batches,
-    load_labels,
     manifest_clips,
     plot_patch_sweep,
     product_table,
@@ -74,7 +74,11 @@ def _sweep_args(argv, prog):
     )
     parser.add_argument("--checkpoint", help="any checkpoint from_pretrained reads")
     parser.add_argument("--manifest", help="JSON manifest to evaluate on")
-    parser.add_argument("--labels", help="label file (CategoricalEncoder, JSON or lines)")
+    parser.add_argument(
+        "--labels",
+        help="label file: class_labels_indices.csv (names or mids), label_encoder.txt, "
+        "JSON or one name per line",
+    )
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument(
         "--patch-sizes",
@@ -128,7 +132,7 @@ def _load_model(args):
 def _run_eval(args):
     model = _load_model(args)
     model.encoder.set_merge(r=args.r[0])
-    labels = load_labels(args.labels)
+    labels = read_labels(args.labels)
     n_classes = model.head.linear.out_features
     if len(labels) != n_classes:
         raise ValueError(
@@ -138,7 +142,7 @@ def _run_eval(args):
     clips = manifest_clips(args.manifest, args.data_root)
     enc = model.encoder
     features = KaldiFbank(args.sample_rate, enc.input_fdim, enc.input_tdim, args.mean, args.std)
-    index = {name: i for i, name in enumerate(labels)}
+    index = label_index(args.labels)
     batches = feature_batches(clips, features, index, args.batch_size)
     dtype = AMPConfig.from_name(args.dtype).dtype
     rows = evaluate_patch_sizes(model, batches, args.patch_sizes, args.device, dtype)

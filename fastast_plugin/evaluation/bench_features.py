@@ -27,12 +27,12 @@ import argparse
 import contextlib
 import json
 import statistics
-import time
 
 import torch
 import torch.nn.functional as F
 import torchaudio
 
+from fastast_plugin.evaluation.timing import time_interleaved
 from fastast_plugin.models.dymn.frontend import DyMNFrontEnd
 from fastast_plugin.models.features import KaldiFbank
 
@@ -42,7 +42,6 @@ __all__ = [
     "feature_rows",
     "format_rows",
     "main",
-    "time_interleaved",
 ]
 
 
@@ -137,51 +136,6 @@ def efficientat_loop(wavs, frontend):
         mel = torch.matmul(frontend.mel_banks, power)
         feats.append(((mel + 1e-5).log() + 4.5) / 5.0)
     return torch.stack(feats)
-
-
-def _synchronize(device):
-    if torch.device(device).type == "cuda":
-        torch.cuda.synchronize()
-
-
-def time_interleaved(candidates, runs=5):
-    """Seconds of each call of each candidate, their runs interleaved.
-
-    Arguments
-    ---------
-    candidates : dict
-        Name to ``(function, input, device)``; each function is called on
-        its input once per round, after one untimed warm-up call.
-    runs : int
-        Timed rounds.
-
-    Returns
-    -------
-    seconds : dict
-        Name to the list of the ``runs`` timed calls' seconds.
-    outputs : dict
-        Name to the output of the warm-up call.
-
-    Example
-    -------
-    >>> seconds, outputs = time_interleaved({"sum": (torch.sum, torch.ones(3), "cpu")}, runs=2)
-    >>> len(seconds["sum"]), outputs["sum"].item()
-    (2, 3.0)
-    """
-    samples = {name: [] for name in candidates}
-    outputs = {}
-    with torch.no_grad():
-        for name, (fn, inputs, device) in candidates.items():
-            outputs[name] = fn(inputs)
-            _synchronize(device)
-        for _ in range(runs):
-            for name, (fn, inputs, device) in candidates.items():
-                _synchronize(device)
-                start = time.perf_counter()
-                fn(inputs)
-                _synchronize(device)
-                samples[name].append(time.perf_counter() - start)
-    return samples, outputs
 
 
 @contextlib.contextmanager

@@ -15,7 +15,6 @@ Authors
 """
 
 import csv
-import json
 import os
 from typing import NamedTuple
 
@@ -25,9 +24,14 @@ from speechbrain.utils.logger import get_logger
 
 from fastast_plugin.data import dataio
 from fastast_plugin.data.audio import load_audio
-from fastast_plugin.evaluation.bench import autocast_context, count_gflops, time_side_by_side, timed
 from fastast_plugin.evaluation.metrics import accuracy, mean_average_precision
 from fastast_plugin.evaluation.plotting import pyplot, save_figure
+from fastast_plugin.evaluation.timing import (
+    autocast_context,
+    count_gflops,
+    time_side_by_side,
+    timed,
+)
 from fastast_plugin.models.merge import token_counts
 from fastast_plugin.weights.resize import parse_patch_size
 
@@ -39,7 +43,6 @@ __all__ = [
     "benchmark_patch_sizes",
     "evaluate_patch_sizes",
     "feature_batches",
-    "load_labels",
     "manifest_clips",
     "plot_patch_sweep",
     "product_table",
@@ -121,7 +124,7 @@ def manifest_clips(path, data_root=None, label_key="label"):
 
     Example
     -------
-    >>> import soundfile as sf, numpy as np
+    >>> import json, soundfile as sf, numpy as np
     >>> tmp = getfixture("tmpdir")
     >>> sf.write(str(tmp / "a.wav"), np.zeros(1600), 16000)
     >>> with open(tmp / "m.json", "w") as f:
@@ -153,59 +156,16 @@ def _manifest_clip(path, clip_id, entry, data_root, label_key):
     return ManifestClip(clip_id, wav, [str(name) for name in labels])
 
 
-def load_labels(path):
-    """Class names in index order from a label file.
-
-    Accepts a SpeechBrain ``CategoricalEncoder`` file (``'dog' => 0``), a
-    JSON list of names or ``{name: index}`` object, or a text file with one
-    name per line.
-
-    Arguments
-    ---------
-    path : str
-        The label file.
-
-    Returns
-    -------
-    list of str
-        Names; position = class index.
-
-    Example
-    -------
-    >>> tmp = getfixture("tmpdir")
-    >>> from speechbrain.dataio.encoder import CategoricalEncoder
-    >>> encoder = CategoricalEncoder()
-    >>> encoder.update_from_iterable(["dog", "cat"])
-    >>> encoder.save(str(tmp / "label_encoder.txt"))
-    >>> load_labels(str(tmp / "label_encoder.txt"))
-    ['dog', 'cat']
-    """
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"label file {path!r} does not exist")
-    with open(path, encoding="utf-8") as f:
-        text = f.read()
-    if path.endswith(".json"):
-        data = json.loads(text)
-        if isinstance(data, dict):
-            return [name for name, _ in sorted(data.items(), key=lambda kv: int(kv[1]))]
-        return [str(name) for name in data]
-    if "=>" in text:
-        from speechbrain.dataio.encoder import CategoricalEncoder
-
-        encoder = CategoricalEncoder()
-        encoder.load(path)
-        return [encoder.ind2lab[i] for i in range(len(encoder))]
-    return [line.strip() for line in text.splitlines() if line.strip()]
-
-
 def _targets(clips, label_index):
-    targets = torch.zeros(len(clips), len(label_index))
+    # Several names may share a class (AudioSet's display name and mid).
+    n_classes = max(label_index.values()) + 1
+    targets = torch.zeros(len(clips), n_classes)
     for row, clip in enumerate(clips):
         for name in clip.labels:
             if name not in label_index:
                 raise ValueError(
                     f"clip {clip.clip_id!r} has label {name!r}, which is not in "
-                    f"the label list ({len(label_index)} names)"
+                    f"the label list ({n_classes} classes)"
                 )
             targets[row, label_index[name]] = 1.0
     return targets
@@ -222,7 +182,8 @@ def feature_batches(clips, features, label_index, batch_size):
         E.g. ``KaldiFbank``; maps ``(wavs, wav_lens)`` to ``[B, T, F]`` and
         has a ``sample_rate`` (clips at another rate are resampled).
     label_index : dict
-        Label name to class index.
+        Label name to class index (``fastast_plugin.data.labels.label_index``;
+        several names may share an index).
     batch_size : int
         Clips per batch.
 
@@ -348,7 +309,7 @@ def _eval_row(model, size, entry, one_clip):
 def benchmark_patch_sizes(model, feats, patch_sizes, rs=(0,), dtype=None, runs=5, device="cpu"):
     """clips/s and GFLOPs per clip for every (patch size, r) pair.
 
-    All pairs are timed side by side (``fastast_plugin.evaluation.bench``); the
+    All pairs are timed side by side (``fastast_plugin.evaluation.timing``); the
     speed-up is against the first pair.
 
     Arguments

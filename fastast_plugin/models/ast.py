@@ -22,10 +22,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fastast_plugin.models.layers import Block, MergeState, PatchEmbed, grid_shape
+from fastast_plugin.models.layers import Block, MergeState, PatchEmbed
 from fastast_plugin.models.merge import keep_ratio_schedule, parse_r
 from fastast_plugin.weights.fit import load_encoder_weights
-from fastast_plugin.weights.resize import parse_patch_size, resample_pos_embed
+from fastast_plugin.weights.resize import parse_patch_size, patch_grid, resample_pos_embed
 
 __all__ = [
     "FLEXIBLE_AXES",
@@ -34,7 +34,6 @@ __all__ = [
     "ASTClassifier",
     "ASTEncoder",
     "ASTHead",
-    "grid_shape",
 ]
 
 # (embed_dim, depth, num_heads) of the DeiT backbones AST builds on.
@@ -248,7 +247,7 @@ class ASTEncoder(nn.Module):
         self.num_prefix_tokens = num_prefix_tokens
         self.pooling = pooling
         self._flexible = flexible
-        self.base_grid_size = grid_shape(input_fdim, input_tdim, patch_size, fstride, tstride)
+        self.base_grid_size = patch_grid((input_fdim, input_tdim), patch_size, (fstride, tstride))
         self._grid_size = self.base_grid_size
         num_patches = self.base_grid_size[0] * self.base_grid_size[1]
 
@@ -562,7 +561,7 @@ class ASTEncoder(nn.Module):
                 "flexible='none'; build it with flexible='both', 'time' or "
                 "'freq' to change the patch size"
             )
-        grid = grid_shape(self.input_fdim, self.input_tdim, patch, *stride)
+        grid = patch_grid((self.input_fdim, self.input_tdim), patch, stride)
         self.patch_embed.set_patch_size(patch, stride)
         self._grid_size = grid
 
