@@ -108,7 +108,7 @@ def label_index(path):
     Example
     -------
     >>> path = getfixture("tmp_path") / "class_labels_indices.csv"
-    >>> _ = path.write_text('index,mid,display_name\n0,/m/09x0r,"Speech"\n1,/m/0bt9lr,"Dog"\n')
+    >>> _ = path.write_text('index,mid,display_name\\n0,/m/09x0r,"Speech"\\n1,/m/0bt9lr,"Dog"\\n')
     >>> label_index(path)
     {'Speech': 0, 'Dog': 1, '/m/09x0r': 0, '/m/0bt9lr': 1}
     """
