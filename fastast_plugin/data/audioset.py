@@ -213,8 +213,9 @@ def read_class_labels(path):
 
     Arguments
     ---------
-    path : str
-        The file (header ``index,mid,display_name``; indices 0 to N-1).
+    path : str or os.PathLike
+        The file (header ``index,mid,display_name``; indices 0 to N-1, each
+        once, rows in any order).
 
     Returns
     -------
@@ -231,16 +232,21 @@ def read_class_labels(path):
     if not os.path.isfile(path):
         raise FileNotFoundError(f"AudioSet class index not found: {path}")
     with open(path, newline="", encoding="utf-8") as f:
-        rows = list(csv.DictReader(f))
+        rows = list(csv.DictReader(f, skipinitialspace=True))
     if not rows or set(rows[0]) != {"index", "mid", "display_name"}:
         raise ValueError(f"{path}: expected the columns index,mid,display_name")
+    try:
+        rows.sort(key=lambda row: int(row["index"]))
+    except ValueError as err:
+        raise ValueError(f"{path}: every index must be an integer ({err})") from err
+    indices = [int(row["index"]) for row in rows]
+    if indices != list(range(len(rows))):
+        raise ValueError(
+            f"{path}: indices must be 0 to {len(rows) - 1}, each once; got {indices[:10]}"
+            + (" ..." if len(indices) > 10 else "")
+        )
     classes = {}
     for i, row in enumerate(rows):
-        if int(row["index"]) != i:
-            raise ValueError(
-                f"{path}: indices must be 0 to {len(rows) - 1} in order; row {i + 2} has "
-                f"index {row['index']}"
-            )
         if row["mid"] in classes:
             raise ValueError(f"{path}: label {row['mid']} is listed twice")
         classes[row["mid"]] = (i, row["display_name"])

@@ -38,23 +38,25 @@ Authors
 """
 
 import argparse
-import contextlib
 import copy
 import json
-import math
-import statistics
 import sys
 import tempfile
-import time
 
 import torch
 import torch.nn.functional as F
 from speechbrain.utils.autocast import AMPConfig
-from torch.utils.flop_counter import FlopCounterMode
 
 from fastast_plugin.cli_options import add_option
 from fastast_plugin.evaluation import bench_features
 from fastast_plugin.evaluation.plotting import pyplot, save_figure
+from fastast_plugin.evaluation.timing import (
+    autocast_context,
+    count_gflops,
+    synchronize,
+    time_side_by_side,
+    timed,
+)
 from fastast_plugin.models.ast import ASTClassifier, ASTEncoder, ASTHead
 from fastast_plugin.models.dymn.frontend import DyMNFrontEnd
 from fastast_plugin.models.dymn.model import DyMN
@@ -62,7 +64,7 @@ from fastast_plugin.models.features import num_frames
 from fastast_plugin.models.merge import token_counts
 from fastast_plugin.models.pretrained import from_pretrained
 
-__all__ = ["autocast_context", "count_gflops", "main", "time_side_by_side", "timed"]
+__all__ = ["main"]
 
 
 def _matmul_peak_gflops(dtype=None, size=2048, repeats=5, device="cpu"):
@@ -96,156 +98,6 @@ def _matmul_peak_gflops(dtype=None, size=2048, repeats=5, device="cpu"):
     F.linear(a, b)  # warm-up
     best = min(timed(F.linear, a, b, device=device)[0] for _ in range(repeats))
     return 2 * size**3 / best / 1e9
-
-
-def timed(fn, *args, device="cpu"):
-    """Seconds of one call, queued kernels included, and its result.
-
-    Arguments
-    ---------
-    fn : callable
-        Function to run once.
-    *args
-        Its arguments.
-    device : str or torch.device
-        Device whose queue is drained before and after the call.
-
-    Returns
-    -------
-    seconds : float
-        Wall-clock time of the call.
-    result
-        What ``fn`` returned.
-
-    Example
-    -------
-    >>> seconds, out = timed(torch.ones, 2)
-    >>> seconds >= 0, out.tolist()
-    (True, [1.0, 1.0])
-    """
-    _synchronize(device)
-    start = time.perf_counter()
-    result = fn(*args)
-    _synchronize(device)
-    return time.perf_counter() - start, result
-
-
-def count_gflops(fn, *args):
-    """GFLOPs of one call, counted by ``torch.utils.flop_counter``.
-
-    Arguments
-    ---------
-    fn : callable
-        Function to run once.
-    *args
-        Its arguments.
-
-    Returns
-    -------
-    float
-        Billions of floating-point operations.
-
-    Example
-    -------
-    >>> count_gflops(torch.nn.Linear(10, 10), torch.randn(1, 10))
-    2e-07
-    """
-    counter = FlopCounterMode(display=False, custom_mapping=_EXTRA_FLOP_FORMULAS)
-    with counter, torch.no_grad():
-        fn(*args)
-    return counter.get_total_flops() / 1e9
-
-
-def _attention_flops(query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs):
-    """Two matmuls of attention: ``Q K^T`` and ``softmax(.) V``."""
-    *batch, queries, head_dim = query_shape
-    keys, value_dim = key_shape[-2], value_shape[-1]
-    return 2 * math.prod(batch) * queries * keys * (head_dim + value_dim)
-
-
-# PyTorch's counter knows the CUDA attention kernels but not the CPU one,
-# so attention would count as free on the CPU.
-_EXTRA_FLOP_FORMULAS = {
-    torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: _attention_flops
-}
-
-
-def _synchronize(device):
-    """Wait for queued kernels on ``device`` (a no-op on the CPU).
-
-    Arguments
-    ---------
-    device : str or torch.device
-        Device whose queue to drain.
-
-    Example
-    -------
-    >>> _synchronize("cpu")
-    """
-    if str(device).startswith("cuda"):
-        torch.cuda.synchronize()
-
-
-def autocast_context(dtype, device):
-    """``torch.autocast`` to ``dtype`` on ``device``, or nothing for fp32.
-
-    Arguments
-    ---------
-    dtype : torch.dtype, optional
-        Autocast dtype; None or ``torch.float32`` runs in fp32.
-    device : str or torch.device
-        Device type for autocast.
-
-    Returns
-    -------
-    context manager
-
-    Example
-    -------
-    >>> with autocast_context(torch.bfloat16, "cpu"):
-    ...     (torch.ones(2, 2) @ torch.ones(2, 2)).dtype
-    torch.bfloat16
-    """
-    if dtype is None or dtype == torch.float32:
-        return contextlib.nullcontext()
-    return torch.autocast(torch.device(device).type, dtype=dtype)
-
-
-def time_side_by_side(candidates, inputs, dtype=None, runs=5, device="cpu"):
-    """Median seconds per call of each candidate, runs interleaved.
-
-    Arguments
-    ---------
-    candidates : dict
-        Name to callable taking ``inputs``.
-    inputs : torch.Tensor
-        The batch every candidate gets.
-    dtype : torch.dtype, optional
-        Autocast dtype (None for fp32).
-    runs : int
-        Timed rounds; each round calls every candidate once.
-    device : str
-        Device (for synchronisation).
-
-    Returns
-    -------
-    dict
-        Name to median seconds per call.
-
-    Example
-    -------
-    >>> times = time_side_by_side({"id": lambda x: x}, torch.ones(1), runs=2)
-    >>> sorted(times)
-    ['id']
-    """
-    samples = {name: [] for name in candidates}
-    with torch.no_grad(), autocast_context(dtype, device):
-        for fn in candidates.values():
-            fn(inputs)  # warm-up
-        for _ in range(runs):
-            for name, fn in candidates.items():
-                samples[name].append(timed(fn, inputs, device=device)[0])
-    return {name: statistics.median(values) for name, values in samples.items()}
 
 
 def _hf_pair(model_size, input_tdim, device):
@@ -332,11 +184,11 @@ def _peak_memory_mib(fn, inputs, dtype, device):
     """
     if not str(device).startswith("cuda"):
         return None
-    _synchronize(device)
+    synchronize(device)
     torch.cuda.reset_peak_memory_stats(device)
     with torch.no_grad(), autocast_context(dtype, device):
         fn(inputs)
-    _synchronize(device)
+    synchronize(device)
     return torch.cuda.max_memory_allocated(device) / 2**20
 
 

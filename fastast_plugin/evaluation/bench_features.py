@@ -27,12 +27,12 @@ import argparse
 import contextlib
 import json
 import statistics
-import time
 
 import torch
 import torch.nn.functional as F
 import torchaudio
 
+from fastast_plugin.evaluation.timing import time_interleaved
 from fastast_plugin.models.dymn.frontend import DyMNFrontEnd
 from fastast_plugin.models.features import KaldiFbank
 
@@ -132,51 +132,6 @@ def efficientat_loop(wavs, frontend):
     return torch.stack(feats)
 
 
-def _synchronize(device):
-    if torch.device(device).type == "cuda":
-        torch.cuda.synchronize()
-
-
-def _time_interleaved(candidates, runs=5):
-    """Seconds of each call of each candidate, their runs interleaved.
-
-    Arguments
-    ---------
-    candidates : dict
-        Name to ``(function, input, device)``; each function is called on
-        its input once per round, after one untimed warm-up call.
-    runs : int
-        Timed rounds.
-
-    Returns
-    -------
-    seconds : dict
-        Name to the list of the ``runs`` timed calls' seconds.
-    outputs : dict
-        Name to the output of the warm-up call.
-
-    Example
-    -------
-    >>> seconds, outputs = _time_interleaved({"sum": (torch.sum, torch.ones(3), "cpu")}, runs=2)
-    >>> len(seconds["sum"]), outputs["sum"].item()
-    (2, 3.0)
-    """
-    samples = {name: [] for name in candidates}
-    outputs = {}
-    with torch.no_grad():
-        for name, (fn, inputs, device) in candidates.items():
-            outputs[name] = fn(inputs)
-            _synchronize(device)
-        for _ in range(runs):
-            for name, (fn, inputs, device) in candidates.items():
-                _synchronize(device)
-                start = time.perf_counter()
-                fn(inputs)
-                _synchronize(device)
-                samples[name].append(time.perf_counter() - start)
-    return samples, outputs
-
-
 @contextlib.contextmanager
 def _threads(count):
     previous = torch.get_num_threads()
@@ -243,7 +198,7 @@ def _feature_rows(batches=(1, 8, 32), seconds=10.0, runs=5, threads=2, device="c
             for name, (batched, loop) in pairs.items():
                 candidates[(name, "batched")] = (batched, on_device, device)
                 candidates[(name, "loop")] = (loop, wavs, "cpu")
-            times, outputs = _time_interleaved(candidates, runs)
+            times, outputs = time_interleaved(candidates, runs)
             for name in pairs:
                 batched, loop = times[(name, "batched")], times[(name, "loop")]
                 batched_s, loop_s = statistics.median(batched), statistics.median(loop)

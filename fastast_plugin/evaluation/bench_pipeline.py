@@ -4,8 +4,9 @@ Both sides get the same files and the same base384 AST weights (a random
 ``ASTForAudioClassification`` written as a Hugging Face folder, and that
 folder exported with ``fastast export``). Each candidate decodes every file
 with soundfile, resamples it, computes features and runs the model, one file
-at a time; candidates are timed round-robin in one process (median of the
-rounds). Folders: clips of exactly ``--long`` seconds, and clips of uniform
+at a time; candidates are timed round-robin in one process after one
+untimed warm-up pass each (median of the rounds,
+``fastast_plugin.evaluation.timing``). Folders: clips of exactly ``--long`` seconds, and clips of uniform
 random length between ``--short`` and ``--long`` seconds.
 
 Candidates: ``transformers.pipeline("audio-classification")``; ours at r = 0
@@ -21,9 +22,7 @@ Authors
 """
 
 import argparse
-import statistics
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +30,7 @@ import soundfile as sf
 import torch
 
 from fastast_plugin.data.audio import load_audio
+from fastast_plugin.evaluation.timing import time_interleaved
 from fastast_plugin.inference.classifier import AudioClassifier
 from fastast_plugin.inference.export import export_checkpoint
 from fastast_plugin.models.features import AUDIOSET_MEAN, AUDIOSET_STD
@@ -105,19 +105,6 @@ def _our_candidate(folder, length_mode, keep_ratio=None):
     return classify
 
 
-def _time_folder(candidates, paths, runs):
-    """Seconds per round (median) and top-1 indices of every candidate on ``paths``."""
-    seconds = {name: [] for name in candidates}
-    top1 = {}
-    with torch.inference_mode():
-        for _ in range(runs):
-            for name, classify in candidates.items():
-                start = time.perf_counter()
-                top1[name] = [classify(p) for p in paths]
-                seconds[name].append(time.perf_counter() - start)
-    return {name: statistics.median(s) for name, s in seconds.items()}, top1
-
-
 def main(argv=None, prog=None):
     """Run the comparison and print one Markdown table per folder.
 
@@ -159,9 +146,18 @@ def main(argv=None, prog=None):
         }
         for i, (name, durations) in enumerate(folders.items()):
             paths = _write_clips(tmp / f"folder{i}", durations, seed=i)
-            seconds, top1 = _time_folder(candidates, paths, args.runs)
+            timings = time_interleaved(
+                {name: (_over_files(fn), paths, "cpu") for name, fn in candidates.items()},
+                args.runs,
+            )
+            seconds, top1 = timings.medians(), timings.outputs
             results[name] = _table(name, seconds, top1, len(paths), sum(durations))
     return results
+
+
+def _over_files(classify):
+    """One candidate call: every file of the folder, one at a time."""
+    return lambda paths: [classify(path) for path in paths]
 
 
 def _table(name, seconds, top1, n_clips, audio_seconds):

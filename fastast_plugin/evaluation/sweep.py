@@ -16,7 +16,6 @@ Authors
 
 import argparse
 import csv
-import json
 import os
 from collections.abc import Sequence
 from typing import NamedTuple
@@ -29,9 +28,15 @@ from speechbrain.utils.logger import get_logger
 from fastast_plugin.cli_options import add_option
 from fastast_plugin.data import dataio
 from fastast_plugin.data.audio import load_audio
-from fastast_plugin.evaluation.bench import autocast_context, count_gflops, time_side_by_side, timed
+from fastast_plugin.data.labels import label_index, read_labels
 from fastast_plugin.evaluation.metrics import accuracy, mean_average_precision
 from fastast_plugin.evaluation.plotting import pyplot, save_figure
+from fastast_plugin.evaluation.timing import (
+    autocast_context,
+    count_gflops,
+    time_side_by_side,
+    timed,
+)
 from fastast_plugin.models.ast import ASTClassifier, ASTEncoder, ASTHead
 from fastast_plugin.models.features import AUDIOSET_MEAN, AUDIOSET_STD, KaldiFbank
 from fastast_plugin.models.flexi import EVAL_PATCH_SIZES
@@ -46,7 +51,6 @@ __all__ = [
     "benchmark_patch_sizes",
     "evaluate_patch_sizes",
     "feature_batches",
-    "load_labels",
     "main",
     "manifest_clips",
     "plot_patch_sweep",
@@ -129,7 +133,7 @@ def manifest_clips(path, data_root=None, label_key="label"):
 
     Example
     -------
-    >>> import soundfile as sf, numpy as np
+    >>> import json, soundfile as sf, numpy as np
     >>> tmp = getfixture("tmpdir")
     >>> sf.write(str(tmp / "a.wav"), np.zeros(1600), 16000)
     >>> with open(tmp / "m.json", "w") as f:
@@ -161,59 +165,16 @@ def _manifest_clip(path, clip_id, entry, data_root, label_key):
     return ManifestClip(clip_id, wav, [str(name) for name in labels])
 
 
-def load_labels(path):
-    """Class names in index order from a label file.
-
-    Accepts a SpeechBrain ``CategoricalEncoder`` file (``'dog' => 0``), a
-    JSON list of names or ``{name: index}`` object, or a text file with one
-    name per line.
-
-    Arguments
-    ---------
-    path : str
-        The label file.
-
-    Returns
-    -------
-    list of str
-        Names; position = class index.
-
-    Example
-    -------
-    >>> tmp = getfixture("tmpdir")
-    >>> from speechbrain.dataio.encoder import CategoricalEncoder
-    >>> encoder = CategoricalEncoder()
-    >>> encoder.update_from_iterable(["dog", "cat"])
-    >>> encoder.save(str(tmp / "label_encoder.txt"))
-    >>> load_labels(str(tmp / "label_encoder.txt"))
-    ['dog', 'cat']
-    """
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"label file {path!r} does not exist")
-    with open(path, encoding="utf-8") as f:
-        text = f.read()
-    if path.endswith(".json"):
-        data = json.loads(text)
-        if isinstance(data, dict):
-            return [name for name, _ in sorted(data.items(), key=lambda kv: int(kv[1]))]
-        return [str(name) for name in data]
-    if "=>" in text:
-        from speechbrain.dataio.encoder import CategoricalEncoder
-
-        encoder = CategoricalEncoder()
-        encoder.load(path)
-        return [encoder.ind2lab[i] for i in range(len(encoder))]
-    return [line.strip() for line in text.splitlines() if line.strip()]
-
-
 def _targets(clips, label_index):
-    targets = torch.zeros(len(clips), len(label_index))
+    # Several names may share a class (AudioSet's display name and mid).
+    n_classes = max(label_index.values()) + 1
+    targets = torch.zeros(len(clips), n_classes)
     for row, clip in enumerate(clips):
         for name in clip.labels:
             if name not in label_index:
                 raise ValueError(
                     f"clip {clip.clip_id!r} has label {name!r}, which is not in "
-                    f"the label list ({len(label_index)} names)"
+                    f"the label list ({n_classes} classes)"
                 )
             targets[row, label_index[name]] = 1.0
     return targets
@@ -230,7 +191,8 @@ def feature_batches(clips, features, label_index, batch_size):
         E.g. ``KaldiFbank``; maps ``(wavs, wav_lens)`` to ``[B, T, F]`` and
         has a ``sample_rate`` (clips at another rate are resampled).
     label_index : dict
-        Label name to class index.
+        Label name to class index (``fastast_plugin.data.labels.label_index``;
+        several names may share an index).
     batch_size : int
         Clips per batch.
 
@@ -356,7 +318,7 @@ def _eval_row(model, size, entry, one_clip):
 def benchmark_patch_sizes(model, feats, patch_sizes, rs=(0,), dtype=None, runs=5, device="cpu"):
     """clips/s and GFLOPs per clip for every (patch size, r) pair.
 
-    All pairs are timed side by side (``fastast_plugin.evaluation.bench``); the
+    All pairs are timed side by side (``fastast_plugin.evaluation.timing``); the
     speed-up is against the first pair.
 
     Arguments
@@ -675,7 +637,7 @@ def _load_model(args):
 def _run_eval(args):
     model = _load_model(args)
     model.encoder.set_merge(r=args.r[0])
-    labels = load_labels(args.labels)
+    labels = read_labels(args.labels)
     n_classes = model.head.linear.out_features
     if len(labels) != n_classes:
         raise ValueError(
@@ -685,7 +647,7 @@ def _run_eval(args):
     clips = manifest_clips(args.manifest, args.data_root)
     enc = model.encoder
     features = KaldiFbank(args.sample_rate, enc.input_fdim, enc.input_tdim, args.mean, args.std)
-    index = {name: i for i, name in enumerate(labels)}
+    index = label_index(args.labels)
     batches = feature_batches(clips, features, index, args.batch_size)
     dtype = AMPConfig.from_name(args.precision).dtype
     rows = evaluate_patch_sizes(model, batches, args.patch_size, args.device, dtype)

@@ -20,7 +20,8 @@ from fastast_plugin.evaluation.plotting import pyplot, save_figure
 from fastast_plugin.models.ast import ASTEncoder
 from fastast_plugin.models.features import AUDIOSET_MEAN, AUDIOSET_STD, KaldiFbank, num_frames
 from fastast_plugin.models.merge import token_counts
-from fastast_plugin.models.pretrained import from_pretrained, read_export_config
+from fastast_plugin.models.pretrained import from_pretrained
+from fastast_plugin.weights.folder import read_export_config
 
 __all__ = ["main"]
 

@@ -1,6 +1,7 @@
 """Export an AST into a self-contained SpeechBrain inference folder.
 
-An exported folder holds:
+An exported folder (file names and format version:
+``fastast_plugin.weights.folder``) holds:
 
 * ``model.safetensors``: the ``ASTClassifier`` weights (``encoder.*``,
   ``head.*``);
@@ -23,7 +24,6 @@ Authors
 """
 
 import argparse
-import csv
 import json
 from pathlib import Path
 
@@ -32,58 +32,23 @@ from speechbrain.dataio.encoder import CategoricalEncoder
 from speechbrain.utils.logger import get_logger
 
 from fastast_plugin.cli_options import add_option
+from fastast_plugin.data.labels import read_labels
 from fastast_plugin.models.features import AUDIOSET_MEAN, AUDIOSET_STD
-from fastast_plugin.models.pretrained import MERGE_SETTING, from_pretrained, read_export_config
-from fastast_plugin.weights.fit import EXPORT_CONFIG, EXPORT_FORMAT, EXPORT_WEIGHTS
+from fastast_plugin.models.pretrained import MERGE_SETTING, from_pretrained
+from fastast_plugin.weights.folder import (
+    AUDIOSET_CLASSES,
+    CONFIG_FILE,
+    FORMAT,
+    HPARAMS_FILE,
+    LABELS_FILE,
+    WEIGHTS_FILE,
+    read_export_config,
+)
 from fastast_plugin.weights.registry import find, labels_file
 
 __all__ = ["export_checkpoint", "export_config", "export_model", "main", "read_labels"]
 
 logger = get_logger(__name__)
-
-_LABELS_FILE = "label_encoder.txt"
-_HPARAMS_FILE = "hyperparams.yaml"
-_AUDIOSET_CLASSES = 527
-
-
-def read_labels(path):
-    """Class names from a label file, in class-index order.
-
-    Three formats: AudioSet's ``class_labels_indices.csv``
-    (``index,mid,display_name``: the display names), SpeechBrain's
-    ``label_encoder.txt`` (``'name' => index`` lines), or one label per line.
-
-    Arguments
-    ---------
-    path : str or os.PathLike
-        The label file.
-
-    Returns
-    -------
-    list of str
-
-    Example
-    -------
-    >>> path = getfixture("tmp_path") / "class_labels_indices.csv"
-    >>> _ = path.write_text('index,mid,display_name\\n0,/m/09x0r,"Speech"\\n1,/m/05zppz,"Male speech, man speaking"\\n')
-    >>> read_labels(path)
-    ['Speech', 'Male speech, man speaking']
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"Label file not found: {path}")
-    text = path.read_text(encoding="utf-8")
-    lines = [line for line in text.splitlines() if line.strip()]
-    if not lines:
-        raise ValueError(f"{path} holds no labels")
-    if lines[0].replace(" ", "").lower().startswith("index,mid,display_name"):
-        rows = list(csv.DictReader(lines, skipinitialspace=True))
-        return [row["display_name"] for row in sorted(rows, key=lambda r: int(r["index"]))]
-    if " => " in lines[0]:
-        encoder = CategoricalEncoder()
-        encoder.load(path)
-        return [encoder.ind2lab[i] for i in range(len(encoder))]
-    return [line.strip() for line in lines]
 
 
 def export_model(model, out_dir, features, labels=None, multi_label=False, window_hop=0.5):
@@ -123,12 +88,12 @@ def export_model(model, out_dir, features, labels=None, multi_label=False, windo
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    save_file(state, str(out_dir / EXPORT_WEIGHTS))
-    (out_dir / EXPORT_CONFIG).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+    save_file(state, str(out_dir / WEIGHTS_FILE))
+    (out_dir / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
     encoder = CategoricalEncoder()
     encoder.update_from_iterable(config["labels"])
-    encoder.save(out_dir / _LABELS_FILE)
-    (out_dir / _HPARAMS_FILE).write_text(_hyperparams_yaml(config), encoding="utf-8")
+    encoder.save(out_dir / LABELS_FILE)
+    (out_dir / HPARAMS_FILE).write_text(_hyperparams_yaml(config), encoding="utf-8")
     logger.info("Exported %d-class model to %s", len(config["labels"]), out_dir)
     return out_dir
 
@@ -173,7 +138,7 @@ def export_config(model, features=None, labels=None, multi_label=False, window_h
             "the label file must name every class once"
         )
     config = {
-        "format": EXPORT_FORMAT,
+        "format": FORMAT,
         "encoder": model.encoder.init_kwargs(),
         "head": {
             "input_size": model.head.linear.in_features,
@@ -226,7 +191,7 @@ def export_checkpoint(
     out_dir : str or os.PathLike
         The folder to write.
     labels : str or os.PathLike, optional
-        A label file (see ``read_labels``); default: the checkpoint's own
+        A label file (``fastast_plugin.data.labels.read_labels``); default: the checkpoint's own
         labels (Hugging Face ``id2label``, exported folders, a registry
         entry's packaged labels), else indices.
     mean, std : float, optional
@@ -266,7 +231,7 @@ def export_checkpoint(
         logger.info("%s: no feature statistics given, using AudioSet's", source)
         features.update(mean=AUDIOSET_MEAN, std=AUDIOSET_STD)
     if multi_label is None:
-        multi_label = previous["multi_label"] if previous else n_classes == _AUDIOSET_CLASSES
+        multi_label = previous["multi_label"] if previous else n_classes == AUDIOSET_CLASSES
     return export_model(model, out_dir, features, names, multi_label, window_hop)
 
 
@@ -351,8 +316,8 @@ def _hyperparams_yaml(config):
                 "        model: !ref <model>\n"
                 "        label_encoder: !ref <label_encoder>\n"
                 "    paths:\n"
-                f"        model: !ref <source>/{EXPORT_WEIGHTS}\n"
-                f"        label_encoder: !ref <source>/{_LABELS_FILE}\n"
+                f"        model: !ref <source>/{WEIGHTS_FILE}\n"
+                f"        label_encoder: !ref <source>/{LABELS_FILE}\n"
                 "    custom_hooks:\n"
                 "        model: !name:fastast_plugin.inference.classifier.load_weights",
             ]
@@ -394,7 +359,9 @@ def _parser(prog):
     )
     parser.add_argument("out_dir", help="folder to write")
     parser.add_argument(
-        "--labels", help="class_labels_indices.csv, label_encoder.txt or one label per line"
+        "--labels",
+        help="class_labels_indices.csv, label_encoder.txt, a JSON list or {name: index}, "
+        "or one label per line",
     )
     parser.add_argument("--input-tdim", type=int, help="input frames (default: the checkpoint's)")
     parser.add_argument("--mean", type=float, help="feature mean (default: AudioSet's)")

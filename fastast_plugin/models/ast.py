@@ -21,7 +21,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from fastast_plugin.models.layers import Block, MergeState, PatchEmbed, grid_shape
+from fastast_plugin.models.layers import Block, MergeState, PatchEmbed
 from fastast_plugin.models.lengths import (
     LENGTH_MODES,
     check_frames,
@@ -36,7 +36,7 @@ from fastast_plugin.models.lengths import (
 )
 from fastast_plugin.models.merge import keep_ratio_schedule, parse_r
 from fastast_plugin.weights.fit import load_encoder_weights
-from fastast_plugin.weights.resize import parse_patch_size, resample_pos_embed
+from fastast_plugin.weights.resize import parse_patch_size, patch_grid, resample_pos_embed
 
 __all__ = ["LENGTH_MODES", "MODEL_SIZES", "ASTClassifier", "ASTEncoder", "ASTHead"]
 
@@ -240,7 +240,7 @@ class ASTEncoder(nn.Module):
         self.num_prefix_tokens = num_prefix_tokens
         self.pooling = pooling
         self._flexible = flexible
-        self.base_grid_size = grid_shape(input_fdim, input_tdim, patch_size, fstride, tstride)
+        self.base_grid_size = patch_grid((input_fdim, input_tdim), patch_size, (fstride, tstride))
         self._grid_size = self.base_grid_size
         num_patches = self.base_grid_size[0] * self.base_grid_size[1]
 
@@ -564,7 +564,7 @@ class ASTEncoder(nn.Module):
                 "flexible='none'; build it with flexible='both', 'time' or "
                 "'freq' to change the patch size"
             )
-        grid = grid_shape(self.input_fdim, self.input_tdim, patch, *stride)
+        grid = patch_grid((self.input_fdim, self.input_tdim), patch, stride)
         self.patch_embed.set_patch_size(patch, stride)
         self._grid_size = grid
 

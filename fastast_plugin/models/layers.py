@@ -25,38 +25,9 @@ from timm.layers import DropPath, Mlp
 from torch import nn
 
 from fastast_plugin.models.merge import bipartite_soft_matching, merge_source, merge_wavg
-from fastast_plugin.weights.resize import kernel_matrices, parse_patch_size, patch_grid, pi_resize
+from fastast_plugin.weights.resize import kernel_matrices, parse_patch_size, pi_resize
 
-__all__ = ["Attention", "Block", "MergeState", "PatchEmbed", "grid_shape"]
-
-
-def grid_shape(input_fdim, input_tdim, patch_size=16, fstride=10, tstride=10):
-    """Patch grid (frequency rows, time columns) of a spectrogram.
-
-    Arguments
-    ---------
-    input_fdim : int
-        Number of mel bands.
-    input_tdim : int
-        Number of frames.
-    patch_size : int or tuple of int
-        Side of a square patch, or ``(freq, time)``.
-    fstride : int
-        Stride along frequency.
-    tstride : int
-        Stride along time.
-
-    Returns
-    -------
-    tuple of int
-        ``(f_dim, t_dim)``.
-
-    Example
-    -------
-    >>> grid_shape(128, 1024), grid_shape(128, 128), grid_shape(128, 1024, 48, 48, 48)
-    ((12, 101), (12, 12), (2, 21))
-    """
-    return patch_grid((input_fdim, input_tdim), patch_size, (fstride, tstride))
+__all__ = ["Attention", "Block", "MergeState", "PatchEmbed"]
 
 
 class PatchEmbed(nn.Module):

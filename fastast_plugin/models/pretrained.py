@@ -16,20 +16,14 @@ from pathlib import Path
 from speechbrain.utils.logger import get_logger
 
 from fastast_plugin.models.ast import MODEL_SIZES, ASTClassifier, ASTEncoder, ASTHead
-from fastast_plugin.weights.fit import (
-    EXPORT_WEIGHTS,
-    fit_to_encoder,
-    read_export_config,
-    read_for_encoder,
-)
+from fastast_plugin.weights.fit import fit_to_encoder, read_for_encoder
+from fastast_plugin.weights.folder import AUDIOSET_CLASSES, WEIGHTS_FILE, read_export_config
 from fastast_plugin.weights.state_dict import CheckpointError, load_strict
 
 # read_export_config: also served here, the flat package's checkpoints.read_export_config
 __all__ = ["MERGE_SETTING", "from_pretrained", "one_setting_overrides", "read_export_config"]
 
 logger = get_logger(__name__)
-
-_DEFAULT_N_CLASSES = 527  # AudioSet's, AST's default head
 
 # Settings that are one choice each: overriding any member replaces the
 # whole group (the others take these defaults), so that a stored value of
@@ -203,9 +197,9 @@ def _make_head(ckpt, embed_dim, n_classes, state):
     linear = state.get("head.linear.weight")
     trained = linear.shape[0] if linear is not None else None
     if any(k.startswith("head.") for k in state) and n_classes in (None, trained):
-        n_classes = trained or n_classes or _DEFAULT_N_CLASSES  # strict load checks
+        n_classes = trained or n_classes or AUDIOSET_CLASSES  # strict load checks
         return ASTHead(embed_dim, n_classes, ckpt.head_eps), ckpt.labels
-    n_classes = n_classes or len(ckpt.labels or ()) or _DEFAULT_N_CLASSES
+    n_classes = n_classes or len(ckpt.labels or ()) or AUDIOSET_CLASSES
     logger.info("%s: new random head with %d classes", ckpt.path, n_classes)
     head = ASTHead(embed_dim, n_classes, ckpt.head_eps)
     for key in [k for k in state if k.startswith("head.")]:
@@ -227,7 +221,7 @@ def _from_export(source, config, overrides):
         encoder["base_patch_size"] = base_patch
         encoder["patch_size"] = config.get("runtime_patch_size", base_patch)
         encoder["patch_stride"] = config.get("runtime_stride")
-    weights = source / EXPORT_WEIGHTS if source.is_dir() else source
+    weights = source / WEIGHTS_FILE if source.is_dir() else source
     model = _from_checkpoint(weights, {**encoder, **one_setting_overrides(overrides)})
     model.head.norm.eps = config["head"]["layer_norm_eps"]
     labels = config.get("labels")

@@ -37,13 +37,11 @@ from speechbrain.utils.logger import get_logger
 
 from fastast_plugin.data.audioset import parse_clip_name
 from fastast_plugin.data.dataio import read_manifest
-from fastast_plugin.training.teachers import INDEX_FILE, LOGITS_FILE
+from fastast_plugin.training.logits_store import read_logits_array, write_store
 
 __all__ = ["main"]
 
 logger = get_logger(__name__)
-
-_META_FILE = "meta.json"
 
 
 class _RefusedGlobal(pickle.UnpicklingError):
@@ -134,8 +132,7 @@ def _import_ensemble_logits(
     fname_to_index_file : str
         The ``fname_to_index.pkl`` (``_read_fname_to_index``).
     out_dir : str
-        The store folder to write (``logits.npy``, ``index.json``,
-        ``meta.json``).
+        The store folder to write (``fastast_plugin.training.logits_store``).
     clip_ids : iterable of str, optional
         Keep only these clip ids (e.g. a prepared training manifest's keys);
         the counts of unmatched names and of ids without logits go to
@@ -163,15 +160,7 @@ def _import_ensemble_logits(
     [[4.0, 5.0]]
     """
     logits_file = os.fspath(logits_file)
-    try:
-        logits = np.load(logits_file, mmap_mode="r", allow_pickle=False)
-    except (ValueError, OSError) as err:
-        raise ValueError(f"{logits_file} is not a readable .npy array of numbers: {err}") from err
-    if logits.ndim != 2 or logits.dtype.kind != "f":
-        raise ValueError(
-            f"{logits_file} must hold a float array [clips, classes], got {logits.dtype} "
-            f"{logits.shape}"
-        )
+    logits = read_logits_array(logits_file)
     mapping = _read_fname_to_index(fname_to_index_file)
     wanted = None if clip_ids is None else set(map(str, clip_ids))
     rows, ids, unparsed, unwanted = [], [], [], 0
@@ -199,14 +188,6 @@ def _import_ensemble_logits(
             f"no file name of {fname_to_index_file} matched a clip id (names not parsed: "
             f"{unparsed[:3]})"
         )
-    os.makedirs(out_dir, exist_ok=True)
-    np.save(
-        os.path.join(out_dir, LOGITS_FILE),
-        np.asarray(logits[rows], dtype=dtype),
-        allow_pickle=False,
-    )
-    with open(os.path.join(out_dir, INDEX_FILE), "w") as f:
-        json.dump({clip_id: i for i, clip_id in enumerate(ids)}, f)
     meta = {
         "source": logits_file,
         "fname_to_index": os.fspath(fname_to_index_file),
@@ -217,8 +198,7 @@ def _import_ensemble_logits(
         "names_not_in_clip_ids": unwanted,
         "clip_ids_without_logits": None if wanted is None else len(wanted - seen),
     }
-    with open(os.path.join(out_dir, _META_FILE), "w") as f:
-        json.dump(meta, f, indent=1)
+    write_store(out_dir, np.asarray(logits[rows], dtype=dtype), ids, meta)
     logger.info("Imported %d teacher logit rows from %s into %s", len(rows), logits_file, out_dir)
     return meta
 

@@ -2,16 +2,15 @@
 
 ``python -m fastast_plugin.training.precompute --manifest train.json --out DIR
 --weights teacher.pt`` (or ``fastast precompute ...``) runs a DyMN teacher
-over every clip of a SpeechBrain JSON manifest and writes ``logits.npy``,
-``index.json`` and ``meta.json``, which ``fastast_plugin.training.teachers.LogitsStore``
-reads back by clip id.
+over every clip of a SpeechBrain JSON manifest and writes a logits store
+(``fastast_plugin.training.logits_store``), which
+``fastast_plugin.training.teachers.LogitsStore`` reads back by clip id.
 
 Authors
  * fastast developers 2026
 """
 
 import argparse
-import json
 import logging
 import os
 from collections.abc import Iterator, Sequence
@@ -27,19 +26,13 @@ from torch import nn
 from fastast_plugin.cli_options import add_deprecated_alias, add_option
 from fastast_plugin.data.audio import load_audio
 from fastast_plugin.data.dataio import audio_problem, read_manifest
-from fastast_plugin.training.teachers import (
-    INDEX_FILE,
-    LOGITS_FILE,
-    LogitsStore,
-    OnlineTeacher,
-    build_dymn_teacher,
-)
+from fastast_plugin.training.logits_store import write_store
+from fastast_plugin.training.teachers import LogitsStore, OnlineTeacher, build_dymn_teacher
 
 __all__ = ["main"]
 
 logger = get_logger(__name__)
 
-_META_FILE = "meta.json"
 _STORE_DTYPES = ("float16", "float32")
 
 
@@ -127,7 +120,7 @@ def _precompute_teacher_logits(
         "manifest": None if isinstance(manifest, dict) else os.fspath(manifest),
         "teacher": type(getattr(teacher, "model", teacher)).__name__,
     }
-    _write_store(os.fspath(out_dir), logits, ids, meta)
+    write_store(out_dir, logits, ids, meta)
     logger.info("Wrote teacher logits for %d clips to %s", len(ids), out_dir)
     return LogitsStore(out_dir)
 
@@ -215,26 +208,6 @@ def _run_teacher(teacher, clips, lengths, batch_size, device, dtype):
     return out
 
 
-def _write_store(out_dir, logits, ids, meta):
-    """Writes ``logits.npy``, ``index.json`` and ``meta.json`` (each atomically)."""
-    os.makedirs(out_dir, exist_ok=True)
-    paths = {
-        LOGITS_FILE: lambda p: np.save(p, logits, allow_pickle=False),
-        INDEX_FILE: lambda p: _dump_json({str(k): row for row, k in enumerate(ids)}, p),
-        _META_FILE: lambda p: _dump_json(meta, p),
-    }
-    for name, write in paths.items():
-        final = os.path.join(out_dir, name)
-        tmp = final + ".partial" + os.path.splitext(name)[1]
-        write(tmp)
-        os.replace(tmp, final)
-
-
-def _dump_json(obj, path):
-    with open(path, "w") as f:
-        json.dump(obj, f, indent=1)
-
-
 # ---------------------------------------------------------------------------
 # Command line
 # ---------------------------------------------------------------------------
@@ -282,7 +255,7 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None):
 
     Example
     -------
-    >>> import torch
+    >>> import json, torch
     >>> from fastast_plugin.models.dymn.model import DyMN
     >>> tmp = getfixture("tmp_path")
     >>> torch.save(DyMN(num_classes=3, width_mult=0.4).state_dict(), tmp / "t.pt")

@@ -38,17 +38,18 @@ from speechbrain.utils.logger import get_logger
 from speechbrain.utils.run_opts import RunOptions
 
 from fastast_plugin.data.dataio import training_labels
+from fastast_plugin.data.labels import read_labels
 from fastast_plugin.evaluation.sweep import (
     EVAL_COLUMNS,
     evaluate_patch_sizes,
     plot_patch_sweep,
     write_table,
 )
-from fastast_plugin.inference.export import export_config, export_model, read_labels
+from fastast_plugin.inference.export import export_config, export_model
 from fastast_plugin.models.ast import ASTClassifier
 from fastast_plugin.training.averaging import AVERAGED_KEY, save_averaged_checkpoint
 from fastast_plugin.training.brain import AudioClassifierBrain, unwrap
-from fastast_plugin.weights.fit import STORED_CONFIG_KEY
+from fastast_plugin.weights.folder import STORED_CONFIG_KEY
 from fastast_plugin.weights.resize import parse_patch_size
 
 __all__ = ["ExperimentResult", "ddp_group", "parse_arguments", "prepare_and_load", "run_experiment"]
@@ -385,7 +386,7 @@ def _write_model_file(brain, path, labels=None, multi_label=False):
     """
     if not sb.utils.distributed.if_main_process():
         return
-    model = ASTClassifier(unwrap(brain.modules.embedding_model), unwrap(brain.modules.classifier))
+    model = _classifier(brain)
     features = getattr(brain.modules, "compute_features", None)
     config = export_config(
         model, None if features is None else unwrap(features), labels, bool(multi_label)
@@ -396,6 +397,11 @@ def _write_model_file(brain, path, labels=None, multi_label=False):
     torch.save({"model": state, STORED_CONFIG_KEY: config}, tmp)
     os.replace(tmp, path)
     logger.info("Model written to %s", path)
+
+
+def _classifier(brain):
+    """The Brain's encoder and head as one ``ASTClassifier``, shared (not copied), unwrapped."""
+    return ASTClassifier(unwrap(brain.modules.embedding_model), unwrap(brain.modules.classifier))
 
 
 def _labels(hparams):
@@ -450,7 +456,7 @@ def _export_tested_model(brain, folder, labels=None, multi_label=False):
     """
     if not sb.utils.distributed.if_main_process():
         return
-    model = ASTClassifier(unwrap(brain.modules.embedding_model), unwrap(brain.modules.classifier))
+    model = _classifier(brain)
     features = unwrap(brain.modules.compute_features)
     export_model(model, folder, features, labels, bool(multi_label))
 
@@ -530,7 +536,7 @@ def _sweep_on_main(brain, test_set, sizes, output_stem, loader_kwargs):
         loader = test_set
     else:
         loader = sb.dataio.dataloader.make_dataloader(test_set, **loader_kwargs)
-    model = ASTClassifier(unwrap(brain.modules.embedding_model), unwrap(brain.modules.classifier))
+    model = _classifier(brain)
     brain.modules.eval()
     dtype = AMPConfig.from_name(brain.eval_precision).dtype
     logger.info("Patch-size sweep over %s", ", ".join(map(str, sizes)))

@@ -9,8 +9,9 @@ TeacherOutput(logits [B, C], mask [B])``, and names where it comes from in its
   eval mode.
 * ``LogitsStore``: precomputed logits, one ``logits.npy`` array ``[N, C]``
   (memory-mapped, read without pickle) and an ``index.json`` ``{clip id:
-  row}``, written by ``fastast_plugin.training.precompute`` (``fastast precompute``)
-  or imported from EfficientAT's release (``fastast_plugin.training.efficientat``).
+  row}`` (``fastast_plugin.training.logits_store``), written by
+  ``fastast_plugin.training.precompute`` (``fastast precompute``) or imported
+  from EfficientAT's release (``fastast_plugin.training.efficientat``).
 * ``BatchLogits``: logits that come with the batch (WebDataset shards
   written with a teacher, ``fastast_plugin.data.shards``); it reads the batch
   (``reads_batch``), so ``AudioClassifierBrain`` calls it as
@@ -28,7 +29,6 @@ Authors
  * fastast developers 2026
 """
 
-import json
 import os
 from typing import Literal, NamedTuple
 
@@ -42,11 +42,10 @@ from fastast_plugin.models.dymn.frontend import DyMNFrontEnd
 from fastast_plugin.models.dymn.weights import load_dymn, load_dymn_file
 from fastast_plugin.models.features import KaldiFbank
 from fastast_plugin.models.pretrained import from_pretrained
+from fastast_plugin.training.logits_store import read_store
 from fastast_plugin.weights.registry import find, resolve
 
 __all__ = [
-    "INDEX_FILE",
-    "LOGITS_FILE",
     "BatchLogits",
     "LogitsStore",
     "OnlineTeacher",
@@ -57,8 +56,6 @@ __all__ = [
 
 logger = get_logger(__name__)
 
-LOGITS_FILE = "logits.npy"
-INDEX_FILE = "index.json"
 _TEACHER_KINDS = ("dymn", "ast")
 
 
@@ -221,9 +218,10 @@ class LogitsStore:
     """Precomputed teacher logits, looked up by clip id.
 
     A store is a folder with ``logits.npy`` (float16 or float32 ``[N, C]``,
-    opened with ``np.load(mmap_mode="r", allow_pickle=False)``, so rows are
-    read from disk on demand) and ``index.json`` (``{clip id: row}``, one id
-    per row); ``fastast_plugin.training.precompute`` writes one. Ids not in the index
+    memory-mapped, so rows are read from disk on demand) and ``index.json``
+    (``{clip id: row}``, one id per row), read by
+    ``fastast_plugin.training.logits_store.read_store``;
+    ``fastast_plugin.training.precompute`` writes one. Ids not in the index
     get zero logits and ``mask`` False, are counted in ``n_missing`` and
     logged (a warning for the first batch with missing ids, debug after).
 
@@ -248,8 +246,7 @@ class LogitsStore:
     def __init__(self, folder: str, num_classes: int | None = None):
         self.folder = os.fspath(folder)
         self.source = self.folder
-        self.logits = _open_logits(os.path.join(self.folder, LOGITS_FILE))
-        self.index = _read_index(os.path.join(self.folder, INDEX_FILE), self.logits.shape[0])
+        self.logits, self.index = read_store(self.folder)
         self.num_classes = int(self.logits.shape[1])
         _check_teacher_classes(self.num_classes, num_classes, self.folder)
         self.reset_counts()
@@ -377,60 +374,6 @@ class BatchLogits:
         mask = getattr(batch.teacher_mask, "data", batch.teacher_mask).reshape(-1) > 0.5
         _check_teacher_classes(logits.shape[-1], self.num_classes, self.source)
         return TeacherOutput(logits, mask)
-
-
-def _open_logits(path):
-    if not os.path.isfile(path):
-        raise FileNotFoundError(
-            f"teacher logits file {path!r} not found; write the store with "
-            "`fastast precompute ...` (python -m fastast_plugin.training.precompute)"
-        )
-    try:
-        logits = np.load(path, mmap_mode="r", allow_pickle=False)
-    except (ValueError, OSError, EOFError) as err:
-        raise ValueError(
-            f"teacher logits file {path!r} is not a readable .npy array of numbers "
-            f"(pickled objects are refused): {err}"
-        ) from err
-    if logits.ndim != 2 or logits.dtype.kind != "f":
-        raise ValueError(
-            f"teacher logits file {path!r} must hold a float array [clips, classes], "
-            f"got dtype {logits.dtype} and shape {logits.shape}"
-        )
-    return logits
-
-
-def _read_index(path, num_rows):
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"teacher logits index {path!r} not found")
-    try:
-        with open(path) as f:
-            index = json.load(f)
-    except (ValueError, UnicodeDecodeError) as err:
-        raise ValueError(f"teacher logits index {path!r} is not valid JSON: {err}") from err
-    if not isinstance(index, dict):
-        raise ValueError(
-            f"teacher logits index {path!r} must be a JSON object {{clip id: row}}, "
-            f"got {type(index).__name__}"
-        )
-    rows = list(index.values())
-    bad = [
-        (k, v)
-        for k, v in index.items()
-        if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v < num_rows
-    ]
-    if bad:
-        raise ValueError(
-            f"teacher logits index {path!r}: rows must be integers in [0, {num_rows}) "
-            f"(the array has {num_rows} rows), got e.g. {bad[:3]}"
-        )
-    if len(index) != num_rows or len(set(rows)) != len(rows):
-        raise ValueError(
-            f"teacher logits index {path!r} maps {len(index)} ids to "
-            f"{len(set(rows))} distinct rows, but the array has {num_rows} rows; "
-            "expected one id per row"
-        )
-    return index
 
 
 # ---------------------------------------------------------------------------

@@ -9,7 +9,9 @@ The bottom layer of the package: it imports no other subpackage.
 * ``resize``: patch geometry, PI-resize of patch kernels, position-embedding
   resampling (FlexiViT / FlexiAST).
 * ``fit``: a checkpoint's architecture, fitted to an encoder's grid
-  (``init_from``); the export folder's configuration.
+  (``init_from``).
+* ``folder``: the exported inference folder's file names, format version
+  and config (``read_export_config``).
 * ``registry``: published weights by name, downloaded to a cache.
 
 This ``__init__`` also serves the names of the flat package's ``weights``
@@ -26,9 +28,9 @@ from fastast_plugin.weights.fit import (
     frames_for_grid,
     load_encoder_weights,
     read_checkpoint,
-    read_export_config,
     read_for_encoder,
 )
+from fastast_plugin.weights.folder import read_export_config
 from fastast_plugin.weights.registry import REGISTRY, PretrainedWeights, find, resolve
 from fastast_plugin.weights.state_dict import (
     CheckpointError,

@@ -16,7 +16,6 @@ Authors
  * fastast developers 2026
 """
 
-import json
 import re
 from pathlib import Path
 from typing import NamedTuple
@@ -32,6 +31,7 @@ from fastast_plugin.weights.convert import (
     convert_timm_vit,
     detect_format,
 )
+from fastast_plugin.weights.folder import WEIGHTS_FILE, read_export_config
 from fastast_plugin.weights.resize import (
     grid_to_pos_embed,
     patch_grid,
@@ -44,22 +44,17 @@ from fastast_plugin.weights.state_dict import (
     CheckpointMismatchError,
     existing_path,
     load_strict,
+    read_json,
     read_state_dict,
-    read_stored_entry,
 )
 
 __all__ = [
-    "EXPORT_CONFIG",
-    "EXPORT_FORMAT",
-    "EXPORT_WEIGHTS",
-    "STORED_CONFIG_KEY",
     "Checkpoint",
     "adapt_pos_embed",
     "fit_to_encoder",
     "frames_for_grid",
     "load_encoder_weights",
     "read_checkpoint",
-    "read_export_config",
     "read_for_encoder",
 ]
 
@@ -77,12 +72,6 @@ _HF_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 _HF_CONFIG_FILE = "config.json"
 # audioset_10_10_0.4593.pth, speechcommands_10_10_0.9812.pth, ...
 _AST_FILE_NAME = re.compile(r"_(\d+)_(\d+)_\d+\.\d+\.pth$")
-# An exported inference folder (fastast_plugin.inference.export): weights + plain JSON;
-# a recipe's model.pt stores the same config beside its state dict.
-EXPORT_FORMAT = "fastast-export-1"
-EXPORT_CONFIG = "fastast_config.json"
-EXPORT_WEIGHTS = "model.safetensors"
-STORED_CONFIG_KEY = "fastast_config"
 
 
 class Checkpoint(NamedTuple):
@@ -130,50 +119,8 @@ def _read_source(source):
             )
         path = found[0]
     config_path = folder / _HF_CONFIG_FILE
-    config = _read_json(config_path) if config_path.is_file() else None
+    config = read_json(config_path) if config_path.is_file() else None
     return read_state_dict(path), config, path
-
-
-def read_export_config(source):
-    """The fastast config of an exported folder or a recipe's ``model.pt``, else None.
-
-    An exported folder holds it as ``fastast_config.json``; a ``model.pt``
-    written by a recipe stores it beside its state dict (key
-    ``fastast_config``). Plain JSON data: reading it executes nothing
-    (unlike an exported folder's ``hyperparams.yaml``, which
-    ``from_pretrained`` never reads).
-
-    Arguments
-    ---------
-    source : str or os.PathLike
-        Any ``from_pretrained`` source.
-
-    Returns
-    -------
-    dict or None
-        The config (encoder and head arguments, run-time patch size and
-        stride, features, labels) when ``source`` records one.
-
-    Example
-    -------
-    >>> read_export_config(getfixture("tmp_path")) is None
-    True
-    """
-    path = Path(source)
-    if path.is_dir():
-        json_path = path / EXPORT_CONFIG
-        config = _read_json(json_path) if json_path.is_file() else None
-    else:
-        json_path = path
-        config = read_stored_entry(path, STORED_CONFIG_KEY) if path.is_file() else None
-    if config is None:
-        return None
-    if not isinstance(config, dict) or config.get("format") != EXPORT_FORMAT:
-        found = config.get("format") if isinstance(config, dict) else type(config).__name__
-        raise CheckpointError(
-            f"{json_path}: expected an export config with format {EXPORT_FORMAT!r}, got {found!r}"
-        )
-    return config
 
 
 def _recorded_geometry(path):
@@ -183,20 +130,12 @@ def _recorded_geometry(path):
     it (an exported folder's ``model.safetensors``): no guessing needed.
     """
     config = read_export_config(path)
-    if config is None and Path(path).name == EXPORT_WEIGHTS:
+    if config is None and Path(path).name == WEIGHTS_FILE:
         config = read_export_config(Path(path).parent)
     if config is None:
         return None
     encoder = config["encoder"]
     return (encoder["fstride"], encoder["tstride"]), encoder["input_fdim"]
-
-
-def _read_json(path):
-    try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except (OSError, ValueError) as err:
-        raise CheckpointError(f"{path} is not a readable JSON config: {err}") from err
 
 
 # ----------------------------------------------------------------------

@@ -16,6 +16,7 @@ Authors
  * fastast developers 2026
 """
 
+import json
 import pickle
 import zipfile
 from collections.abc import Mapping
@@ -32,6 +33,7 @@ __all__ = [
     "CheckpointMismatchError",
     "existing_path",
     "load_strict",
+    "read_json",
     "read_state_dict",
     "read_stored_entry",
 ]
@@ -167,6 +169,38 @@ def read_stored_entry(path, key):
     entry = _torch_load(path, mmap=True)
     entry = entry.get(key) if isinstance(entry, Mapping) else None
     return dict(entry) if isinstance(entry, Mapping) else None
+
+
+def read_json(path):
+    """A JSON file beside a checkpoint (``config.json``, ``fastast_config.json``) as plain data.
+
+    Arguments
+    ---------
+    path : str or os.PathLike
+        The file.
+
+    Returns
+    -------
+    object
+        The parsed JSON.
+
+    Raises
+    ------
+    CheckpointError
+        Naming the file, when it cannot be read or is not JSON.
+
+    Example
+    -------
+    >>> path = getfixture("tmp_path") / "config.json"
+    >>> _ = path.write_text('{"hidden_size": 192}')
+    >>> read_json(path)
+    {'hidden_size': 192}
+    """
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except (OSError, ValueError) as err:
+        raise CheckpointError(f"{path} is not a readable JSON config: {err}") from err
 
 
 def _looks_like_safetensors(path):

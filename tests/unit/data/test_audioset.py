@@ -76,8 +76,13 @@ def test_class_index_and_multi_hot(tmp_path):
     with pytest.raises(ValueError, match="'/m/zz' is not in the class index"):
         multi_hot("/m/zz", classes)
     path.write_text("index,mid,display_name\n1,/m/a,A\n")
-    with pytest.raises(ValueError, match="indices must be 0 to 0 in order"):
+    with pytest.raises(ValueError, match=r"indices must be 0 to 0, each once; got \[1\]"):
         read_class_labels(path)
+    path.write_text("index,mid,display_name\n1,/m/b,B\n0,/m/a,A\n0,/m/c,C\n")
+    with pytest.raises(ValueError, match=r"indices must be 0 to 2, each once; got \[0, 0, 1\]"):
+        read_class_labels(path)
+    path.write_text("index,mid,display_name\n1,/m/b,B\n0,/m/a,A\n")  # any row order
+    assert read_class_labels(path) == {"/m/a": (0, "A"), "/m/b": (1, "B")}
 
 
 def test_clips_are_mixed_to_mono_and_resampled(tmp_path):

@@ -18,7 +18,6 @@ from fastast_plugin.evaluation.sweep import (
     EVAL_COLUMNS,
     benchmark_patch_sizes,
     evaluate_patch_sizes,
-    load_labels,
     manifest_clips,
     product_table,
     summarize_patch_sweeps,
@@ -107,7 +106,7 @@ def test_evaluation_metrics_and_restored_patch_size(flexi_encoder, device):
         evaluate_patch_sizes(model, [], [16])
 
 
-def test_manifest_clips_and_label_files(tmp_path):
+def test_manifest_clips(tmp_path):
     sf.write(tmp_path / "a.wav", np.zeros(160), 16000)
     (tmp_path / "m.json").write_text(
         json.dumps({"a": {"wav": str(tmp_path / "a.wav"), "label": ["dog", "cat"]}})
@@ -119,11 +118,6 @@ def test_manifest_clips_and_label_files(tmp_path):
     (tmp_path / "empty.json").write_text("{}")
     with pytest.raises(ValueError, match="holds no clips"):
         manifest_clips(str(tmp_path / "empty.json"))
-    (tmp_path / "l.json").write_text(json.dumps({"cat": 1, "dog": 0}))
-    (tmp_path / "l.txt").write_text("dog\ncat\n")
-    assert load_labels(str(tmp_path / "l.json")) == load_labels(str(tmp_path / "l.txt"))
-    with pytest.raises(FileNotFoundError, match="nope.txt"):
-        load_labels(str(tmp_path / "nope.txt"))
 
 
 def test_summary_of_folds_keeps_the_first_files_order(tmp_path):
@@ -140,3 +134,35 @@ def test_summary_of_folds_keeps_the_first_files_order(tmp_path):
     assert (tmp_path / "cv.png").stat().st_size > 0
     with pytest.raises(FileNotFoundError, match="no sweep for fold_3"):
         summarize_patch_sweeps({"fold_3": str(tmp_path / "f3.csv")}, str(tmp_path / "x"))
+
+
+def test_sweep_reads_audioset_class_index_by_name_or_mid(tmp_path, flexi_encoder):
+    """``fastast sweep --labels class_labels_indices.csv``: display names or mids, no header class."""
+    rng = np.random.default_rng(0)
+    classes = [("/m/09x0r", "Speech"), ("/m/0bt9lr", "Dog")]
+    by_name, by_mid = {}, {}
+    for i in range(4):
+        sf.write(tmp_path / f"c{i}.wav", rng.standard_normal(8000) * 0.1, 16000)
+        mid, name = classes[i % 2]
+        by_name[f"c{i}"] = {"wav": str(tmp_path / f"c{i}.wav"), "label": [name]}
+        by_mid[f"c{i}"] = {"wav": str(tmp_path / f"c{i}.wav"), "label": mid}
+    (tmp_path / "names.json").write_text(json.dumps(by_name))
+    (tmp_path / "mids.json").write_text(json.dumps(by_mid))
+    (tmp_path / "names.txt").write_text("Speech\nDog\n")
+    (tmp_path / "class_labels_indices.csv").write_text(
+        'index,mid,display_name\n0,/m/09x0r,"Speech"\n1,/m/0bt9lr,"Dog"\n'
+    )
+    model = ASTClassifier(
+        flexi_encoder(depth=1, tdim=64, embed_dim=64, num_heads=1), ASTHead(64, 2)
+    )
+    torch.save(model.state_dict(), tmp_path / "model.pth")
+
+    def sweep(manifest, labels):
+        argv = ["--checkpoint", str(tmp_path / "model.pth"), "--manifest", str(tmp_path / manifest)]
+        argv += ["--labels", str(tmp_path / labels), "--out", str(tmp_path / "out")]
+        rows = cli.run(["sweep", *argv, "--patch-sizes", "16", "32", "--batch-size", "2"])
+        return [(row["patch_size"], row["acc"], row["mAP"], row["clips"]) for row in rows]
+
+    reference = sweep("names.json", "names.txt")
+    assert sweep("names.json", "class_labels_indices.csv") == reference
+    assert sweep("mids.json", "class_labels_indices.csv") == reference

@@ -6,7 +6,8 @@ import json
 import pytest
 import torch
 
-from fastast_plugin.inference.export import export_checkpoint, export_model, read_labels
+from fastast_plugin.data.labels import read_labels
+from fastast_plugin.inference.export import export_checkpoint, export_model
 from fastast_plugin.models.ast import ASTClassifier, ASTEncoder, ASTHead
 from fastast_plugin.models.features import KaldiFbank
 from fastast_plugin.models.pretrained import from_pretrained
@@ -86,21 +87,6 @@ def test_a_foreign_config_is_refused(tmp_path):
     (tmp_path / "fastast_config.json").write_text('{"format": "something-else"}')
     with pytest.raises(CheckpointError, match="fastast_config.json.*fastast-export"):
         from_pretrained(tmp_path)
-
-
-def test_label_files_of_every_format(tmp_path):
-    csv = tmp_path / "class_labels_indices.csv"
-    csv.write_text('index,mid,display_name\n1,/m/0bt9lr,"Dog"\n0,/m/09x0r,"Speech"\n')
-    plain = tmp_path / "labels.txt"
-    plain.write_text("yes\nno\n\n")
-    assert read_labels(csv) == ["Speech", "Dog"]
-    assert read_labels(plain) == ["yes", "no"]
-    with pytest.raises(FileNotFoundError, match="missing.txt"):
-        read_labels(tmp_path / "missing.txt")
-    empty = tmp_path / "empty.txt"
-    empty.write_text("\n")
-    with pytest.raises(ValueError, match="empty.txt"):
-        read_labels(empty)
 
 
 def test_label_count_must_match_the_head(tmp_path):

@@ -8,9 +8,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from fastast_plugin.models.ast import MODEL_SIZES, ASTClassifier, ASTEncoder, ASTHead, grid_shape
+from fastast_plugin.models.ast import MODEL_SIZES, ASTClassifier, ASTEncoder, ASTHead
 from fastast_plugin.models.layers import MergeState
 from fastast_plugin.models.merge import token_counts
+from fastast_plugin.weights.resize import patch_grid
 
 RECIPES = Path(__file__).parents[3] / "recipes"
 
@@ -50,7 +51,7 @@ def test_presets_build_the_deit_shapes(size):
     "tdim, stride, grid", [(1024, 10, (12, 101)), (512, 10, (12, 50)), (1024, 16, (8, 64))]
 )
 def test_grid_matches_ast_table(device, tdim, stride, grid):
-    assert grid_shape(128, tdim, 16, stride, stride) == grid
+    assert patch_grid((128, tdim), 16, stride) == grid
     enc = tiny(device, input_tdim=tdim, fstride=stride, tstride=stride)
     assert enc.grid_size == grid
     assert enc.pos_embed.shape[1] == grid[0] * grid[1] + 2

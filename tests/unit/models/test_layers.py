@@ -4,7 +4,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from fastast_plugin.models.layers import Attention, Block, MergeState, PatchEmbed, grid_shape
+from fastast_plugin.models.layers import Attention, Block, MergeState, PatchEmbed
+from fastast_plugin.weights.resize import patch_grid
 
 
 def test_patch_tokens_are_frequency_major(device):
@@ -16,7 +17,7 @@ def test_patch_tokens_are_frequency_major(device):
     with torch.no_grad():
         tokens = embed(image)[0]
         full_patch = embed.proj.weight.sum((1, 2, 3)) + embed.proj.bias
-    t_dim = grid_shape(128, 128)[1]
+    t_dim = patch_grid((128, 128), 16, 10)[1]
     torch.testing.assert_close(tokens[2 * t_dim + 3], full_patch)
     assert not torch.allclose(tokens[3 * t_dim + 2], full_patch)
 
@@ -99,12 +100,6 @@ def test_block_merges_r_tokens_and_tracks_sizes(device):
     assert state.source.shape == (2, 9, 12)
     assert torch.equal(state.size.sum(1), torch.full((2, 1), 12.0, device=device))
     assert plain.shape == x.shape and untouched == MergeState()
-
-
-def test_grid_shape_of_ast_inputs():
-    assert grid_shape(128, 1024) == (12, 101)
-    assert grid_shape(128, 1024, 48, 48, 48) == (2, 21)
-    assert grid_shape(128, 1024, (16, 24), 16, 24) == (8, 42)
 
 
 @pytest.mark.parametrize("fused", [True, False], ids=["fused", "explicit"])

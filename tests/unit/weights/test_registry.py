@@ -28,7 +28,7 @@ import torch
 from safetensors.torch import save_file
 
 from fastast_plugin import cli, registry
-from fastast_plugin.inference.export import read_labels
+from fastast_plugin.data.labels import read_labels
 from fastast_plugin.models.ast import ASTEncoder
 from fastast_plugin.models.dymn.model import DyMN
 from fastast_plugin.models.features import AUDIOSET_MEAN, AUDIOSET_STD

@@ -16,6 +16,7 @@ from fastast_plugin.models.merge import token_counts
 from fastast_plugin.weights.resize import (
     _resize_matrices,
     parse_patch_size,
+    patch_grid,
     pi_resize,
     resample_pos_embed,
 )
@@ -229,6 +230,12 @@ def test_base_patch_size_gives_exactly_the_fixed_logits(device, stride):
         assert torch.equal(flexible(feats), reference)
         flexible.encoder.set_patch_size(16, stride=stride)
         assert torch.equal(flexible(feats), reference)
+
+
+def test_patch_grid_of_ast_inputs():
+    assert patch_grid((128, 1024), 16, 10) == (12, 101)
+    assert patch_grid((128, 1024), 48, 48) == (2, 21)
+    assert patch_grid((128, 1024), (16, 24), (16, 24)) == (8, 42)
 
 
 def test_embedding_at_another_size_is_resized_kernel_plus_resampled_grid(device):
