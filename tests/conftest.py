@@ -9,6 +9,21 @@ import pytest
 
 def pytest_addoption(parser):
     parser.addoption("--device", action="store", default="cpu")
+    parser.addoption(
+        "--device-tests-only",
+        action="store_true",
+        help="run only the tests that take the device fixture (tools/gpu_check.sh)",
+    )
+
+
+def pytest_collection_modifyitems(config, items):
+    """``--device-tests-only``: deselect every test that does not use ``device``."""
+    if not config.getoption("--device-tests-only"):
+        return
+    # fixturenames holds the fixtures a test uses through other fixtures too
+    uses = [item for item in items if "device" in getattr(item, "fixturenames", ())]
+    config.hook.pytest_deselected(items=[item for item in items if item not in uses])
+    items[:] = uses
 
 
 @pytest.fixture
