@@ -12,9 +12,9 @@ import pytest
 import soundfile as sf
 from torch import nn
 
-from fastast_plugin.training.efficientat import import_ensemble_logits
+from fastast_plugin.training.efficientat import _import_ensemble_logits
 from fastast_plugin.training.logits_store import read_store, write_store
-from fastast_plugin.training.precompute import precompute_teacher_logits
+from fastast_plugin.training.precompute import _precompute_teacher_logits
 from fastast_plugin.training.teachers import LogitsStore
 
 
@@ -50,10 +50,10 @@ def test_a_failed_efficientat_import_leaves_the_previous_store(tmp_path, monkeyp
     np.save(tmp_path / "ensemble.npy", np.arange(6, dtype=np.float32).reshape(3, 2))
     (tmp_path / "f.pkl").write_bytes(pickle.dumps({"YabcdefghijK.mp3": 0, "Ybcdefghijkl.mp3": 2}))
     store = tmp_path / "store"
-    import_ensemble_logits(tmp_path / "ensemble.npy", tmp_path / "f.pkl", store, dtype="float32")
+    _import_ensemble_logits(tmp_path / "ensemble.npy", tmp_path / "f.pkl", store, dtype="float32")
     monkeypatch.setattr(np, "save", failing_np_save)
     with pytest.raises(OSError, match="No space left"):
-        import_ensemble_logits(tmp_path / "ensemble.npy", tmp_path / "f.pkl", store)
+        _import_ensemble_logits(tmp_path / "ensemble.npy", tmp_path / "f.pkl", store)
     monkeypatch.undo()
     logits, mask = LogitsStore(store, num_classes=2)(None, None, ["abcdefghijK", "bcdefghijkl"])
     assert logits.tolist() == [[0.0, 1.0], [4.0, 5.0]] and mask.all()
@@ -71,7 +71,7 @@ def test_a_failed_precompute_leaves_the_previous_store(tmp_path, monkeypatch):
     nn.init.zeros_(teacher.bias)
 
     def run(teacher, manifest):
-        return precompute_teacher_logits(
+        return _precompute_teacher_logits(
             lambda wavs, lens, ids: (teacher(wavs.mean(1, keepdim=True)), None),
             manifest,
             tmp_path / "store",
