@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Lay out the Free Spoken Digit Dataset (FSDD) as Speech Commands, resampled to 16 kHz.
+"""Lay out the Free Spoken Digit Dataset (FSDD) as Speech Commands or ESC-50, resampled to 16 kHz.
 
 A repository script (``python tools/fsdd_layout.py FSDD_RECORDINGS OUT``), not
 part of the installed package. FSDD (github.com/Jakobovski/free-spoken-digit-dataset,
@@ -24,6 +24,21 @@ Splits (``--split``):
   validation set, every file of ``--test-speaker`` the test set, the other
   speakers train.
 
+``--as esc50`` writes ESC-50's layout instead, which
+``recipes/ESC50/esc50_prepare.py`` reads (10 classes, 5 folds)::
+
+    OUT/
+        audio/<fold>-<speaker><take>-A-<digit>.wav   # 16 kHz mono PCM-16
+        meta/esc50.csv   # filename,fold,target,category,esc10,src_file,take
+
+Folds are take groups: fold ``k`` holds takes ``10 (k - 1)`` to
+``10 k - 1`` of every speaker and digit (600 recordings), so every speaker
+is in every fold and fold 1 holds FSDD's conventional test takes (0-4).
+``src_file`` (what ESC-50 keeps within one fold) is ``<speaker><take>``;
+``category`` is the digit's word, ``target`` the digit. ESC-50's own clips
+are 5 s at 44.1 kHz; the preparation reads any rate (``strict_audio:
+False``) and short clips are padded (``fbank_padding`` in the YAML).
+
 Resampling: ``torchaudio.functional.resample`` (band-limited sinc), files
 read and written with ``soundfile``.
 
@@ -32,6 +47,7 @@ Authors
 """
 
 import argparse
+import csv
 import os
 import re
 import sys
@@ -42,6 +58,9 @@ import torchaudio
 
 DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 SPLITS = ("takes", "speakers")
+LAYOUTS = ("speechcommands", "esc50")
+ESC50_COLUMNS = ("filename", "fold", "target", "category", "esc10", "src_file", "take")
+TAKES_PER_FOLD = 10
 FILE_NAME = re.compile(r"^(\d)_([A-Za-z]+)_(\d+)\.wav$")
 LISTS = {"valid": "validation_list.txt", "test": "testing_list.txt"}
 TEST_TAKES = range(0, 5)
@@ -180,6 +199,74 @@ def layout_fsdd(
     return counts
 
 
+def esc50_fold(take):
+    """ESC-50 fold (1-5) of an FSDD take: folds are groups of 10 takes.
+
+    Arguments
+    ---------
+    take : int
+        FSDD take index (0-49).
+
+    Returns
+    -------
+    int
+
+    Example
+    -------
+    >>> esc50_fold(0), esc50_fold(9), esc50_fold(10), esc50_fold(49)
+    (1, 1, 2, 5)
+    """
+    fold = take // TAKES_PER_FOLD + 1
+    if fold > 5:
+        raise ValueError(f"FSDD take {take} is outside 0-49: ESC-50 has 5 folds of 10 takes")
+    return fold
+
+
+def layout_fsdd_esc50(recordings, out, sample_rate=16000):
+    """Write FSDD into ``out`` in ESC-50's layout (see the module docstring).
+
+    Arguments
+    ---------
+    recordings : str
+        FSDD's ``recordings`` folder.
+    out : str
+        Output folder (created; files already there are overwritten).
+    sample_rate : int
+        Output sampling rate.
+
+    Returns
+    -------
+    dict
+        Fold to number of files.
+
+    Example
+    -------
+    >>> import numpy as np
+    >>> tmp = getfixture("tmpdir")
+    >>> for take in (3, 12, 49):
+    ...     sf.write(str(tmp / f"4_theo_{take}.wav"), np.zeros(800), 8000)
+    >>> layout_fsdd_esc50(str(tmp), str(tmp / "esc"))
+    {1: 1, 2: 1, 5: 1}
+    >>> print((tmp / "esc" / "meta" / "esc50.csv").read().splitlines()[1])
+    2-theo12-A-4.wav,2,4,four,False,theo12,A
+    """
+    rows = []
+    for path, digit, speaker, take in fsdd_recordings(recordings):
+        fold, source = esc50_fold(take), f"{speaker}{take}"
+        name = f"{fold}-{source}-A-{digit}.wav"
+        _write_resampled(path, os.path.join(out, "audio", name), sample_rate)
+        rows.append((name, fold, digit, DIGIT_WORDS[digit], "False", source, "A"))
+    os.makedirs(os.path.join(out, "meta"), exist_ok=True)
+    with open(os.path.join(out, "meta", "esc50.csv"), "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(ESC50_COLUMNS)
+        writer.writerows(rows)
+    counts = {}
+    for row in rows:
+        counts[row[1]] = counts.get(row[1], 0) + 1
+    return dict(sorted(counts.items()))
+
+
 def _write_resampled(source, target, sample_rate):
     """``source`` at ``sample_rate`` as 16-bit PCM in ``target`` (mono)."""
     audio, rate = sf.read(source, dtype="float32", always_2d=True)
@@ -194,7 +281,7 @@ def _write_resampled(source, target, sample_rate):
 
 
 def main(argv=None):
-    """Command line: ``fsdd_layout.py RECORDINGS OUT [--split ...]``.
+    """Command line: ``fsdd_layout.py RECORDINGS OUT [--as esc50] [--split ...]``.
 
     Arguments
     ---------
@@ -204,16 +291,26 @@ def main(argv=None):
     Returns
     -------
     dict
-        Split name to number of files.
+        Split name (or ESC-50 fold) to number of files.
     """
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("recordings", help="FSDD's recordings/ folder")
-    parser.add_argument("out", help="output folder (Speech Commands layout)")
-    parser.add_argument("--split", choices=SPLITS, default="takes")
+    parser.add_argument("out", help="output folder")
+    parser.add_argument("--as", dest="layout", choices=LAYOUTS, default="speechcommands",
+                        help="the dataset layout to write")
+    parser.add_argument("--split", choices=SPLITS, default="takes",
+                        help="Speech Commands layout only (ESC-50's folds are take groups)")
     parser.add_argument("--valid-speaker", help="held-out validation speaker (--split speakers)")
     parser.add_argument("--test-speaker", help="held-out test speaker (--split speakers)")
     parser.add_argument("--sample-rate", type=int, default=16000)
     args = parser.parse_args(argv)
+    if args.layout == "esc50":
+        if args.split != "takes" or args.valid_speaker or args.test_speaker:
+            parser.error("--as esc50 makes 5 folds of takes; --split, --valid-speaker and "
+                         "--test-speaker are for --as speechcommands")
+        counts = layout_fsdd_esc50(args.recordings, args.out, args.sample_rate)
+        sys.stdout.write(f"{args.out}: {counts}\n")
+        return counts
     counts = layout_fsdd(
         args.recordings,
         args.out,
