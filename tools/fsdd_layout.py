@@ -296,18 +296,29 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("recordings", help="FSDD's recordings/ folder")
     parser.add_argument("out", help="output folder")
-    parser.add_argument("--as", dest="layout", choices=LAYOUTS, default="speechcommands",
-                        help="the dataset layout to write")
-    parser.add_argument("--split", choices=SPLITS, default="takes",
-                        help="Speech Commands layout only (ESC-50's folds are take groups)")
+    parser.add_argument(
+        "--as",
+        dest="layout",
+        choices=LAYOUTS,
+        default="speechcommands",
+        help="the dataset layout to write",
+    )
+    parser.add_argument(
+        "--split",
+        choices=SPLITS,
+        default="takes",
+        help="Speech Commands layout only (ESC-50's folds are take groups)",
+    )
     parser.add_argument("--valid-speaker", help="held-out validation speaker (--split speakers)")
     parser.add_argument("--test-speaker", help="held-out test speaker (--split speakers)")
     parser.add_argument("--sample-rate", type=int, default=16000)
     args = parser.parse_args(argv)
     if args.layout == "esc50":
         if args.split != "takes" or args.valid_speaker or args.test_speaker:
-            parser.error("--as esc50 makes 5 folds of takes; --split, --valid-speaker and "
-                         "--test-speaker are for --as speechcommands")
+            parser.error(
+                "--as esc50 makes 5 folds of takes; --split, --valid-speaker and "
+                "--test-speaker are for --as speechcommands"
+            )
         counts = layout_fsdd_esc50(args.recordings, args.out, args.sample_rate)
         sys.stdout.write(f"{args.out}: {counts}\n")
         return counts

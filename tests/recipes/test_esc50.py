@@ -128,7 +128,9 @@ def test_scratch_yaml_learns_from_random_weights(esc50_data, tmp_path):
     stats = epoch_stats((out / "fold_1" / "train_log.txt").read_text())
     assert [int(row["epoch"]) for row in stats] == list(range(1, 7))
     record = json.loads((out / "fold_1" / "test_metrics.json").read_text())
-    print(f"\nESC-50 scratch (generated, chance 0.5): train loss "
-          f"{[row['train loss'] for row in stats]}, test acc {record['acc']:.3f}")
+    print(
+        f"\nESC-50 scratch (generated, chance 0.5): train loss "
+        f"{[row['train loss'] for row in stats]}, test acc {record['acc']:.3f}"
+    )
     assert stats[-1]["train loss"] < 0.7 * math.log(2), stats  # well below chance (ln 2)
     assert record["clips"] == 32 and record["acc"] >= 0.8, record

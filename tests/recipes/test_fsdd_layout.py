@@ -141,7 +141,9 @@ def test_esc50_layout_folds_are_take_groups_read_by_esc50_prepare(
     assert {int(e["fold"]) for e in test.values()} == {1}
     assert {int(e["fold"]) for e in train.values()} == {2, 3, 4, 5}
     assert {e["label"] for e in test.values()} == {"zero", "seven"}
-    assert {e["src_file"] for e in test.values()} == {f"{s}{t}" for s in SPEAKERS for t in range(10)}
+    assert {e["src_file"] for e in test.values()} == {
+        f"{s}{t}" for s in SPEAKERS for t in range(10)
+    }
     source, _ = sf.read(str(fsdd_all_takes / "7_lucas_11.wav"), dtype="float32")
     laid, rate = sf.read(str(tmp_path / "esc" / "audio" / "2-lucas11-A-7.wav"), dtype="float32")
     expected = torchaudio.functional.resample(torch.from_numpy(source), 8000, 16000).numpy()
