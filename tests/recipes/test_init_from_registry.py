@@ -78,7 +78,7 @@ def esc50_args(yaml, data, out, tiny, *extra):
 
 
 def encoder_of(model_file):
-    state = torch.load(model_file, weights_only=True)
+    state = torch.load(model_file, weights_only=True)["model"]
     return {k.removeprefix("encoder."): v for k, v in state.items() if k.startswith("encoder.")}
 
 

@@ -182,7 +182,8 @@ def test_wrong_checksum_is_refused_naming_the_file(
         ChecksumError, match=r"speechcommands_10_10_0\.9812\.pth\.part.*expected 0{64}"
     ):
         from_pretrained("ast-speechcommands")
-    assert not list(cache.iterdir())  # nothing half-trusted stays behind
+    # nothing half-trusted stays behind (the lock file may: filelock keeps it on purpose)
+    assert not [p.name for p in cache.iterdir() if p.suffix != ".lock"]
 
 
 @pytest.mark.parametrize("ranges", [True, False], ids=["resumed", "restarted"])
