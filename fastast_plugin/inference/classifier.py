@@ -40,14 +40,13 @@ from pathlib import Path
 from typing import NamedTuple
 
 import torch
-import torch.nn.functional as F
 from speechbrain.inference.interfaces import Pretrained
 from speechbrain.utils.logger import get_logger
 from tqdm import tqdm
 
 from fastast_plugin.data.audio import AudioError, load_audio
 from fastast_plugin.models.ast import LENGTH_MODES
-from fastast_plugin.models.features import batch_features, sample_counts
+from fastast_plugin.models.features import batch_features, min_clip_samples, sample_counts
 from fastast_plugin.models.pretrained import MERGE_SETTING, one_setting_overrides
 from fastast_plugin.weights.state_dict import load_strict, read_state_dict
 
@@ -388,9 +387,7 @@ class AudioClassifier(Pretrained):
         length mode; one feature frame (25 ms) in ``"pad"`` mode, where the
         features are padded to the model's input anyway.
         """
-        encoder = self.mods.embedding_model
-        frames = encoder.min_frames if encoder.length_mode == "native" else 1
-        return self.mods.compute_features.samples_for(frames)
+        return min_clip_samples(self.mods.compute_features, self.mods.embedding_model)
 
     # ------------------------------------------------------------------
     # Prediction
@@ -465,8 +462,6 @@ class AudioClassifier(Pretrained):
 
     def _run_windows(self, clips, run):
         """``run`` over every window of every clip, in batches: per clip, its ``Window`` list."""
-        # A clip too short for the model (a click) is run padded with silence.
-        clips = [F.pad(clip, (0, max(0, self.min_samples - len(clip)))) for clip in clips]
         spans = [(i, s, e) for i, clip in enumerate(clips) for s, e in self.windows(len(clip))]
         # Windows of similar length share a batch: less padding, and in native
         # mode fewer distinct lengths (one encoder pass each when merging).
@@ -502,7 +497,10 @@ class AudioClassifier(Pretrained):
         wavs = wavs.to(self.device)
         wav_lens = (lengths.double() / lengths.max()).to(self.device)
         with torch.no_grad(), self.inference_ctx:
-            feats, feat_lens = batch_features(self.mods.compute_features, wavs, wav_lens)
+            # A clip too short for the model (a click) is run padded with silence.
+            feats, feat_lens = batch_features(
+                self.mods.compute_features, wavs, wav_lens, self.min_samples
+            )
             return self.mods.embedding_model(feats, feat_lens)
 
     def _aggregate(self, windows):

@@ -18,6 +18,7 @@ import inspect
 import math
 
 import torch
+import torch.nn.functional as F
 from speechbrain.utils.autocast import fwd_default_precision
 from speechbrain.utils.logger import get_logger
 from torchaudio.compliance.kaldi import get_mel_banks
@@ -29,6 +30,7 @@ __all__ = [
     "band_groups",
     "batch_features",
     "frame_samples",
+    "min_clip_samples",
     "num_frames",
     "sample_counts",
 ]
@@ -162,6 +164,85 @@ def _clip_frame_count(features, num_samples):
     return max(0, 1 + (num_samples - stft.n_fft) // stft.hop_length)
 
 
+def _clip_samples_for(features, frames):
+    """Fewest samples that give a clip ``frames`` frames (``_clip_frame_count``'s inverse).
+
+    Returns
+    -------
+    int or None
+        None when the front end's rule is unknown.
+
+    Example
+    -------
+    >>> from speechbrain.lobes.features import Fbank
+    >>> _clip_samples_for(KaldiFbank(), 16), _clip_samples_for(Fbank(), 16)
+    (2800, 2400)
+    """
+    samples_for = getattr(features, "samples_for", None)
+    if callable(samples_for):
+        return samples_for(frames)
+    stft = getattr(features, "compute_STFT", None)
+    if stft is None or not hasattr(stft, "hop_length"):
+        return None
+    hops = (max(frames, 1) - 1) * stft.hop_length
+    return max(1, hops) if stft.center else stft.n_fft + hops
+
+
+def min_clip_samples(features, encoder):
+    """Samples of the shortest clip an encoder takes behind a front end.
+
+    One patch of frames in the encoder's ``"native"`` length mode (175 ms
+    at 16x16 patches, 16 kHz with ``KaldiFbank``); one frame in ``"pad"``
+    mode, where the features are padded to the model's input anyway.
+    ``batch_features(..., min_samples=)`` pads shorter clips with silence:
+    the Brain and ``AudioClassifier`` both do.
+
+    Arguments
+    ---------
+    features : torch.nn.Module
+        The front end (``KaldiFbank``, SpeechBrain's ``Fbank``, ...).
+    encoder : torch.nn.Module
+        An encoder with ``length_mode`` and ``min_frames`` (``ASTEncoder``);
+        anything else counts as ``"pad"``.
+
+    Returns
+    -------
+    int
+        0 when the front end's frame rule is unknown (nothing is padded).
+
+    Example
+    -------
+    >>> from fastast_plugin.models.ast import ASTEncoder
+    >>> encoder = ASTEncoder("tiny224", depth=1, input_tdim=128, length_mode="native")
+    >>> min_clip_samples(KaldiFbank(), encoder)
+    2800
+    >>> encoder.length_mode = "pad"
+    >>> min_clip_samples(KaldiFbank(), encoder)
+    400
+    """
+    native = getattr(encoder, "length_mode", "pad") == "native"
+    frames = encoder.min_frames if native else 1
+    return _clip_samples_for(features, frames) or 0
+
+
+def _pad_short_clips(wavs, wav_lens, min_samples):
+    """Clips shorter than ``min_samples`` followed by silence up to it; new relative lengths.
+
+    A padded batch already holds zeros after a clip; they are set again
+    (waveform mixup may have put a partner there) and the clip's length
+    grows over them, as if it had been recorded with the silence.
+    """
+    counts = sample_counts(wav_lens, wavs.shape[1])
+    if min(counts) >= min_samples:
+        return wavs, wav_lens
+    total = max(wavs.shape[1], min_samples)
+    wavs = F.pad(wavs, (0, total - wavs.shape[1]))
+    for row, count in enumerate(counts):
+        wavs[row, count:min_samples] = 0.0
+    counts = torch.tensor([max(count, min_samples) for count in counts], dtype=torch.float64)
+    return wavs, (counts / total).to(device=wav_lens.device, dtype=wav_lens.dtype)
+
+
 _WARNED_FRONT_ENDS = set()
 
 
@@ -247,12 +328,14 @@ def _takes_lengths(features):
     return sum(p.kind in positional for p in parameters) >= 2
 
 
-def batch_features(features, wavs, wav_lens=None):
+def batch_features(features, wavs, wav_lens=None, min_samples=0):
     """Run a front end on a padded batch; features and relative frame lengths.
 
     The one place where waveform lengths become frame lengths: the Brain
     and ``AudioClassifier`` call it, so a clip gets the same features and
-    the same encoder ``lengths`` alone and in any batch.
+    the same encoder ``lengths`` alone and in any batch. A clip shorter
+    than ``min_samples`` (``min_clip_samples``: a click, a 150 ms word
+    under one patch in native mode) is padded with silence up to it.
 
     Arguments
     ---------
@@ -263,6 +346,8 @@ def batch_features(features, wavs, wav_lens=None):
         ``[batch, samples]``.
     wav_lens : torch.Tensor, optional
         Relative lengths ``[batch]``; None: every clip fills the batch.
+    min_samples : int
+        Samples of the shortest clip (0: no padding).
 
     Returns
     -------
@@ -278,9 +363,16 @@ def batch_features(features, wavs, wav_lens=None):
     ... )
     >>> feats.shape, (feat_lens * feats.shape[1]).tolist()
     (torch.Size([2, 98, 128]), [98.0, 23.0])
+    >>> feats, feat_lens = batch_features(
+    ...     KaldiFbank(), torch.randn(2, 1600), torch.tensor([1.0, 0.25]), min_samples=2800
+    ... )
+    >>> feats.shape, (feat_lens * feats.shape[1]).tolist()
+    (torch.Size([2, 16, 128]), [16.0, 16.0])
     """
     if wav_lens is None:
         wav_lens = torch.ones(wavs.shape[0], device=wavs.device)
+    if min_samples:
+        wavs, wav_lens = _pad_short_clips(wavs, wav_lens, min_samples)
     feats = features(wavs, wav_lens) if _takes_lengths(features) else features(wavs)
     return feats, _frame_lengths(features, wav_lens, wavs.shape[1], feats.shape[1])
 

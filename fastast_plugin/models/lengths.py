@@ -207,7 +207,9 @@ def clip_frames(feats, lengths, min_frames):
             raise ValueError(
                 f"clip {i} of the batch has {n} frames (relative length "
                 f"{float(lengths[i]):.4g}), shorter than one patch: "
-                f"ASTEncoder needs at least {min_frames} frames"
+                f"ASTEncoder needs at least {min_frames} frames (pad short clips with "
+                f"silence first: fastast_plugin.models.features.batch_features(..., "
+                f"min_samples=min_clip_samples(features, encoder)), as the Brain does)"
             )
     return frames
 

@@ -40,7 +40,7 @@ from torch.nn.parallel import DistributedDataParallel
 from fastast_plugin.data.augment import MixupInfo
 from fastast_plugin.data.sampling import EvalShardSampler, distributed_world
 from fastast_plugin.evaluation.metrics import ClipScores
-from fastast_plugin.models.features import batch_features
+from fastast_plugin.models.features import batch_features, min_clip_samples
 from fastast_plugin.models.merge import token_counts
 from fastast_plugin.training.losses import LOSSES, classification_loss
 from fastast_plugin.weights.resize import parse_patch_size
@@ -449,8 +449,11 @@ class AudioClassifierBrain(sb.Brain):
         info = None
         if mixup is not None and mixup.level == "waveform":
             wavs, info = mixup(wavs)
-        # The encoder's lengths count frames, not samples (native length mode).
-        feats, feat_lens = batch_features(self.modules.compute_features, wavs, wav_lens)
+        # The encoder's lengths count frames, not samples (native length mode);
+        # a clip shorter than the model takes is padded with silence.
+        features = self.modules.compute_features
+        min_samples = min_clip_samples(unwrap(features), unwrap(self.modules.embedding_model))
+        feats, feat_lens = batch_features(features, wavs, wav_lens, min_samples)
         if mixup is not None and mixup.level == "fbank":
             feats, info = mixup(feats)
         if training:

@@ -347,6 +347,37 @@ def test_native_mode_gives_a_clip_the_same_logits_alone_and_in_a_batch(target_le
         assert (together[row] - alone).abs().max() <= 1e-4
 
 
+@pytest.mark.parametrize("front_end", ["KaldiFbank", "speechbrain Fbank"])
+@pytest.mark.parametrize("merge", [{"r": 0}, {"r": 4}])
+def test_native_mode_pads_a_clip_shorter_than_one_patch_with_silence(front_end, merge):
+    """FSDD holds 143 ms words: 12 frames, under one 16-frame patch. The clip runs as
+    if recorded with silence up to one patch, alone, in a batch, and in training."""
+    from speechbrain.lobes.features import Fbank
+
+    from fastast_plugin.models.features import KaldiFbank
+
+    features = KaldiFbank(mean=-6.8, std=5.6) if front_end == "KaldiFbank" else Fbank(n_mels=128)
+    brain = brain_with(features, length_mode="native", **merge)
+    min_samples = 2800 if front_end == "KaldiFbank" else 2400  # 16 frames
+    generator = torch.Generator().manual_seed(3)
+    word, long = torch.randn(2288, generator=generator), torch.randn(24000, generator=generator)
+    padded = F.pad(word, (0, min_samples - len(word)))
+    expected = valid_logits(brain, padded)[0]
+    torch.testing.assert_close(valid_logits(brain, word)[0], expected, rtol=0, atol=1e-5)
+    torch.testing.assert_close(valid_logits(brain, long, word)[1], expected, rtol=0, atol=1e-4)
+    brain.modules.train()
+    batch = sb.dataio.batch.PaddedBatch(
+        [
+            {"id": str(i), "sig": clip, "label_encoded": torch.tensor([0])}
+            for i, clip in enumerate((word, long))
+        ]
+    )
+    loss = brain.compute_objectives(
+        brain.compute_forward(batch, sb.Stage.TRAIN), batch, sb.Stage.TRAIN
+    )
+    assert torch.isfinite(loss)
+
+
 def test_speechbrain_fbank_in_pad_mode_pads_clips_shorter_than_a_patch():
     from speechbrain.lobes.features import Fbank
 
