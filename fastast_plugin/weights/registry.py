@@ -156,10 +156,10 @@ _AST_LICENSE = "BSD-3-Clause"  # YuanGongND/ast
 _AST_DROPBOX = "https://www.dropbox.com/s/{key}/{file}?dl=1"  # AST README links
 
 
-def _ast(name, key, file, strides, score, description, data="audioset"):
-    """An original AST checkpoint on Dropbox (AST README, "Pretrained Models")."""
+def _ast_architecture(strides, data):
+    """A released AST's build: base384 at ``strides``, fine-tuned on AudioSet or Speech Commands."""
     audioset = data == "audioset"
-    arch = {
+    return {
         "model_size": "base384",
         "fstride": strides,
         "tstride": strides,
@@ -167,6 +167,10 @@ def _ast(name, key, file, strides, score, description, data="audioset"):
         "n_classes": 527 if audioset else 35,
         **(_AUDIOSET_STATS if audioset else _SPEECHCOMMANDS_STATS),
     }
+
+
+def _ast(name, key, file, strides, score, description, data="audioset"):
+    """An original AST checkpoint on Dropbox (AST README, "Pretrained Models")."""
     return PretrainedWeights(
         name,
         "url",
@@ -174,8 +178,8 @@ def _ast(name, key, file, strides, score, description, data="audioset"):
         file,
         None,
         "ast",
-        arch,
-        "audioset" if audioset else None,
+        _ast_architecture(strides, data),
+        "audioset" if data == "audioset" else None,
         _AST_LICENSE,
         f"{description} ({score})",
     )
@@ -183,18 +187,18 @@ def _ast(name, key, file, strides, score, description, data="audioset"):
 
 def _hf(repo, strides, description, data="audioset"):
     """A Hugging Face conversion of an AST checkpoint (MIT/ast-finetuned-*)."""
-    audioset = data == "audioset"
-    arch = {
-        "model_size": "base384",
-        "fstride": strides,
-        "tstride": strides,
-        "input_tdim": 1024 if audioset else 128,
-        "n_classes": 527 if audioset else 35,
-        **(_AUDIOSET_STATS if audioset else _SPEECHCOMMANDS_STATS),
-    }
     # Labels come with the repository (config.json id2label).
     return PretrainedWeights(
-        repo, "hf", repo, None, None, "ast", arch, None, _AST_LICENSE, description
+        repo,
+        "hf",
+        repo,
+        None,
+        None,
+        "ast",
+        _ast_architecture(strides, data),
+        None,
+        _AST_LICENSE,
+        description,
     )
 
 
