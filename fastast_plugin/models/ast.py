@@ -48,6 +48,7 @@ MODEL_SIZES = {
     "base384": (768, 12, 12),
 }
 _FLEXIBLE_AXES = {"none": (), "both": (0, 1), "freq": (0,), "time": (1,)}
+_POOLINGS = ("prefix_mean", "cls", "patch_mean")
 
 
 class ASTEncoder(nn.Module):
@@ -125,7 +126,11 @@ class ASTEncoder(nn.Module):
         2 for cls + dist tokens (DeiT, AST), 1 for cls only (ViT).
     pooling : str
         ``"prefix_mean"`` pools ``(cls + dist) / 2`` (or cls when there is
-        one prefix token), ``"cls"`` the cls token only.
+        one prefix token), as AST; ``"cls"`` the cls token only;
+        ``"patch_mean"`` the mean of the patch tokens, each weighted by the
+        patches it holds after merging and padding left out (global average
+        pooling: learns faster from random weights on small data, where the
+        prefix tokens must first learn what to attend to).
     drop_path : float
         Stochastic depth rate, increasing linearly over the blocks.
     layer_norm_eps : float
@@ -188,7 +193,7 @@ class ASTEncoder(nn.Module):
         tstride: int = 10,
         flexible: Literal["none", "both", "time", "freq"] = "none",
         num_prefix_tokens: int = 2,
-        pooling: Literal["prefix_mean", "cls"] = "prefix_mean",
+        pooling: Literal["prefix_mean", "cls", "patch_mean"] = "prefix_mean",
         drop_path: float = 0.0,
         layer_norm_eps: float = 1e-6,
         fused_attn: bool = True,
@@ -208,8 +213,8 @@ class ASTEncoder(nn.Module):
             )
         if flexible not in _FLEXIBLE_AXES:
             raise ValueError(f"flexible must be one of {list(_FLEXIBLE_AXES)}, got {flexible!r}")
-        if pooling not in ("prefix_mean", "cls"):
-            raise ValueError(f"pooling must be 'prefix_mean' or 'cls', got {pooling!r}")
+        if pooling not in _POOLINGS:
+            raise ValueError(f"pooling must be one of {list(_POOLINGS)}, got {pooling!r}")
         preset = MODEL_SIZES[model_size]
         self.embed_dim = embed_dim or preset[0]
         depth = depth or preset[1]
@@ -771,14 +776,36 @@ class ASTEncoder(nn.Module):
         """
         return self.forward_tokens(feats, lengths)[0]
 
-    def pool(self, tokens):
+    def pool(self, tokens, state=MergeState()):
         """Pool tokens into one embedding ``[batch, 1, dim]``.
 
-        Only prefix tokens are pooled: they are never padding.
+        Arguments
+        ---------
+        tokens : torch.Tensor
+            ``[batch, num_prefix_tokens + remaining, dim]`` from
+            ``forward_tokens``.
+        state : MergeState
+            Its merge state: ``"patch_mean"`` weights each patch token by
+            its ``size`` (so the mean is over the input patches, whatever
+            merged) and leaves out tokens ``valid`` marks as padding. The
+            prefix poolings read the prefix tokens only, never padding.
+
+        Returns
+        -------
+        torch.Tensor
+            ``[batch, 1, dim]``.
         """
         if self.pooling == "prefix_mean":
             return tokens[:, : self.num_prefix_tokens].mean(1, keepdim=True)
-        return tokens[:, :1]
+        if self.pooling == "cls":
+            return tokens[:, :1]
+        patches = tokens[:, self.num_prefix_tokens :]
+        weight = patches.new_ones(patches.shape[:2]).unsqueeze(-1)
+        if state.size is not None:
+            weight = state.size[:, self.num_prefix_tokens :].to(patches.dtype)
+        if state.valid is not None:
+            weight = weight * state.valid[:, self.num_prefix_tokens :, None]
+        return (patches * weight).sum(1, keepdim=True) / weight.sum(1, keepdim=True)
 
     def forward(self, feats, lengths=None):
         """Embed a batch of spectrograms.
@@ -799,7 +826,7 @@ class ASTEncoder(nn.Module):
         torch.Tensor
             ``[batch, 1, dim]``.
         """
-        return self.pool(self.forward_features(feats, lengths))
+        return self.pool(*self.forward_tokens(feats, lengths))
 
 
 class ASTHead(nn.Module):

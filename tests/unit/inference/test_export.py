@@ -28,8 +28,13 @@ def tiny_model(n_classes=3, **encoder):
 
 @pytest.mark.parametrize(
     "encoder",
-    [{}, {"fstride": 12, "tstride": 12, "r": [4, -1.0]}, {"keep_ratio": 0.8, "prop_attn": False}],
-    ids=["plain", "schedule", "keep_ratio"],
+    [
+        {},
+        {"fstride": 12, "tstride": 12, "r": [4, -1.0]},
+        {"keep_ratio": 0.8, "prop_attn": False},
+        {"r": 4, "pooling": "patch_mean"},
+    ],
+    ids=["plain", "schedule", "keep_ratio", "patch_mean"],
 )
 def test_round_trip_gives_the_same_model(tmp_path, encoder, device):
     model = tiny_model(**encoder)

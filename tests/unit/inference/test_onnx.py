@@ -20,10 +20,12 @@ pytestmark = pytest.mark.skipif(
 TOLERANCE = 1e-4
 
 
-def _model(flexible="none", depth=2, frames=128, **merge):
+def _model(flexible="none", depth=2, frames=128, pooling="prefix_mean", **merge):
     torch.manual_seed(0)
     strides = {"fstride": 16, "tstride": 16} if flexible != "none" else {}
-    enc = ASTEncoder("tiny224", input_tdim=frames, depth=depth, flexible=flexible, **strides)
+    enc = ASTEncoder(
+        "tiny224", input_tdim=frames, depth=depth, flexible=flexible, pooling=pooling, **strides
+    )
     model = ASTClassifier(enc, ASTHead(192, 5), labels=list("abcde")).eval()
     enc.set_merge(**merge)
     return model
@@ -41,6 +43,7 @@ CASES = {
     "schedule": ({}, {"r": (16, -1.0)}),
     "keep085": ({}, {"keep_ratio": 0.85}),
     "flexible_patch24_keep085": ({"flexible": "both", "patch": 24}, {"keep_ratio": 0.85}),
+    "patch_mean_r16": ({"pooling": "patch_mean"}, {"r": 16}),
 }
 
 
@@ -49,7 +52,9 @@ def test_onnxruntime_matches_pytorch_at_any_batch(case, tmp_path):
     from fastast_plugin.inference.onnx import export_onnx
 
     build, merge = CASES[case]
-    model = _model(build.get("flexible", "none"), **merge)
+    model = _model(
+        build.get("flexible", "none"), pooling=build.get("pooling", "prefix_mean"), **merge
+    )
     if "patch" in build:
         model.encoder.set_patch_size(build["patch"])
         assert model.encoder.patch_size == (24, 24)

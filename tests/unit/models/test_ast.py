@@ -92,6 +92,22 @@ def test_pooling_averages_cls_and_dist(device):
         assert torch.equal(enc(feats), (tokens[:, :1] + tokens[:, 1:2]) / 2)
         enc.pooling = "cls"
         assert torch.equal(enc(feats), tokens[:, :1])
+        enc.pooling = "patch_mean"
+        torch.testing.assert_close(enc(feats), tokens[:, 2:].mean(1, keepdim=True))
+
+
+def test_patch_mean_pools_the_input_patches_whatever_merged(device):
+    """Each merged token counts for the patches it holds: the pooled vector is
+    the mean over the input patches of the token each patch ended in."""
+    enc = tiny(device, depth=2, r=16, pooling="patch_mean", trace_source=True)
+    feats = feats_on(device, 2, 128, 128)
+    with torch.no_grad():
+        tokens, state = enc.forward_tokens(feats)
+        pooled = enc(feats)
+    per_patch = state.source.transpose(1, 2) @ tokens  # [batch, inputs, dim]
+    torch.testing.assert_close(pooled, per_patch[:, 2:].mean(1, keepdim=True))
+    unweighted = tokens[:, 2:].mean(1, keepdim=True)
+    assert (pooled - unweighted).abs().max() > 1e-3  # the sizes matter: the test can fail
 
 
 def test_cls_only_model(device):
@@ -458,9 +474,10 @@ def padded_batch(device, frames=CLIP_FRAMES, fdim=128):
 MERGES = [{"r": 0}, {"r": 8}, {"keep_ratio": 0.85}]
 
 
+@pytest.mark.parametrize("pooling", ["prefix_mean", "patch_mean"])
 @pytest.mark.parametrize("merge", MERGES, ids=["r0", "r8", "keep0.85"])
-def test_a_clip_embeds_the_same_alone_and_padded_in_a_batch(device, merge):
-    enc = tiny(device, depth=4, length_mode="native")
+def test_a_clip_embeds_the_same_alone_and_padded_in_a_batch(device, merge, pooling):
+    enc = tiny(device, depth=4, length_mode="native", pooling=pooling)
     enc.set_merge(**merge)
     clips, batch, lengths = padded_batch(device)
     with torch.no_grad():
