@@ -239,7 +239,7 @@ class AudioClassifier(Pretrained):
         ``overrides`` of ``r`` or ``keep_ratio`` (top-level keys, or keys of
         ``embedding_model``) replace the exported merge setting as a whole,
         and so do those of ``patch_size`` or ``patch_stride``
-        (``checkpoints.one_setting_overrides``).
+        (``models.pretrained.one_setting_overrides``).
 
         Arguments
         ---------

@@ -208,13 +208,16 @@ LONG_MODULES = {
     # Named weights and fetching them; taking the downloads out would rename
     # the DownloadError users see.
     "weights/registry.py",
-    # Split by issue 17 item 3 in parallel: timing to evaluation/timing.py,
-    # the export-folder format to weights/folder.py, the logits store to
-    # training/logits_store.py; the label reader out of sweep (item 6 moves
-    # the sweep command in). Drop each entry once under the limit.
+    # The encoder benchmark (its timing loop is evaluation/timing.py): the
+    # candidates (HF, r, keep ratio, back ends) and their tables, CPU and GPU.
     "evaluation/bench.py",
+    # One checkpoint's architecture read from its tensors and fitted to an
+    # encoder (pos-embed, PI-resize); the converters are weights/convert.py.
     "weights/fit.py",
+    # The teacher sources behind build_teacher (online model, stored logits);
+    # the store's files are training/logits_store.py.
     "training/teachers.py",
+    # The patch-size sweep: evaluation, timing, its tables and its command.
     "evaluation/sweep.py",
 }
 

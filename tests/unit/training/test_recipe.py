@@ -13,12 +13,14 @@ import pytest
 import speechbrain as sb
 import torch
 
+from fastast_plugin.data.dataio import write_manifest
 from fastast_plugin.models.pretrained import from_pretrained
 from fastast_plugin.training.recipe import (
     _sweep_patch_sizes,
     _write_model_file,
     ddp_group,
     parse_arguments,
+    prepare_and_load,
 )
 
 
@@ -122,3 +124,21 @@ def _free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def _two_label_recipe(tmp_path):
+    write_manifest({"a": {"label": "yes"}, "b": {"label": "no"}}, str(tmp_path / "train.json"))
+    (tmp_path / "x.yaml").write_text(
+        "folder: !PLACEHOLDER\nn_classes: null\nhead: !new:torch.nn.Linear [4, !ref <n_classes>]\n"
+    )
+    return str(tmp_path / "x.yaml"), lambda settings: {"train": settings["folder"] + "/train.json"}
+
+
+def test_prepare_and_load_fills_n_classes_and_refuses_a_number_that_differs(tmp_path):
+    hparams_file, prepare = _two_label_recipe(tmp_path)
+    hparams, overrides, _ = prepare_and_load(hparams_file, {"folder": str(tmp_path)}, prepare)
+    assert hparams["head"].out_features == 2 and overrides["n_classes"] == 2
+    same, _, _ = prepare_and_load(hparams_file, {"folder": str(tmp_path), "n_classes": 2}, prepare)
+    assert same["head"].out_features == 2
+    with pytest.raises(ValueError, match=r"train\.json has 2 classes, but n_classes is 10"):
+        prepare_and_load(hparams_file, f"folder: {tmp_path}\nn_classes: 10", prepare)
