@@ -515,8 +515,9 @@ class AudioClassifier(Pretrained):
     def encode_batch(self, wavs, wav_lens=None):
         """Pooled embeddings of a batch of waveforms, as ``EncoderClassifier.encode_batch``.
 
-        The encoder's pooled output (the prefix tokens after the final
-        norm, ``ASTEncoder.pool``), what the classifier reads. A clip longer
+        The encoder's pooled output (``ASTEncoder.pool``: the prefix tokens
+        after the final norm, or the mean of the patch tokens with
+        ``pooling="patch_mean"``), what the classifier reads. A clip longer
         than the model's input is windowed as in ``classify_batch`` and its
         window embeddings averaged. For the token sequence (the tokens left
         after merging) run ``self.mods.embedding_model.forward_features(
