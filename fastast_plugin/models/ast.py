@@ -800,12 +800,17 @@ class ASTEncoder(nn.Module):
         if self.pooling == "cls":
             return tokens[:, :1]
         patches = tokens[:, self.num_prefix_tokens :]
-        weight = patches.new_ones(patches.shape[:2]).unsqueeze(-1)
-        if state.size is not None:
-            weight = state.size[:, self.num_prefix_tokens :].to(patches.dtype)
+        # Weights and sums in at least fp32, as merge_wavg: under bf16 autocast
+        # a sum over a thousand tokens would lose the result's last bits.
+        dtype = torch.promote_types(patches.dtype, torch.float32)
+        if state.size is None:
+            weight = patches.new_ones(*patches.shape[:2], 1, dtype=dtype)
+        else:
+            weight = state.size[:, self.num_prefix_tokens :].to(dtype)
         if state.valid is not None:
             weight = weight * state.valid[:, self.num_prefix_tokens :, None]
-        return (patches * weight).sum(1, keepdim=True) / weight.sum(1, keepdim=True)
+        total = (patches.to(dtype) * weight).sum(1, keepdim=True)
+        return (total / weight.sum(1, keepdim=True)).to(patches.dtype)
 
     def forward(self, feats, lengths=None):
         """Embed a batch of spectrograms.

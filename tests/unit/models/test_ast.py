@@ -110,6 +110,19 @@ def test_patch_mean_pools_the_input_patches_whatever_merged(device):
     assert (pooled - unweighted).abs().max() > 1e-3  # the sizes matter: the test can fail
 
 
+def test_patch_mean_of_bf16_tokens_is_the_fp32_mean_rounded_once():
+    """As merge_wavg, the weighted sum runs in fp32: under bf16 autocast the
+    mean of 1,200 tokens is the fp32 mean rounded to bf16, not a bf16 sum."""
+    enc = tiny("cpu", depth=1, pooling="patch_mean")
+    generator = torch.Generator().manual_seed(0)
+    tokens = (torch.randn(2, 2 + 1200, 192, generator=generator) + 3).to(torch.bfloat16)
+    size = torch.randint(1, 5, (2, 2 + 1200, 1), generator=generator).float()
+    state = MergeState(size=size)
+    pooled = enc.pool(tokens, state)
+    assert pooled.dtype == torch.bfloat16
+    assert torch.equal(pooled, enc.pool(tokens.float(), state).to(torch.bfloat16))
+
+
 def test_cls_only_model(device):
     enc = tiny(device, num_prefix_tokens=1)
     assert enc.dist_token is None and enc.pos_embed.shape[1] == 145
